@@ -1,0 +1,46 @@
+import { z } from 'zod';
+
+/** pg-boss schema; created at install time by the admin connection so the service never needs CREATE. */
+export const PGBOSS_SCHEMA = 'pgboss';
+
+/** The sync queue and its dead-letter queue. Queue creation is DDL in pg-boss (it may create a partition), so the
+ * install step creates them; the service only sends, fetches and completes. */
+export const SYNC_QUEUE = 'owui-sync';
+export const SYNC_DEAD_LETTER_QUEUE = 'owui-sync-dead';
+
+/**
+ * Queue policy: `stately` + singletonKey = tenant means at most one queued and at most one active job per tenant;
+ * a trigger arriving while one is queued coalesces with it.
+ */
+export const SYNC_QUEUE_OPTIONS = {
+  policy: 'stately',
+  retryLimit: 5,
+  retryDelay: 5,
+  retryBackoff: true,
+  retryDelayMax: 300,
+  // Above the worst sync we expect (a 250 MB tenant syncs in well under a minute); heartbeats catch dead workers
+  // far sooner than expiry does.
+  expireInSeconds: 3600,
+  heartbeatSeconds: 30,
+  retentionSeconds: 7 * 24 * 3600,
+  deleteAfterSeconds: 7 * 24 * 3600,
+  deadLetter: SYNC_DEAD_LETTER_QUEUE,
+} as const;
+
+export const SYNC_DEAD_LETTER_QUEUE_OPTIONS = {
+  policy: 'standard',
+  retentionSeconds: 30 * 24 * 3600,
+  deleteAfterSeconds: 30 * 24 * 3600,
+} as const;
+
+/** Payload of a sync job. */
+export const syncJobPayloadSchema = z.object({
+  deployment_id: z.uuid(),
+  client_name: z.string().min(1),
+  full_sync: z.boolean().default(false),
+  triggered_by: z.string().min(1).max(200),
+  requested_at: z.iso.datetime({ offset: true }).optional(),
+  /** Leader epoch that enqueued the job (scheduler jobs only), for audit. */
+  epoch: z.number().int().positive().optional(),
+});
+export type SyncJobPayload = z.infer<typeof syncJobPayloadSchema>;
