@@ -53,17 +53,25 @@ describe('host deletion cascades', () => {
       await c.query('DELETE FROM sync_metadata.hosts WHERE host_id = $1', [doomed]);
 
       const count = async (sql: string) => (await c.query(sql)).rows[0].n as number;
-      expect(await count("SELECT count(*)::int n FROM sync_metadata.client_deployments WHERE client_name='gone'")).toBe(0);
+      expect(await count("SELECT count(*)::int n FROM sync_metadata.client_deployments WHERE client_name='gone'")).toBe(
+        0,
+      );
       expect(await count("SELECT count(*)::int n FROM sync_metadata.sync_jobs WHERE client_name='gone'")).toBe(0);
       expect(await count("SELECT count(*)::int n FROM sync_metadata.conflict_log WHERE client_id='gone'")).toBe(0);
       expect(await count('SELECT count(*)::int n FROM sync_metadata.sync_progress')).toBe(1);
-      expect(await count("SELECT count(*)::int n FROM sync_metadata.leader_election WHERE cluster_name='doomed'")).toBe(0);
+      expect(await count("SELECT count(*)::int n FROM sync_metadata.leader_election WHERE cluster_name='doomed'")).toBe(
+        0,
+      );
       expect(await count(`SELECT count(*)::int n FROM sync_metadata.cache_events WHERE host_id='${doomed}'`)).toBe(0);
       // The other cluster is untouched.
-      expect(await count("SELECT count(*)::int n FROM sync_metadata.client_deployments WHERE client_name='stays'")).toBe(1);
+      expect(
+        await count("SELECT count(*)::int n FROM sync_metadata.client_deployments WHERE client_name='stays'"),
+      ).toBe(1);
       expect(await count("SELECT count(*)::int n FROM sync_metadata.sync_jobs WHERE client_name='stays'")).toBe(1);
       expect(await count("SELECT count(*)::int n FROM sync_metadata.conflict_log WHERE client_id='stays'")).toBe(1);
-      expect(await count("SELECT count(*)::int n FROM sync_metadata.leader_election WHERE cluster_name='kept'")).toBe(1);
+      expect(await count("SELECT count(*)::int n FROM sync_metadata.leader_election WHERE cluster_name='kept'")).toBe(
+        1,
+      );
       expect(await count('SELECT count(*)::int n FROM sync_metadata.cache_events')).toBe(1);
     });
   });

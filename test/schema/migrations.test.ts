@@ -95,7 +95,10 @@ describe('sync_metadata migrations', () => {
   it('two concurrent full installs (role, grants, queue) both succeed', async () => {
     const url = await emptyDatabase();
     const { serviceRole } = db.current;
-    const results = await Promise.all([install({ adminUrl: url, serviceRole }), install({ adminUrl: url, serviceRole })]);
+    const results = await Promise.all([
+      install({ adminUrl: url, serviceRole }),
+      install({ adminUrl: url, serviceRole }),
+    ]);
     expect(results.flatMap((r) => r.migrations.applied).length).toBe((await loadMigrations()).length);
     expect(await relations(url, ['r', 'p'])).toEqual(EXPECTED_TABLES);
   });

@@ -78,7 +78,15 @@ describe('service role security', () => {
   });
 
   it('cannot DELETE, TRUNCATE, DROP or CREATE in sync_metadata', async () => {
-    for (const table of ['hosts', 'client_deployments', 'sync_jobs', 'conflict_log', 'cache_events', 'leader_election', 'sync_progress']) {
+    for (const table of [
+      'hosts',
+      'client_deployments',
+      'sync_jobs',
+      'conflict_log',
+      'cache_events',
+      'leader_election',
+      'sync_progress',
+    ]) {
       await expectDenied(`DELETE FROM sync_metadata.${table}`);
       await expectDenied(`TRUNCATE sync_metadata.${table}`);
       await expectDenied(`DROP TABLE sync_metadata.${table}`);

@@ -47,7 +47,7 @@ export async function teardown(): Promise<void> {
     const { adminUrl, runId, serviceRole } = context;
     await admin(adminUrl, async (c) => {
       const dbs = await c.query<{ datname: string }>(
-        "SELECT datname FROM pg_database WHERE datname LIKE $1::text OR datname LIKE $2::text",
+        'SELECT datname FROM pg_database WHERE datname LIKE $1::text OR datname LIKE $2::text',
         [`owui_t_${runId}_%`, `owui_tpl_${runId}`],
       );
       for (const { datname } of dbs.rows) {

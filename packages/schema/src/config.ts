@@ -7,16 +7,14 @@ import { z } from 'zod';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
-const bool = z
-  .union([z.boolean(), z.string()])
-  .transform((v, ctx) => {
-    if (typeof v === 'boolean') return v;
-    const s = v.trim().toLowerCase();
-    if (['1', 'true', 'yes', 'on'].includes(s)) return true;
-    if (['0', 'false', 'no', 'off', ''].includes(s)) return false;
-    ctx.addIssue({ code: 'custom', message: `expected true/false, got "${v}"` });
-    return z.NEVER;
-  });
+const bool = z.union([z.boolean(), z.string()]).transform((v, ctx) => {
+  if (typeof v === 'boolean') return v;
+  const s = v.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(s)) return true;
+  if (['0', 'false', 'no', 'off', ''].includes(s)) return false;
+  ctx.addIssue({ code: 'custom', message: `expected true/false, got "${v}"` });
+  return z.NEVER;
+});
 
 const postgresUrl = z
   .string()
@@ -53,12 +51,7 @@ export const baseConfigShape = {
   LEASE_DURATION: int(2, 7200).default(60),
   CACHE_TTL: int(0, 86_400).default(300),
   BATCH_SIZE: int(1, 100_000).default(1000),
-  LOG_LEVEL: z
-    .string()
-    .trim()
-    .toLowerCase()
-    .pipe(z.enum(LOG_LEVELS))
-    .default('info'),
+  LOG_LEVEL: z.string().trim().toLowerCase().pipe(z.enum(LOG_LEVELS)).default('info'),
   LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
   ENABLE_METRICS: bool.default(true),
   SERVICE_ROLE: z
