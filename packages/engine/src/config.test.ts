@@ -1,0 +1,139 @@
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { baseConfigSchema, baseConfigShape } from '../../schema/src/index.ts';
+import { loadConfig } from './config.ts';
+import { ConfigError } from './errors.ts';
+
+const noCredentials = () => mkdtempSync(path.join(tmpdir(), 'owui-cfg-'));
+
+function problemsOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return [...(error as ConfigError).problems];
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('applies the documented defaults', () => {
+    const cfg = loadConfig(baseConfigSchema, { env: {}, cwd: noCredentials() });
+    expect(cfg).toMatchObject({
+      HEARTBEAT_INTERVAL: 30,
+      LEASE_DURATION: 60,
+      CACHE_TTL: 300,
+      BATCH_SIZE: 1000,
+      LOG_LEVEL: 'info',
+      LOG_FORMAT: 'json',
+      ENABLE_METRICS: true,
+    });
+    expect(Object.isFrozen(cfg)).toBe(true);
+  });
+
+  it('accepts the seeds spelling of values (LOG_LEVEL=INFO, ENABLE_METRICS=false)', () => {
+    const cfg = loadConfig(baseConfigSchema, {
+      env: { LOG_LEVEL: 'INFO', ENABLE_METRICS: 'false', HEARTBEAT_INTERVAL: '1', LEASE_DURATION: '3' },
+      cwd: noCredentials(),
+    });
+    expect(cfg.LOG_LEVEL).toBe('info');
+    expect(cfg.ENABLE_METRICS).toBe(false);
+    expect(cfg.LEASE_DURATION).toBe(3);
+  });
+
+  it('lists every problem at once', () => {
+    const problems = problemsOf(() =>
+      loadConfig(baseConfigSchema, {
+        env: {
+          DATABASE_URL: 'mysql://nope',
+          HEARTBEAT_INTERVAL: 'soon',
+          BATCH_SIZE: '0',
+          LOG_FORMAT: 'xml',
+          ENABLE_METRICS: 'maybe',
+          CLUSTER_NAME: 'bad name!',
+        },
+        cwd: noCredentials(),
+      }),
+    );
+    const keys = problems.map((p) => p.split(':')[0]);
+    expect(keys).toEqual(
+      expect.arrayContaining([
+        'DATABASE_URL',
+        'HEARTBEAT_INTERVAL',
+        'BATCH_SIZE',
+        'LOG_FORMAT',
+        'ENABLE_METRICS',
+        'CLUSTER_NAME',
+      ]),
+    );
+    expect(problems.length).toBeGreaterThanOrEqual(6);
+  });
+
+  it('rejects a lease that is not longer than the heartbeat', () => {
+    const problems = problemsOf(() =>
+      loadConfig(baseConfigSchema, { env: { HEARTBEAT_INTERVAL: '30', LEASE_DURATION: '30' }, cwd: noCredentials() }),
+    );
+    expect(problems.join('\n')).toMatch(/LEASE_DURATION: must be greater than HEARTBEAT_INTERVAL/);
+  });
+
+  it('refuses a service URL that is the admin login', () => {
+    const url = 'postgres://postgres:secret@db.example:5432/postgres';
+    const problems = problemsOf(() =>
+      loadConfig(baseConfigSchema, { env: { DATABASE_URL: url, ADMIN_URL: url }, cwd: noCredentials() }),
+    );
+    expect(problems.join('\n')).toMatch(/DATABASE_URL: is the admin URL/);
+    expect(problems.join('\n')).not.toContain('secret');
+  });
+
+  it('never echoes secret values in problems', () => {
+    const problems = problemsOf(() =>
+      loadConfig(z.object({ ...baseConfigShape }), {
+        env: { DATABASE_URL: 'postgres://u:hunter2@host:notaport/db' },
+        cwd: noCredentials(),
+      }),
+    );
+    expect(problems.join('\n')).not.toContain('hunter2');
+  });
+
+  it('reads ADMIN_URL and SYNC_URL from a private .credentials file; the environment wins', () => {
+    const dir = noCredentials();
+    const file = path.join(dir, '.credentials');
+    writeFileSync(
+      file,
+      [
+        '# written by syncctl init',
+        'ADMIN_URL=postgresql://postgres:a%40b@db:5432/postgres',
+        'export SYNC_URL="postgresql://sync_service:p%23w@db:5432/postgres"',
+        'SYNC_SERVICE_PASSWORD=p#w',
+      ].join('\n'),
+      { mode: 0o600 },
+    );
+    const cfg = loadConfig(baseConfigSchema, { env: {}, cwd: dir });
+    expect(cfg.ADMIN_URL).toBe('postgresql://postgres:a%40b@db:5432/postgres');
+    expect(cfg.DATABASE_URL).toBe('postgresql://sync_service:p%23w@db:5432/postgres');
+    const overridden = loadConfig(baseConfigSchema, {
+      env: { DATABASE_URL: 'postgresql://other:x@db:5432/postgres' },
+      cwd: dir,
+    });
+    expect(overridden.DATABASE_URL).toBe('postgresql://other:x@db:5432/postgres');
+  });
+
+  it('refuses a .credentials file readable by group or others', () => {
+    const dir = noCredentials();
+    const file = path.join(dir, '.credentials');
+    writeFileSync(file, 'ADMIN_URL=postgresql://postgres:x@db/postgres\n');
+    chmodSync(file, 0o644);
+    const problems = problemsOf(() => loadConfig(baseConfigSchema, { env: {}, cwd: dir }));
+    expect(problems[0]).toMatch(/readable by group or others.*chmod 600/);
+  });
+
+  it('reports a CREDENTIALS_FILE that does not exist', () => {
+    const problems = problemsOf(() =>
+      loadConfig(baseConfigSchema, { env: { CREDENTIALS_FILE: '/nonexistent/.credentials' }, cwd: noCredentials() }),
+    );
+    expect(problems[0]).toMatch(/does not exist/);
+  });
+});
