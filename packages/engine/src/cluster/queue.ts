@@ -1,0 +1,186 @@
+import type pg from 'pg';
+import { PgBoss, type Db as BossDb } from 'pg-boss';
+import type { Logger } from 'pino';
+import {
+  PGBOSS_SCHEMA,
+  SYNC_DEAD_LETTER_QUEUE,
+  SYNC_QUEUE,
+  quoteIdent,
+  syncJobPayloadSchema,
+  type SyncJobPayload,
+} from '../../../schema/src/index.ts';
+import { errorMessage } from '../errors.ts';
+
+/**
+ * Access to the pg-boss sync queue. pg-boss runs as the restricted service role: its schema and queues are created
+ * by the install step, so nothing here needs CREATE (migrate and createSchema are off). Through a transaction-mode
+ * pooler it never LISTENs (polling only); on a direct connection it may, and polling stays as the floor.
+ */
+
+export type CreateBossOptions = {
+  /** Service-role connection string. */
+  readonly connectionString: string;
+  /** The connection goes through a transaction-mode pooler (pgbouncer): no LISTEN/NOTIFY, no session state. */
+  readonly pooled?: boolean;
+  readonly logger?: Logger;
+  /** How often an idle worker polls for jobs (default 0.5 s, pg-boss's minimum): the trigger → start latency. */
+  readonly pollingIntervalSeconds?: number;
+  /** Pool size of pg-boss's own connections (default 4). */
+  readonly max?: number;
+  /**
+   * How often this instance expires stale jobs and fails jobs whose worker stopped heart-beating (default 10 s;
+   * every process supervises, pg-boss coordinates them so a queue is checked once per interval).
+   */
+  readonly superviseIntervalSeconds?: number;
+  /** Name in pg-boss's instance registry (e.g. node-a, worker-1). */
+  readonly instanceName?: string;
+  readonly applicationName?: string;
+};
+
+/** Settings createBoss decided that workers need later (polling interval). */
+export type BossSettings = { readonly pollingIntervalSeconds: number; readonly pooled: boolean };
+
+const settings = new WeakMap<PgBoss, BossSettings>();
+
+/** The polling interval and pooling mode a boss was created with (defaults for a boss made elsewhere). */
+export function bossSettings(boss: PgBoss): BossSettings {
+  return settings.get(boss) ?? { pollingIntervalSeconds: 2, pooled: false };
+}
+
+/**
+ * Creates (does not start) a pg-boss instance for the service role: `migrate: false`, `createSchema: false`, no
+ * cron scheduling, no index rebuilds (the service does not own the indexes), LISTEN/NOTIFY only without a pooler.
+ * Its `error` events are logged, never thrown, so a database restart cannot crash the process. Call
+ * `await boss.start()` and, at shutdown, `await boss.stop()`.
+ */
+export function createBoss(opts: CreateBossOptions): PgBoss {
+  const pooled = opts.pooled ?? false;
+  const pollingIntervalSeconds = Math.max(0.5, opts.pollingIntervalSeconds ?? 0.5);
+  const boss = new PgBoss({
+    connectionString: opts.connectionString,
+    schema: PGBOSS_SCHEMA,
+    application_name: opts.applicationName ?? 'owui-sync-queue',
+    max: opts.max ?? 4,
+    migrate: false,
+    createSchema: false,
+    schedule: false,
+    supervise: true,
+    superviseIntervalSeconds: opts.superviseIntervalSeconds ?? 10,
+    monitorIntervalSeconds: opts.superviseIntervalSeconds ?? 10,
+    queueCacheIntervalSeconds: 60,
+    reindex: false,
+    useListenNotify: !pooled,
+    registerInstance: true,
+    ...(opts.instanceName ? { instanceName: opts.instanceName } : {}),
+    connectionTimeoutMillis: 10_000,
+  });
+  boss.on('error', (error) => {
+    opts.logger?.warn({ err: error }, `job queue: ${errorMessage(error)}`);
+  });
+  boss.on('warning', (warning) => {
+    // Expected behind a pooler: LISTEN is not available, polling carries on.
+    const level = /listen/i.test(warning.message) && pooled ? 'debug' : 'info';
+    opts.logger?.[level]({ data: warning.data }, `job queue: ${warning.message}`);
+  });
+  settings.set(boss, { pollingIntervalSeconds, pooled });
+  return boss;
+}
+
+export type EnqueueResult = {
+  /** The new job's id, or the already queued job's id when coalesced (null only if it could not be read back). */
+  readonly jobId: string | null;
+  /** True when a job for the tenant was already queued; the request merged into it. */
+  readonly coalesced: boolean;
+  /** When the job (or the one it merged into) was queued, ISO 8601. */
+  readonly queuedAt: string;
+};
+
+export type EnqueueOptions = {
+  /**
+   * Run the insert through this executor instead of pg-boss's pool, e.g. a transaction that also checked the
+   * leader's lease (see fencedTransaction), so the job exists only if the check held at commit.
+   */
+  readonly db?: BossDb;
+};
+
+/** Wraps a client that is inside a transaction as a pg-boss executor (`db` option of send/fetch/complete). */
+export function bossExecutor(client: Pick<pg.ClientBase, 'query'>): BossDb {
+  return {
+    executeSql: async (text: string, values?: unknown[]) => {
+      const result = await client.query(text, values as unknown[]);
+      return { rows: result.rows };
+    },
+  };
+}
+
+/**
+ * Enqueues one sync of a tenant. The queue's `stately` policy with singletonKey = client_name keeps at most one
+ * job queued and one running per tenant: a request that finds one already queued coalesces with it (its id is
+ * returned, `coalesced: true`). A full-sync request merging into a queued incremental one does not upgrade it; the
+ * caller can tell from `coalesced`.
+ */
+export async function enqueueSync(
+  boss: PgBoss,
+  payload: SyncJobPayload,
+  options: EnqueueOptions = {},
+): Promise<EnqueueResult> {
+  const data = syncJobPayloadSchema.parse({
+    ...payload,
+    requested_at: payload.requested_at ?? new Date().toISOString(),
+  });
+  const key = data.client_name;
+  // A queued job can start between a refused insert and the look-up; then the next insert succeeds.
+  for (let attempt = 0; attempt < 3; attempt += 1) {
+    const jobId = await boss.send(SYNC_QUEUE, data, { singletonKey: key, ...(options.db ? { db: options.db } : {}) });
+    if (jobId) return { jobId, coalesced: false, queuedAt: data.requested_at ?? new Date().toISOString() };
+    const queued = await boss.findJobs<SyncJobPayload>(SYNC_QUEUE, {
+      key,
+      queued: true,
+      ...(options.db ? { db: options.db } : {}),
+    });
+    const existing = queued[0];
+    if (existing) return { jobId: existing.id, coalesced: true, queuedAt: existing.createdOn.toISOString() };
+  }
+  return { jobId: null, coalesced: true, queuedAt: new Date().toISOString() };
+}
+
+export const JOB_STATES = ['created', 'retry', 'active', 'completed', 'cancelled', 'failed'] as const;
+export type JobState = (typeof JOB_STATES)[number];
+
+export type QueueCount = {
+  readonly queue: string;
+  /** Jobs per pg-boss state (created, retry, active, completed, cancelled, failed), zeros included. */
+  readonly states: Record<string, number>;
+  /** Age of the oldest job ready to run (created/retry, start time reached), or null when none waits. */
+  readonly oldestWaitingSeconds: number | null;
+};
+
+const COUNTS_SQL = `
+  SELECT j.name, j.state::text AS state, count(*)::int AS n,
+         EXTRACT(EPOCH FROM now() - min(j.created_on)
+           FILTER (WHERE j.state IN ('created', 'retry') AND j.start_after <= now()))::float8 AS oldest
+    FROM ${quoteIdent(PGBOSS_SCHEMA)}.job j
+   WHERE j.name = ANY($1::text[])
+   GROUP BY j.name, j.state`;
+
+/**
+ * Job counts of the sync queue and its dead-letter queue, read straight from pg-boss's table (exact, not the
+ * cached statistics), through a started boss or any service-role pool.
+ */
+export async function queueCounts(source: PgBoss | pg.Pool): Promise<QueueCount[]> {
+  const queues = [SYNC_QUEUE, SYNC_DEAD_LETTER_QUEUE];
+  const rows =
+    source instanceof PgBoss
+      ? (await source.getDb().executeSql(COUNTS_SQL, [queues])).rows
+      : (await source.query(COUNTS_SQL, [queues])).rows;
+  return queues.map((queue) => {
+    const states: Record<string, number> = Object.fromEntries(JOB_STATES.map((s) => [s, 0]));
+    let oldest: number | null = null;
+    for (const row of rows as { name: string; state: string; n: number; oldest: number | null }[]) {
+      if (row.name !== queue) continue;
+      states[row.state] = row.n;
+      if (row.oldest !== null && (oldest === null || row.oldest > oldest)) oldest = row.oldest;
+    }
+    return { queue, states, oldestWaitingSeconds: oldest === null ? null : Math.max(0, Math.round(oldest)) };
+  });
+}

@@ -1,0 +1,72 @@
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import type { PgBoss } from 'pg-boss';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBoss, enqueueSync, queueCounts } from '../../packages/engine/src/cluster/queue.ts';
+import { SYNC_QUEUE } from '../../packages/schema/src/index.ts';
+import { useTestDatabase } from '../support/db.ts';
+import { clusterUrl } from '../support/pooler.ts';
+
+/** The sync queue as the service role sees it: one queued and one running job per tenant, coalescing, counts. */
+describe('sync queue', () => {
+  const db = useTestDatabase();
+  let boss: PgBoss;
+  let pool: pg.Pool;
+
+  beforeAll(async () => {
+    const url = await clusterUrl(db.current.serviceUrl);
+    boss = createBoss({ connectionString: url.url, pooled: url.pooled, max: 2 });
+    await boss.start();
+    pool = new pg.Pool({ connectionString: url.url, max: 2 });
+  });
+
+  afterAll(async () => {
+    await boss?.stop({ graceful: false });
+    await pool?.end();
+  });
+
+  const payload = (client: string) => ({
+    deployment_id: randomUUID(),
+    client_name: client,
+    full_sync: false,
+    triggered_by: 'test',
+  });
+
+  it('coalesces a second trigger with the queued job and allows one more once it runs', async () => {
+    const first = await enqueueSync(boss, payload('acme'));
+    expect(first.coalesced).toBe(false);
+    expect(first.jobId).toBeTruthy();
+    const second = await enqueueSync(boss, { ...payload('acme'), triggered_by: 'api' });
+    expect(second).toMatchObject({ coalesced: true, jobId: first.jobId });
+
+    const other = await enqueueSync(boss, payload('globex'));
+    expect(other.coalesced).toBe(false);
+
+    const counts = await queueCounts(boss);
+    const sync = counts.find((c) => c.queue === SYNC_QUEUE);
+    expect(sync?.states.created).toBe(2);
+    expect(sync?.oldestWaitingSeconds).not.toBeNull();
+
+    // Start acme's job: a new trigger may queue exactly one more behind it.
+    const fetched = await boss.fetch(SYNC_QUEUE, { batchSize: 10 });
+    expect(fetched.map((j) => (j.data as { client_name: string }).client_name).sort()).toEqual(['acme', 'globex']);
+    const third = await enqueueSync(boss, payload('acme'));
+    expect(third.coalesced).toBe(false);
+    const fourth = await enqueueSync(boss, payload('acme'));
+    expect(fourth).toMatchObject({ coalesced: true, jobId: third.jobId });
+
+    // While acme's first job is active, its queued one is not handed out (at most one running per tenant).
+    expect(await boss.fetch(SYNC_QUEUE, { batchSize: 10 })).toEqual([]);
+    const acme = fetched.find((j) => (j.data as { client_name: string }).client_name === 'acme');
+    await boss.complete(SYNC_QUEUE, acme!.id);
+    const next = await boss.fetch(SYNC_QUEUE, { batchSize: 10 });
+    expect(next.map((j) => j.id)).toEqual([third.jobId]);
+
+    const viaPool = await queueCounts(pool);
+    expect(viaPool.find((c) => c.queue === SYNC_QUEUE)?.states).toMatchObject({ active: 2, completed: 1, created: 0 });
+  });
+
+  it('rejects an invalid payload before touching the queue', async () => {
+    await expect(enqueueSync(boss, { ...payload('x'), deployment_id: 'nope' })).rejects.toThrow();
+  });
+});
