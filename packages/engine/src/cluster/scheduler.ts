@@ -1,0 +1,177 @@
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type pg from 'pg';
+import type { PgBoss } from 'pg-boss';
+import type { Logger } from 'pino';
+import { SYNC_QUEUE, type SyncJobPayload } from '../../../schema/src/index.ts';
+import { LeadershipLostError, errorMessage } from '../errors.ts';
+import type { SyncMetrics } from '../metrics.ts';
+import { OFFLINE_AFTER_SECONDS, markSilentHostsOffline } from './host-registry.ts';
+import type { LeaderElector, Lease } from './leader-election.ts';
+import { bossExecutor } from './queue.ts';
+
+/**
+ * The scheduler runs on every node and acts only while its node leads. Each tick, in one fenced transaction:
+ * claims the tenants whose next slot has come (sync enabled, not paused or deregistered), moves each one's
+ * next_sync_at to its following slot, inserts one queue job per tenant (coalescing with a job already queued), and
+ * marks hosts silent for five minutes offline. If the lease was lost the transaction does nothing at all.
+ *
+ * Slots: a tenant with interval I and offset o (derived from its deployment id, 0 ≤ o < I) is due at the instants
+ * t with (t − o) mod I = 0, so tenants sharing an interval spread evenly over it and every leader agrees on them. A
+ * tenant never scheduled is due at once if it never synced, else one interval after its last sync.
+ */
+
+export type SchedulerTickResult = {
+  /** Tenants whose slot came in this tick. */
+  readonly due: number;
+  /** New jobs inserted. */
+  readonly enqueued: number;
+  /** Due tenants that already had a job queued (merged into it). */
+  readonly coalesced: number;
+  /** Hosts marked offline (node@hostname). */
+  readonly offlineHosts: readonly string[];
+  readonly durationMs: number;
+};
+
+export type SchedulerTickOptions = {
+  readonly elector: Pick<LeaderElector, 'fenced'>;
+  readonly boss: PgBoss;
+  readonly cluster: string;
+  /** Most tenants handled per tick (the rest follow on the next tick). Default 20 000. */
+  readonly batchSize?: number;
+  readonly offlineAfterSeconds?: number;
+  readonly logger?: Logger;
+  readonly metrics?: SyncMetrics;
+};
+
+const CLAIM_DUE_SQL = `
+  WITH due AS (
+    SELECT d.deployment_id,
+           (hashtext(d.deployment_id::text)::bigint & 2147483647) % d.sync_interval AS slot_offset
+      FROM sync_metadata.client_deployments d
+      JOIN sync_metadata.hosts h ON h.host_id = d.host_id
+     WHERE h.cluster_name = $1::text
+       AND d.sync_enabled
+       AND d.status NOT IN ('paused', 'deregistered')
+       AND coalesce(d.next_sync_at, d.last_sync_at + make_interval(secs => d.sync_interval), '-infinity')
+           <= now()
+     ORDER BY coalesce(d.next_sync_at, d.last_sync_at + make_interval(secs => d.sync_interval), '-infinity')
+     LIMIT $2::integer
+     FOR UPDATE OF d SKIP LOCKED
+  )
+  UPDATE sync_metadata.client_deployments d
+     SET next_sync_at = to_timestamp(
+           (floor((extract(epoch FROM now()) + d.sync_interval / 2.0 - due.slot_offset) / d.sync_interval) + 1)
+             * d.sync_interval + due.slot_offset)
+    FROM due
+   WHERE d.deployment_id = due.deployment_id
+  RETURNING d.deployment_id::text AS deployment_id, d.client_name`;
+
+/**
+ * One scheduler pass (see the module comment). Throws LeadershipLostError when this node no longer leads; any other
+ * error rolls the whole pass back (nothing enqueued, no slot moved).
+ */
+export async function runSchedulerTick(opts: SchedulerTickOptions): Promise<SchedulerTickResult> {
+  const started = performance.now();
+  const { boss, cluster } = opts;
+  const result = await opts.elector.fenced(
+    async (client: pg.PoolClient, lease: Lease) => {
+      const claimed = await client.query<{ deployment_id: string; client_name: string }>(CLAIM_DUE_SQL, [
+        cluster,
+        opts.batchSize ?? 20_000,
+      ]);
+      let enqueued = 0;
+      if (claimed.rows.length > 0) {
+        const requestedAt = new Date().toISOString();
+        const jobs = claimed.rows.map((row) => {
+          const data: SyncJobPayload = {
+            deployment_id: row.deployment_id,
+            client_name: row.client_name,
+            full_sync: false,
+            triggered_by: 'scheduler',
+            requested_at: requestedAt,
+            epoch: lease.epoch,
+          };
+          return { id: randomUUID(), data, singletonKey: row.client_name };
+        });
+        const ids = await boss.insert(SYNC_QUEUE, jobs, { db: bossExecutor(client), returnId: true });
+        enqueued = ids?.length ?? 0;
+      }
+      const offlineHosts = await markSilentHostsOffline(
+        client,
+        cluster,
+        opts.offlineAfterSeconds ?? OFFLINE_AFTER_SECONDS,
+      );
+      return { due: claimed.rows.length, enqueued, coalesced: claimed.rows.length - enqueued, offlineHosts };
+    },
+    { cluster },
+  );
+  if (result.enqueued > 0) opts.metrics?.jobsEnqueued.inc({ triggered_by: 'scheduler' }, result.enqueued);
+  if (result.offlineHosts.length > 0) {
+    opts.logger?.warn({ hosts: result.offlineHosts }, `marked silent hosts offline: ${result.offlineHosts.join(', ')}`);
+  }
+  return { ...result, durationMs: performance.now() - started };
+}
+
+export type SchedulerLoop = { stop(): Promise<void>; tickNow(): Promise<void> };
+
+/**
+ * Runs runSchedulerTick every `tickSeconds` while the elector says this node leads (and once right after it
+ * becomes leader). Errors are logged and counted, never thrown out of the timer.
+ */
+export function startScheduler(
+  opts: SchedulerTickOptions & {
+    readonly elector: LeaderElector;
+    readonly tickSeconds: number;
+    readonly logger: Logger;
+  },
+): SchedulerLoop {
+  let stopped = false;
+  let current: Promise<void> = Promise.resolve();
+  let timer: NodeJS.Timeout | undefined;
+
+  const tick = async () => {
+    if (stopped || !opts.elector.isLeader()) return;
+    try {
+      const r = await runSchedulerTick(opts);
+      if (r.due > 0) {
+        opts.logger.debug(
+          { due: r.due, enqueued: r.enqueued, coalesced: r.coalesced, ms: Math.round(r.durationMs) },
+          'scheduler tick',
+        );
+      }
+    } catch (error) {
+      if (error instanceof LeadershipLostError) {
+        opts.logger.warn(`scheduler: ${error.message}; not enqueuing`);
+        return;
+      }
+      opts.metrics?.loopErrors.inc({ loop: 'scheduler' });
+      opts.logger.warn({ err: error }, `scheduler tick failed: ${errorMessage(error)}; retrying next tick`);
+    }
+  };
+  const run = () => {
+    current = current.then(tick);
+    return current;
+  };
+  const schedule = () => {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      void run().finally(schedule);
+    }, opts.tickSeconds * 1000);
+  };
+  const onChange = (change: { isLeader: boolean }) => {
+    if (change.isLeader) void run();
+  };
+  opts.elector.on('change', onChange);
+  schedule();
+  if (opts.elector.isLeader()) void run();
+  return {
+    tickNow: run,
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      opts.elector.off('change', onChange);
+      await current;
+    },
+  };
+}

@@ -1,0 +1,178 @@
+import type pg from 'pg';
+import type { Job, PgBoss } from 'pg-boss';
+import type { Logger } from 'pino';
+import { SYNC_QUEUE, syncJobPayloadSchema, type SyncJobPayload } from '../../../schema/src/index.ts';
+import { withTransaction, type DbScope } from '../db.ts';
+import { errorMessage } from '../errors.ts';
+import type { SyncMetrics } from '../metrics.ts';
+import { bossSettings } from './queue.ts';
+
+/**
+ * Sync workers: pg-boss hands out one job at a time per slot (its fetch uses FOR UPDATE SKIP LOCKED, and the
+ * queue's stately policy never hands out a tenant's job while another of the same tenant is active), the engine
+ * runs the sync with the job's abort signal, and the outcome settles the job: success or conflict completes it,
+ * a failed run throws so pg-boss retries it with backoff and, after the last retry, moves it to the dead-letter
+ * queue. A job that stops heart-beating (its process died) is failed by pg-boss's monitor and retried elsewhere.
+ */
+
+/** The part of the engine's result the worker reads (see runTenantSync in ../sync/index.ts). */
+export type SyncRunOutcome = {
+  readonly jobId: string;
+  readonly status: 'success' | 'failed' | 'conflict';
+  readonly syncType: 'full' | 'incremental';
+  readonly rowsSynced: number;
+  readonly durationSeconds: number;
+  readonly error?: string;
+};
+
+/** The engine's runTenantSync, injected so the worker does not depend on its module at load time. */
+export type RunTenantSync = (opts: {
+  pool: pg.Pool;
+  clientName: string;
+  scope: DbScope;
+  fullSync?: boolean;
+  triggeredBy: string;
+  queueJobId?: string;
+  workerId?: string;
+  signal?: AbortSignal;
+  logger?: Logger;
+  metrics?: SyncMetrics;
+}) => Promise<SyncRunOutcome>;
+
+export type SyncWorkerOptions = {
+  readonly boss: PgBoss;
+  /** Service-role pool the engine uses. */
+  readonly pool: pg.Pool;
+  readonly runTenantSync: RunTenantSync;
+  readonly cluster: string;
+  readonly hostId: string;
+  /** Shown in sync_jobs.worker_id (e.g. worker-1@host). */
+  readonly workerId: string;
+  /** Jobs this process runs at once (default 2). */
+  readonly concurrency?: number;
+  readonly pollingIntervalSeconds?: number;
+  readonly logger: Logger;
+  readonly metrics?: SyncMetrics;
+};
+
+export type SyncWorker = {
+  /** Jobs currently running in this process. */
+  active(): number;
+  /**
+   * Stops taking jobs and waits up to `timeoutMs` (default 30 s) for running ones to finish; the rest are aborted
+   * and handed back to the queue (retried by another process).
+   */
+  stop(options?: { timeoutMs?: number }): Promise<void>;
+};
+
+type TenantState = { sync_enabled: boolean; status: string } | undefined;
+
+async function tenantState(pool: pg.Pool, clientName: string, scope: DbScope): Promise<TenantState> {
+  return withTransaction(
+    pool,
+    async (client) => {
+      const res = await client.query<{ sync_enabled: boolean; status: string }>(
+        'SELECT sync_enabled, status FROM sync_metadata.client_deployments WHERE client_name = $1::text',
+        [clientName],
+      );
+      return res.rows[0];
+    },
+    scope,
+  );
+}
+
+/** Why a job is skipped instead of run, or null to run it. */
+function skipReason(payload: SyncJobPayload, state: TenantState): string | null {
+  if (!state || state.status === 'deregistered') return `tenant "${payload.client_name}" is not registered`;
+  if (payload.triggered_by === 'scheduler') {
+    if (state.status === 'paused' || !state.sync_enabled) return `tenant "${payload.client_name}" has sync paused`;
+  }
+  return null;
+}
+
+/** Starts consuming the sync queue (see the module comment). */
+export async function startSyncWorker(opts: SyncWorkerOptions): Promise<SyncWorker> {
+  const { boss, logger } = opts;
+  const scope: DbScope = { hostId: opts.hostId, cluster: opts.cluster };
+  const running = new Map<string, AbortController>();
+  const pollingIntervalSeconds = opts.pollingIntervalSeconds ?? bossSettings(boss).pollingIntervalSeconds;
+
+  const handle = async (job: Job<unknown>) => {
+    const parsed = syncJobPayloadSchema.safeParse(job.data);
+    if (!parsed.success) {
+      // Retrying cannot fix a malformed payload; record why and let it go to the dead-letter queue.
+      throw new Error(`invalid sync job payload: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+    }
+    const payload = parsed.data;
+    const state = await tenantState(opts.pool, payload.client_name, scope);
+    const skip = skipReason(payload, state);
+    if (skip) {
+      logger.info({ client: payload.client_name, job: job.id }, `skipped sync job: ${skip}`);
+      return { skipped: skip };
+    }
+    const stopper = new AbortController();
+    running.set(job.id, stopper);
+    try {
+      const result = await opts.runTenantSync({
+        pool: opts.pool,
+        clientName: payload.client_name,
+        scope,
+        fullSync: payload.full_sync,
+        triggeredBy: payload.triggered_by,
+        queueJobId: job.id,
+        workerId: opts.workerId,
+        signal: AbortSignal.any([job.signal, stopper.signal]),
+        logger: logger.child({ client: payload.client_name, job: job.id }),
+        ...(opts.metrics ? { metrics: opts.metrics } : {}),
+      });
+      if (result.status === 'failed') {
+        throw new Error(result.error ?? `sync of "${payload.client_name}" failed`);
+      }
+      return {
+        syncJobId: result.jobId,
+        status: result.status,
+        syncType: result.syncType,
+        rowsSynced: result.rowsSynced,
+        durationSeconds: result.durationSeconds,
+      };
+    } finally {
+      running.delete(job.id);
+    }
+  };
+
+  await boss.work<unknown>(
+    SYNC_QUEUE,
+    { localConcurrency: opts.concurrency ?? 2, batchSize: 1, pollingIntervalSeconds },
+    async (jobs) => {
+      const [job] = jobs;
+      if (!job) return null;
+      try {
+        return await handle(job);
+      } catch (error) {
+        logger.warn({ err: error, job: job.id }, `sync job failed (will be retried): ${errorMessage(error)}`);
+        throw error;
+      }
+    },
+  );
+
+  return {
+    active: () => running.size,
+    async stop(options = {}) {
+      const timeoutMs = options.timeoutMs ?? 30_000;
+      const offWork = boss.offWork(SYNC_QUEUE, { wait: true }).catch((error: unknown) => {
+        logger.warn({ err: error }, `stopping the sync worker: ${errorMessage(error)}`);
+      });
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), timeoutMs);
+      });
+      const late = await Promise.race([offWork.then(() => false), timedOut]);
+      clearTimeout(timer);
+      if (late && running.size > 0) {
+        logger.warn(`handing back ${running.size} running sync job(s) to the queue`);
+        for (const controller of running.values()) controller.abort(new Error('worker is shutting down'));
+        await offWork;
+      }
+    },
+  };
+}

@@ -1,0 +1,11 @@
+-- Cluster scheduling: when each tenant's next scheduled sync is due.
+-- The leader's scheduler sets next_sync_at to the tenant's next slot when it enqueues a job. Slots are spaced by
+-- sync_interval and shifted by a per-tenant offset derived from the deployment id, so tenants sharing an interval
+-- are spread over it instead of all firing in the same second, and every leader computes the same slots.
+-- NULL means "never scheduled": due at once if the tenant never synced, else one interval after its last sync.
+
+ALTER TABLE sync_metadata.client_deployments ADD COLUMN IF NOT EXISTS next_sync_at timestamptz;
+
+CREATE INDEX IF NOT EXISTS client_deployments_next_sync_idx
+    ON sync_metadata.client_deployments (next_sync_at)
+    WHERE sync_enabled;
