@@ -1,0 +1,189 @@
+import type pg from 'pg';
+import { withTransaction } from '../../../../packages/engine/src/db.ts';
+import { inCluster } from './tenants.ts';
+
+/** Cluster-wide views and the deregistration safety flow (CLUSTER_LIFECYCLE_FAQ). */
+
+export type NodeRow = {
+  host_id: string;
+  hostname: string;
+  node_name: string;
+  role: string;
+  status: string;
+  last_heartbeat: Date;
+  seconds_since_heartbeat: number;
+  is_leader: boolean;
+  leader_id: string | null;
+  leader_epoch: string | null;
+  leader_lease_expires: Date | null;
+  lease_valid: boolean;
+};
+
+export type ClusterStatus = {
+  cluster_name: string;
+  leader: { leader_id: string; host_id: string | null; epoch: number; expires_at: Date; lease_valid: boolean } | null;
+  nodes: NodeRow[];
+};
+
+export async function clusterStatus(pool: pg.Pool, cluster: string): Promise<ClusterStatus> {
+  return inCluster(pool, cluster, async (c) => {
+    const nodes = await c.query<NodeRow>(
+      `SELECT host_id, hostname, node_name, role, status, last_heartbeat, seconds_since_heartbeat, is_leader,
+              leader_id, leader_epoch, leader_lease_expires, lease_valid
+         FROM sync_metadata.v_cluster_health WHERE cluster_name = $1::text
+        ORDER BY (role = 'node') DESC, node_name, hostname`,
+      [cluster],
+    );
+    const lease = await c.query<{
+      leader_id: string;
+      leader_host_id: string | null;
+      epoch: string;
+      expires_at: Date;
+      valid: boolean;
+    }>(
+      `SELECT leader_id, leader_host_id, epoch, expires_at, expires_at > now() AS valid
+         FROM sync_metadata.leader_election WHERE cluster_name = $1::text`,
+      [cluster],
+    );
+    const l = lease.rows[0];
+    return {
+      cluster_name: cluster,
+      leader: l
+        ? {
+            leader_id: l.leader_id,
+            host_id: l.leader_host_id,
+            epoch: Number(l.epoch),
+            expires_at: l.expires_at,
+            lease_valid: l.valid,
+          }
+        : null,
+      nodes: nodes.rows,
+    };
+  });
+}
+
+/** True when the cluster has a leader holding an unexpired lease (the cluster is alive). */
+export async function hasLiveLeader(pool: pg.Pool, cluster: string): Promise<boolean> {
+  const status = await clusterStatus(pool, cluster);
+  return Boolean(status.leader?.lease_valid);
+}
+
+export type DeregisterPlan = {
+  cluster_name: string;
+  hosts: { host_id: string; node_name: string; hostname: string; role: string; seconds_since_heartbeat: number }[];
+  sync_enabled: {
+    client_name: string;
+    container_name: string | null;
+    last_sync_at: Date | null;
+    last_sync_status: string | null;
+  }[];
+  paused: { client_name: string; status: string }[];
+  jobs: number;
+  conflicts: number;
+  cache_events: number;
+  leader_rows: number;
+};
+
+/** What deregistering the cluster would delete, and which tenants block it. Admin connection. */
+export async function planClusterDeregistration(adminPool: pg.Pool, cluster: string): Promise<DeregisterPlan> {
+  return withTransaction(adminPool, async (c) => {
+    const hosts = await c.query<DeregisterPlan['hosts'][number]>(
+      `SELECT host_id, node_name, hostname, role,
+              EXTRACT(EPOCH FROM (now() - last_heartbeat))::int AS seconds_since_heartbeat
+         FROM sync_metadata.hosts WHERE cluster_name = $1::text ORDER BY node_name`,
+      [cluster],
+    );
+    const enabled = await c.query<DeregisterPlan['sync_enabled'][number]>(
+      `SELECT cd.client_name, cd.container_name, cd.last_sync_at, cd.last_sync_status
+         FROM sync_metadata.client_deployments cd
+         JOIN sync_metadata.hosts h ON cd.host_id = h.host_id
+        WHERE h.cluster_name = $1::text AND cd.sync_enabled = true
+        ORDER BY cd.client_name`,
+      [cluster],
+    );
+    const paused = await c.query<DeregisterPlan['paused'][number]>(
+      `SELECT cd.client_name, cd.status
+         FROM sync_metadata.client_deployments cd
+         JOIN sync_metadata.hosts h ON cd.host_id = h.host_id
+        WHERE h.cluster_name = $1::text AND cd.sync_enabled = false
+        ORDER BY cd.client_name`,
+      [cluster],
+    );
+    const counts = await c.query<{ jobs: number; conflicts: number; cache_events: number; leader_rows: number }>(
+      `WITH d AS (SELECT cd.deployment_id FROM sync_metadata.client_deployments cd
+                    JOIN sync_metadata.hosts h ON cd.host_id = h.host_id WHERE h.cluster_name = $1::text)
+       SELECT (SELECT count(*)::int FROM sync_metadata.sync_jobs WHERE deployment_id IN (SELECT deployment_id FROM d)) AS jobs,
+              (SELECT count(*)::int FROM sync_metadata.conflict_log WHERE deployment_id IN (SELECT deployment_id FROM d)) AS conflicts,
+              (SELECT count(*)::int FROM sync_metadata.cache_events e JOIN sync_metadata.hosts h ON h.host_id = e.host_id
+                WHERE h.cluster_name = $1::text) AS cache_events,
+              (SELECT count(*)::int FROM sync_metadata.leader_election WHERE cluster_name = $1::text) AS leader_rows`,
+      [cluster],
+    );
+    const n = counts.rows[0] ?? { jobs: 0, conflicts: 0, cache_events: 0, leader_rows: 0 };
+    return {
+      cluster_name: cluster,
+      hosts: hosts.rows,
+      sync_enabled: enabled.rows,
+      paused: paused.rows,
+      jobs: n.jobs,
+      conflicts: n.conflicts,
+      cache_events: n.cache_events,
+      leader_rows: n.leader_rows,
+    };
+  });
+}
+
+export type DeregisterOutcome = {
+  cluster_name: string;
+  hosts_deleted: number;
+  deployments_deleted: number;
+  remaining: { hosts: number; deployments: number; leader_rows: number };
+};
+
+/**
+ * Deletes every host of the cluster (cascading to deployments, jobs, progress, conflicts, leader and cache rows),
+ * re-checking inside the same transaction that no tenant has sync enabled, and verifies nothing is left.
+ */
+export async function deregisterCluster(adminPool: pg.Pool, cluster: string): Promise<DeregisterOutcome> {
+  return withTransaction(adminPool, async (c) => {
+    // Lock the cluster's hosts so a concurrent registration or start-sync cannot slip in between check and delete.
+    await c.query('SELECT 1 FROM sync_metadata.hosts WHERE cluster_name = $1::text FOR UPDATE', [cluster]);
+    const enabled = await c.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM sync_metadata.client_deployments cd
+         JOIN sync_metadata.hosts h ON cd.host_id = h.host_id
+        WHERE h.cluster_name = $1::text AND cd.sync_enabled = true`,
+      [cluster],
+    );
+    if ((enabled.rows[0]?.n ?? 0) > 0) {
+      throw new Error(
+        `a tenant of cluster "${cluster}" had sync enabled meanwhile; re-run: syncctl cluster deregister`,
+      );
+    }
+    const deps = await c.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM sync_metadata.client_deployments cd
+         JOIN sync_metadata.hosts h ON cd.host_id = h.host_id WHERE h.cluster_name = $1::text`,
+      [cluster],
+    );
+    const deleted = await c.query('DELETE FROM sync_metadata.hosts WHERE cluster_name = $1::text', [cluster]);
+    await c.query('DELETE FROM sync_metadata.leader_election WHERE cluster_name = $1::text', [cluster]);
+    const left = await c.query<{ hosts: number; deployments: number; leader_rows: number }>(
+      `SELECT (SELECT count(*)::int FROM sync_metadata.hosts WHERE cluster_name = $1::text) AS hosts,
+              (SELECT count(*)::int FROM sync_metadata.client_deployments cd
+                 WHERE NOT EXISTS (SELECT 1 FROM sync_metadata.hosts h WHERE h.host_id = cd.host_id)) AS deployments,
+              (SELECT count(*)::int FROM sync_metadata.leader_election WHERE cluster_name = $1::text) AS leader_rows`,
+      [cluster],
+    );
+    const remaining = left.rows[0] ?? { hosts: 0, deployments: 0, leader_rows: 0 };
+    if (remaining.hosts || remaining.deployments || remaining.leader_rows) {
+      throw new Error(
+        `cluster "${cluster}" still has rows after deletion: ${JSON.stringify(remaining)}; nothing was changed`,
+      );
+    }
+    return {
+      cluster_name: cluster,
+      hosts_deleted: deleted.rowCount ?? 0,
+      deployments_deleted: deps.rows[0]?.n ?? 0,
+      remaining,
+    };
+  });
+}

@@ -1,0 +1,326 @@
+import { readFileSync } from 'node:fs';
+import type pg from 'pg';
+import { withTransaction, type Queryable } from '../../../../packages/engine/src/db.ts';
+import { ConflictError, InvalidInputError, NotFoundError } from '../../../../packages/engine/src/errors.ts';
+import { conflictConfigSchema, type ConflictConfig } from '../../../../packages/schema/src/conflict-config.ts';
+import { checkClientName, schemaNameFor } from '../../../../packages/schema/src/names.ts';
+import { quoteIdent } from '../../../../packages/schema/src/sql.ts';
+
+/** Tenant lifecycle operations on sync_metadata.client_deployments, scoped to one cluster. */
+
+export type TenantStatus = {
+  client_name: string;
+  deployment_id: string;
+  schema_name: string;
+  container_name: string | null;
+  sqlite_path: string | null;
+  cluster_name: string;
+  hostname: string;
+  sync_enabled: boolean;
+  status: string;
+  sync_interval: number;
+  last_sync_at: Date | null;
+  last_sync_status: string | null;
+  lag_seconds: number | null;
+  last_job_id: string | null;
+  last_job_status: string | null;
+  last_job_type: string | null;
+  last_job_triggered_by: string | null;
+  last_job_started_at: Date | null;
+  last_job_duration_seconds: string | null;
+  last_job_rows_synced: string | null;
+  unresolved_conflicts: number;
+  conflict_strategy?: string;
+};
+
+export type Deployment = {
+  deployment_id: string;
+  client_name: string;
+  host_id: string;
+  schema_name: string;
+  container_name: string | null;
+  sqlite_path: string | null;
+  sync_enabled: boolean;
+  status: string;
+  sync_interval: number;
+  conflict_strategy: string;
+  cluster_name: string;
+};
+
+export function validName(name: string): string {
+  const check = checkClientName(name);
+  if (!check.ok) throw new InvalidInputError(check.reason);
+  return check.value;
+}
+
+/** Runs `fn` in a transaction scoped to the cluster (what RLS lets a service session see). */
+export function inCluster<T>(pool: pg.Pool, cluster: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  return withTransaction(pool, fn, { cluster });
+}
+
+export async function findDeployment(db: Queryable, name: string, cluster: string): Promise<Deployment> {
+  const r = await db.query<Deployment>(
+    `SELECT d.deployment_id, d.client_name, d.host_id, d.schema_name, d.container_name, d.sqlite_path,
+            d.sync_enabled, d.status, d.sync_interval, d.conflict_strategy, h.cluster_name
+       FROM sync_metadata.client_deployments d
+       JOIN sync_metadata.hosts h ON h.host_id = d.host_id
+      WHERE d.client_name = $1::text AND h.cluster_name = $2::text`,
+    [name, cluster],
+  );
+  const row = r.rows[0];
+  if (row) return row;
+  // An admin session sees every cluster: say where the tenant is when it is elsewhere.
+  const elsewhere = await db.query<{ cluster_name: string }>(
+    `SELECT h.cluster_name FROM sync_metadata.client_deployments d
+       JOIN sync_metadata.hosts h ON h.host_id = d.host_id WHERE d.client_name = $1::text`,
+    [name],
+  );
+  const other = elsewhere.rows[0]?.cluster_name;
+  if (other) {
+    throw new NotFoundError(
+      `client "${name}" belongs to cluster "${other}", not "${cluster}"; pass --cluster ${other} or set CLUSTER_NAME=${other}`,
+    );
+  }
+  throw new NotFoundError(
+    `client "${name}" is not registered in cluster "${cluster}"; list them with: syncctl clients — ` +
+      `or register it: syncctl client register ${name} --sqlite PATH`,
+  );
+}
+
+export type EnableResult = { client_name: string; sync_enabled: boolean; status: string; changed: boolean };
+
+/** start-sync / pause-sync: sync_enabled and status; the leader's scheduler reacts on its next tick. */
+export async function setSyncEnabled(
+  pool: pg.Pool,
+  cluster: string,
+  name: string,
+  enabled: boolean,
+): Promise<EnableResult> {
+  validName(name);
+  return inCluster(pool, cluster, async (c) => {
+    const before = await findDeployment(c, name, cluster);
+    const status = enabled ? 'active' : 'paused';
+    const changed = before.sync_enabled !== enabled || before.status !== status;
+    if (changed) {
+      await c.query(
+        `UPDATE sync_metadata.client_deployments SET sync_enabled = $2::boolean, status = $3::text, updated_at = now()
+          WHERE deployment_id = $1::uuid`,
+        [before.deployment_id, enabled, status],
+      );
+    }
+    return { client_name: name, sync_enabled: enabled, status, changed };
+  });
+}
+
+const STATUS_SQL = `SELECT s.*, d.conflict_strategy, s.unresolved_conflicts::int AS unresolved_conflicts
+  FROM sync_metadata.v_sync_status s
+  JOIN sync_metadata.client_deployments d ON d.deployment_id = s.deployment_id
+ WHERE s.cluster_name = $1::text`;
+
+export async function tenantStatus(pool: pg.Pool, cluster: string, name: string): Promise<TenantStatus> {
+  validName(name);
+  return inCluster(pool, cluster, async (c) => {
+    await findDeployment(c, name, cluster);
+    const r = await c.query<TenantStatus>(`${STATUS_SQL} AND s.client_name = $2::text`, [cluster, name]);
+    return r.rows[0] as TenantStatus;
+  });
+}
+
+export async function listTenants(pool: pg.Pool, cluster: string): Promise<TenantStatus[]> {
+  return inCluster(pool, cluster, async (c) => {
+    const r = await c.query<TenantStatus>(`${STATUS_SQL} ORDER BY s.client_name`, [cluster]);
+    return r.rows;
+  });
+}
+
+export const MAX_INTERVAL = 31_536_000;
+
+export function parseInterval(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < 1 || n > MAX_INTERVAL) {
+    throw new InvalidInputError(
+      `interval "${text}" is not a whole number of seconds between 1 and ${MAX_INTERVAL} (e.g. 60, 300, 3600, 86400)`,
+    );
+  }
+  return n;
+}
+
+export async function setInterval(
+  pool: pg.Pool,
+  cluster: string,
+  name: string,
+  seconds: number,
+): Promise<{ client_name: string; sync_interval: number; previous: number }> {
+  validName(name);
+  return inCluster(pool, cluster, async (c) => {
+    const before = await findDeployment(c, name, cluster);
+    await c.query(
+      `UPDATE sync_metadata.client_deployments SET sync_interval = $2::int, updated_at = now()
+        WHERE deployment_id = $1::uuid`,
+      [before.deployment_id, seconds],
+    );
+    return { client_name: name, sync_interval: seconds, previous: before.sync_interval };
+  });
+}
+
+/** Reads and validates a conflict-resolution JSON file (either of the design documents' shapes). */
+export function readConflictConfig(file: string): ConflictConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    throw new InvalidInputError(`cannot read conflict config ${file}: ${why}`);
+  }
+  const parsed = conflictConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(file)'}: ${i.message}`);
+    throw new InvalidInputError(
+      `conflict config ${file} is invalid:\n  - ${issues.join('\n  - ')}\n` +
+        'expected {"default_strategy": "newest_wins", "table_strategies": {"chat": {"strategy": "merge", ' +
+        '"merge_rules": {"messages": "append"}}}}',
+    );
+  }
+  return parsed.data as ConflictConfig;
+}
+
+export async function setConflictConfig(
+  pool: pg.Pool,
+  cluster: string,
+  name: string,
+  config: ConflictConfig,
+): Promise<{ client_name: string; conflict_strategy: string; conflict_config: ConflictConfig }> {
+  validName(name);
+  return inCluster(pool, cluster, async (c) => {
+    const before = await findDeployment(c, name, cluster);
+    await c.query(
+      `UPDATE sync_metadata.client_deployments
+          SET conflict_config = $2::jsonb, conflict_strategy = $3::text, updated_at = now()
+        WHERE deployment_id = $1::uuid`,
+      [before.deployment_id, JSON.stringify(config), config.default_strategy],
+    );
+    return { client_name: name, conflict_strategy: config.default_strategy, conflict_config: config };
+  });
+}
+
+export type DeregisterResult = {
+  client_name: string;
+  deregistered: boolean;
+  schema_name: string;
+  schema_dropped: boolean;
+  schema_exists: boolean;
+  jobs_removed: number;
+};
+
+/** Facts shown before deregistering: does the schema exist, how many rows, is a sync running. */
+export async function describeRemoval(
+  adminPool: pg.Pool,
+  cluster: string,
+  name: string,
+): Promise<{
+  registered: Deployment | null;
+  schema_name: string;
+  schema_exists: boolean;
+  tables: number;
+  running: number;
+}> {
+  validName(name);
+  const schema = schemaNameFor(name);
+  return inCluster(adminPool, cluster, async (c) => {
+    let registered: Deployment | null = null;
+    try {
+      registered = await findDeployment(c, name, cluster);
+    } catch (error) {
+      if (!(error instanceof NotFoundError) || /belongs to cluster/.test(error.message)) throw error;
+    }
+    const schemaName = registered?.schema_name ?? schema;
+    const t = await c.query<{ n: number; e: boolean }>(
+      `SELECT (SELECT count(*)::int FROM pg_tables WHERE schemaname = $1::text) AS n,
+              EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1::text) AS e`,
+      [schemaName],
+    );
+    const running = registered
+      ? Number(
+          (
+            await c.query<{ n: number }>(
+              `SELECT count(*)::int AS n FROM sync_metadata.sync_jobs WHERE deployment_id = $1::uuid AND status = 'running'`,
+              [registered.deployment_id],
+            )
+          ).rows[0]?.n ?? 0,
+        )
+      : 0;
+    return {
+      registered,
+      schema_name: schemaName,
+      schema_exists: Boolean(t.rows[0]?.e),
+      tables: t.rows[0]?.n ?? 0,
+      running,
+    };
+  });
+}
+
+/**
+ * deregister-client: removes the registration (its jobs, progress and conflict history go with it by cascade) and,
+ * with `dropSchema`, the tenant's schema and every row in it. Admin connection: the service role cannot delete.
+ */
+export async function deregisterTenant(
+  adminPool: pg.Pool,
+  cluster: string,
+  name: string,
+  options: { dropSchema: boolean },
+): Promise<DeregisterResult> {
+  validName(name);
+  return inCluster(adminPool, cluster, async (c) => {
+    let dep: Deployment | null = null;
+    try {
+      dep = await findDeployment(c, name, cluster);
+    } catch (error) {
+      if (!(error instanceof NotFoundError) || /belongs to cluster/.test(error.message) || !options.dropSchema) {
+        throw error;
+      }
+    }
+    const schemaName = dep?.schema_name ?? schemaNameFor(name);
+    let jobsRemoved = 0;
+    if (dep) {
+      const jobs = await c.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM sync_metadata.sync_jobs WHERE deployment_id = $1::uuid',
+        [dep.deployment_id],
+      );
+      jobsRemoved = jobs.rows[0]?.n ?? 0;
+      await c.query('DELETE FROM sync_metadata.client_deployments WHERE deployment_id = $1::uuid', [dep.deployment_id]);
+    }
+    const exists = await c.query<{ e: boolean }>(
+      'SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1::text) AS e',
+      [schemaName],
+    );
+    const schemaExists = Boolean(exists.rows[0]?.e);
+    let dropped = false;
+    if (options.dropSchema && schemaExists) {
+      await c.query(`DROP SCHEMA ${quoteIdent(schemaName)} CASCADE`);
+      dropped = true;
+    }
+    if (!dep && !dropped) {
+      throw new NotFoundError(
+        `client "${name}" is not registered and schema ${schemaName} does not exist; nothing to do`,
+      );
+    }
+    return {
+      client_name: name,
+      deregistered: dep !== null,
+      schema_name: schemaName,
+      schema_dropped: dropped,
+      schema_exists: schemaExists && !dropped,
+      jobs_removed: jobsRemoved,
+    };
+  });
+}
+
+/** A paused tenant is not synced by hand either, unless forced: pausing is how an operator freezes it. */
+export function assertSyncAllowed(dep: Deployment, force: boolean): void {
+  if (dep.status === 'paused' && !force) {
+    throw new ConflictError(
+      `tenant "${dep.client_name}" has sync paused; run: syncctl client start ${dep.client_name} ` +
+        '(or pass --force to sync it once while paused)',
+    );
+  }
+}
