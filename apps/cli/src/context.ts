@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
 import { environmentWithCredentials } from '../../../packages/engine/src/config.ts';
@@ -7,6 +7,7 @@ import { ConfigError } from '../../../packages/engine/src/errors.ts';
 import { createLogger, silentLogger, type Logger } from '../../../packages/engine/src/logger.ts';
 import { DEFAULT_SERVICE_ROLE } from '../../../packages/schema/src/install.ts';
 import { type CliIo, Prompter } from './io.ts';
+import { urlencode } from './ops/credentials.ts';
 
 export const DEFAULT_CLUSTER = 'owui-sync';
 
@@ -54,6 +55,7 @@ export class CliContext {
       if (this.optionalCredentials && env.CREDENTIALS_FILE && !existsSync(env.CREDENTIALS_FILE)) {
         delete env.CREDENTIALS_FILE;
       }
+      resolveFileSecrets(env);
       this.#env = environmentWithCredentials({ env, cwd: this.io.cwd });
       if (this.flags.databaseUrl) this.#env.DATABASE_URL = this.flags.databaseUrl;
       if (this.flags.adminUrl) this.#env.ADMIN_URL = this.flags.adminUrl;
@@ -143,4 +145,41 @@ export class CliContext {
 export function jsonReplacer(_key: string, value: unknown): unknown {
   if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
   return value;
+}
+
+/**
+ * Docker-secret style configuration: `X_FILE` fills X from a file (DATABASE_URL, ADMIN_URL, SYNC_SERVICE_PASSWORD),
+ * and DATABASE_PASSWORD_FILE / ADMIN_PASSWORD_FILE put a password into a URL that has none, so URLs can stay in
+ * plain environment while passwords live only in secrets.
+ */
+export function resolveFileSecrets(env: Record<string, string | undefined>): void {
+  const read = (file: string) => {
+    try {
+      return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (error) {
+      throw new ConfigError([`cannot read secret file ${file}: ${(error as Error).message}`]);
+    }
+  };
+  for (const key of ['DATABASE_URL', 'ADMIN_URL', 'SYNC_SERVICE_PASSWORD']) {
+    const file = env[`${key}_FILE`];
+    if (file && !env[key]) env[key] = read(file).trim();
+  }
+  for (const [urlKey, fileKey] of [
+    ['DATABASE_URL', 'DATABASE_PASSWORD_FILE'],
+    ['ADMIN_URL', 'ADMIN_PASSWORD_FILE'],
+  ] as const) {
+    const file = env[fileKey];
+    const url = env[urlKey];
+    if (!file || !url) continue;
+    try {
+      const u = new URL(url);
+      if (!u.password) {
+        u.password = urlencode(read(file));
+        env[urlKey] = u.toString();
+      }
+    } catch (error) {
+      if (error instanceof ConfigError) throw error;
+      throw new ConfigError([`${urlKey} is not a valid URL`]);
+    }
+  }
 }

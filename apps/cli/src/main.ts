@@ -1,10 +1,13 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { AppError, ConfigError, errorMessage } from '../../../packages/engine/src/errors.ts';
+import { AppError } from '../../../packages/engine/src/errors.ts';
 import { commandHelp, findCommand, groupHelp, parseCommandArgs, type Command } from './command.ts';
 import { COMMANDS } from './commands/index.ts';
 import { CliContext, jsonReplacer } from './context.ts';
+import { describeError } from './errors.ts';
 import { processIo, type CliIo } from './io.ts';
+
+export { describeError };
 
 export const EXIT = { ok: 0, error: 1, conflicts: 2 } as const;
 
@@ -67,35 +70,6 @@ function fail(io: CliIo, json: boolean, message: string, code = 'USAGE'): number
   if (json) io.stdout.write(`${JSON.stringify({ error: { code, message } }, jsonReplacer, 2)}\n`);
   else io.stderr.write(`❌ ERROR: ${message}\n`);
   return EXIT.error;
-}
-
-/** Turns driver and configuration errors into a sentence that says what to do next. */
-export function describeError(error: unknown): string {
-  if (error instanceof ConfigError) {
-    return error.problems.length === 1 ? (error.problems[0] ?? error.message) : error.message;
-  }
-  if (error instanceof AppError) return error.message;
-  const message = errorMessage(error);
-  const code = (error as { code?: unknown } | null)?.code;
-  switch (code) {
-    case 'ECONNREFUSED':
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-    case 'ETIMEDOUT':
-      return `cannot reach PostgreSQL (${message}); is the server running and DATABASE_URL/ADMIN_URL right? (Supabase direct connections need IPv6; use the pooler URL otherwise)`;
-    case '28P01':
-    case '28000':
-      return `${message}; check the password in .credentials (re-run syncctl init to reset the service password)`;
-    case '42501':
-      return `${message}; this needs the admin connection (ADMIN_URL) or the grants from syncctl init (re-run it)`;
-    case '3F000':
-    case '42P01':
-      return `${message}; sync_metadata is not installed in this database: run syncctl init`;
-    case '3D000':
-      return `${message}; check the database name in the connection URL`;
-    default:
-      return message || 'unexpected error';
-  }
 }
 
 function isEntryPoint(): boolean {

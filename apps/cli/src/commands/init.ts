@@ -15,7 +15,7 @@ export const initCommand: Command = {
     'service-password': {
       type: 'string',
       placeholder: 'PASSWORD',
-      description: 'set this password (default: SYNC_SERVICE_PASSWORD, else generated for a new role)',
+      description: 'set this password (default: SYNC_SERVICE_PASSWORD[_FILE], else generated for a new role)',
     },
     'rotate-password': { type: 'boolean', description: 'generate and set a new service password' },
     'sync-url': {
@@ -40,7 +40,7 @@ export const initCommand: Command = {
     const result = await initialize({
       adminUrl,
       serviceRole: (values['service-role'] as string | undefined) ?? ctx.serviceRole,
-      servicePassword: (values['service-password'] as string | undefined) ?? ctx.io.env.SYNC_SERVICE_PASSWORD,
+      servicePassword: (values['service-password'] as string | undefined) ?? ctx.env.SYNC_SERVICE_PASSWORD,
       rotatePassword: Boolean(values['rotate-password']),
       syncUrl: values['sync-url'] as string | undefined,
       credentialsFile,

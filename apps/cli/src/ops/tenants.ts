@@ -155,7 +155,9 @@ export async function setInterval(
   return inCluster(pool, cluster, async (c) => {
     const before = await findDeployment(c, name, cluster);
     await c.query(
-      `UPDATE sync_metadata.client_deployments SET sync_interval = $2::int, updated_at = now()
+      // next_sync_at was computed from the old interval; clearing it makes the tenant due one new interval after
+      // its last sync, and the leader spreads it again on the next enqueue.
+      `UPDATE sync_metadata.client_deployments SET sync_interval = $2::int, next_sync_at = NULL, updated_at = now()
         WHERE deployment_id = $1::uuid`,
       [before.deployment_id, seconds],
     );
