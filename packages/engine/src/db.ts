@@ -34,6 +34,14 @@ export function createPool(connectionString: string, options: PoolOptions = {}):
   pool.on('error', (error) => {
     options.logger?.warn({ err: error }, `idle database connection failed: ${errorMessage(error)}`);
   });
+  // A checked-out client can also be told its connection ended between two statements (server restart, idle
+  // transaction timeout); without a listener that 'error' event would crash the process. The next query on it
+  // fails and withClient discards it.
+  pool.on('connect', (client) => {
+    client.on('error', (error) => {
+      options.logger?.warn({ err: error }, `database connection failed: ${errorMessage(error)}`);
+    });
+  });
   return pool;
 }
 

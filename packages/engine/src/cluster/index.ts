@@ -3,3 +3,6 @@ export * from './host-registry.ts';
 export * from './leader-election.ts';
 export * from './scheduler.ts';
 export * from './worker.ts';
+export * from './config.ts';
+export * from './retry.ts';
+export * from './runtime.ts';

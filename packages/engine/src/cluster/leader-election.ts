@@ -190,6 +190,14 @@ export class LeaderElector extends EventEmitter<{ change: [LeaderChange] }> {
       return await withTransaction(
         this.#opts.pool,
         async (client) => {
+          // A leader frozen inside this transaction holds the lease row's share lock; bound how long that can
+          // delay a takeover to one lease duration.
+          const limitMs = String(this.#opts.leaseSeconds * 1000);
+          await client.query(
+            `SELECT set_config('idle_in_transaction_session_timeout', $1::text, true),
+                    set_config('statement_timeout', $1::text, true)`,
+            [limitMs],
+          );
           await assertLease(client, lease);
           return fn(client, lease);
         },

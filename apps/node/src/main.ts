@@ -1,0 +1,97 @@
+import { pathToFileURL } from 'node:url';
+import { startApiServer } from '../../api/src/server.ts';
+import {
+  clusterConfigSchema,
+  processIdentity,
+  type ClusterConfig,
+} from '../../../packages/engine/src/cluster/config.ts';
+import { startClusterRuntime, type ClusterRuntime } from '../../../packages/engine/src/cluster/runtime.ts';
+import type { RunTenantSync } from '../../../packages/engine/src/cluster/worker.ts';
+import { loadConfig } from '../../../packages/engine/src/config.ts';
+import { createLogger, type Logger } from '../../../packages/engine/src/logger.ts';
+import { createMetrics, type SyncMetrics } from '../../../packages/engine/src/metrics.ts';
+import { loadRunTenantSync, notRunningSyncs, productVersion, runUntilSignalled } from './process.ts';
+
+/**
+ * A full node (node-a, node-b): host registry, leader election, scheduler (acts while leading), sync worker and
+ * the API, in one process.
+ *
+ *   ROLE=node-a API_PORT=9443 DATABASE_URL=postgres://sync_service:…@db:5432/postgres tsx apps/node/src/main.ts
+ */
+
+export type NodeConfig = ClusterConfig;
+export const nodeConfigSchema = clusterConfigSchema;
+
+export type RunningNode = {
+  readonly runtime: ClusterRuntime;
+  /** API port, or null when ENABLE_API is off. */
+  readonly port: number | null;
+  stop(): Promise<void>;
+};
+
+export async function startNode(
+  config: NodeConfig,
+  deps: { logger?: Logger; metrics?: SyncMetrics; runTenantSync?: RunTenantSync; signal?: AbortSignal } = {},
+): Promise<RunningNode> {
+  const identity = processIdentity(config, 'node');
+  const logger =
+    deps.logger ??
+    createLogger({ level: config.LOG_LEVEL, format: config.LOG_FORMAT, base: { node: identity.nodeName } });
+  const metrics = deps.metrics ?? createMetrics({ defaultMetrics: true });
+  const startedAt = new Date();
+  const runtime = await startClusterRuntime({
+    config,
+    kind: 'node',
+    runTenantSync: deps.runTenantSync ?? (config.WORKER_CONCURRENCY > 0 ? await loadRunTenantSync() : notRunningSyncs),
+    logger,
+    metrics,
+    version: productVersion(),
+    ...(deps.signal ? { signal: deps.signal } : {}),
+  });
+  let api: { port: number; close(): Promise<void> } | undefined;
+  try {
+    if (config.ENABLE_API) {
+      api = await startApiServer({
+        pool: runtime.pool,
+        boss: runtime.boss,
+        cluster: config.CLUSTER_NAME,
+        nodeName: runtime.nodeName,
+        hostId: runtime.hostId,
+        logger,
+        metrics,
+        startedAt,
+        config: { port: config.API_PORT, host: config.API_HOST, enableMetrics: config.ENABLE_METRICS },
+      });
+    }
+  } catch (error) {
+    await runtime.stop();
+    throw error;
+  }
+  let stopping: Promise<void> | undefined;
+  return {
+    runtime,
+    port: api?.port ?? null,
+    stop() {
+      stopping ??= (async () => {
+        // Hand leadership over before anything slow; keep /health answering until the worker is done.
+        await runtime.stop();
+        await api?.close();
+      })();
+      return stopping;
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const fallback = createLogger({ level: process.env.LOG_LEVEL ?? 'info' });
+  await runUntilSignalled(
+    'node',
+    async (signal) => {
+      const config = loadConfig(nodeConfigSchema, { env: process.env, cwd: process.cwd() });
+      return startNode(config, { signal });
+    },
+    fallback,
+  );
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) void main();

@@ -1,0 +1,1 @@
+export { startWorkerProcess, workerConfigSchema, type WorkerConfig } from './main.ts';

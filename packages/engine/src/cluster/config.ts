@@ -1,0 +1,76 @@
+import os from 'node:os';
+import { z } from 'zod';
+import { baseConfigShape, booleanFromEnv, intFromEnv } from '../../../schema/src/index.ts';
+
+/**
+ * Environment of the node and worker processes: the shared variables (DATABASE_URL, CLUSTER_NAME, ROLE,
+ * HOST_NAME, HEARTBEAT_INTERVAL, LEASE_DURATION, …) plus the cluster runtime's own.
+ */
+export const POOLER_MODES = ['auto', 'none', 'transaction', 'session'] as const;
+
+export const clusterConfigShape = {
+  ...baseConfigShape,
+  /** HTTP port of a full node (seeds: node-a 9443, node-b 9444). */
+  API_PORT: intFromEnv(0, 65_535).default(9443),
+  API_HOST: z.string().trim().min(1).default('0.0.0.0'),
+  /** Sync jobs one process runs at once (0 on a node disables its worker part). */
+  WORKER_CONCURRENCY: intFromEnv(0, 64).default(2),
+  /** Seconds between scheduler passes of the leader. */
+  SCHEDULER_INTERVAL: intFromEnv(1, 3600).default(5),
+  /** Seconds between an idle worker's polls for jobs (0.5 minimum): bounds trigger → start latency. */
+  QUEUE_POLL_INTERVAL: z.coerce.number().min(0.5).max(60).default(0.5),
+  /** How often pg-boss fails jobs whose worker stopped heart-beating and expires stale ones, seconds. */
+  QUEUE_SUPERVISE_INTERVAL: intFromEnv(1, 3600).default(10),
+  /**
+   * Pooler in front of PostgreSQL: `transaction` (pgbouncer/Supavisor transaction mode: no LISTEN/NOTIFY),
+   * `session`, `none`, or `auto` (transaction mode when the URL is a Supabase pooler on port 6543).
+   */
+  DATABASE_POOLER: z.enum(POOLER_MODES).default('auto'),
+  DB_POOL_SIZE: intFromEnv(2, 200).default(10),
+  /** Seconds a graceful stop waits for running syncs before handing them back to the queue. */
+  SHUTDOWN_TIMEOUT: intFromEnv(1, 3600).default(30),
+  /** Hosts silent for longer than this are marked offline by the leader (seconds). */
+  OFFLINE_AFTER: intFromEnv(10, 86_400).default(300),
+  ENABLE_API: booleanFromEnv.default(true),
+} as const;
+
+export const clusterConfigSchema = z.object(clusterConfigShape).superRefine((cfg, ctx) => {
+  if (cfg.LEASE_DURATION <= cfg.HEARTBEAT_INTERVAL) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['LEASE_DURATION'],
+      message: `must be greater than HEARTBEAT_INTERVAL (${cfg.HEARTBEAT_INTERVAL}) so a live leader renews in time`,
+    });
+  }
+  if (!cfg.DATABASE_URL) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['DATABASE_URL'],
+      message: 'is required (the service-role URL; or SYNC_URL in .credentials)',
+    });
+  }
+});
+export type ClusterConfig = z.infer<typeof clusterConfigSchema>;
+
+/** True when connections go through a transaction-mode pooler (no LISTEN/NOTIFY, no session state). */
+export function usesTransactionPooler(config: Pick<ClusterConfig, 'DATABASE_POOLER' | 'DATABASE_URL'>): boolean {
+  if (config.DATABASE_POOLER === 'transaction') return true;
+  if (config.DATABASE_POOLER !== 'auto' || !config.DATABASE_URL) return false;
+  try {
+    const url = new URL(config.DATABASE_URL);
+    return /pooler\.supabase\.com$/i.test(url.hostname) && url.port === '6543';
+  } catch {
+    return false;
+  }
+}
+
+/** The process's identity in the host registry. */
+export function processIdentity(
+  config: Pick<ClusterConfig, 'CLUSTER_NAME' | 'ROLE' | 'HOST_NAME'>,
+  kind: 'node' | 'worker',
+): { cluster: string; hostname: string; nodeName: string } {
+  const hostname = config.HOST_NAME ?? os.hostname();
+  // Scaled worker replicas share their environment; each one's container hostname keeps them apart.
+  const nodeName = config.ROLE ?? (kind === 'node' ? 'node-a' : `worker-${os.hostname()}`.slice(0, 63).toLowerCase());
+  return { cluster: config.CLUSTER_NAME, hostname, nodeName };
+}

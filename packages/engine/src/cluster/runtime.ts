@@ -1,0 +1,169 @@
+import type pg from 'pg';
+import type { PgBoss } from 'pg-boss';
+import type { Logger } from 'pino';
+import { createPool } from '../db.ts';
+import { errorMessage } from '../errors.ts';
+import type { SyncMetrics } from '../metrics.ts';
+import { processIdentity, usesTransactionPooler, type ClusterConfig } from './config.ts';
+import { startHostHeartbeat, type HostHeartbeat } from './host-registry.ts';
+import { LeaderElector } from './leader-election.ts';
+import { createBoss } from './queue.ts';
+import { retryUntilReady } from './retry.ts';
+import { startScheduler, type SchedulerLoop } from './scheduler.ts';
+import { startSyncWorker, type RunTenantSync, type SyncWorker } from './worker.ts';
+
+/**
+ * Builds and starts the cluster side of a process: service-role pool, host registration and heartbeat, pg-boss,
+ * and then either everything a full node runs (leader election + scheduler + worker) or a worker alone. Waits for
+ * the database at start-up instead of failing. `stop()` hands leadership over first, then finishes or hands back
+ * running syncs, then closes connections.
+ */
+
+export type ClusterRuntime = {
+  readonly pool: pg.Pool;
+  readonly boss: PgBoss;
+  readonly hostId: string;
+  readonly nodeName: string;
+  readonly hostname: string;
+  readonly pooled: boolean;
+  /** Present on full nodes. */
+  readonly elector: LeaderElector | undefined;
+  readonly worker: SyncWorker | undefined;
+  stop(): Promise<void>;
+};
+
+export type ClusterRuntimeOptions = {
+  readonly config: ClusterConfig;
+  readonly kind: 'node' | 'worker';
+  readonly runTenantSync: RunTenantSync;
+  readonly logger: Logger;
+  readonly metrics: SyncMetrics;
+  readonly version?: string;
+  /** Aborts a start-up still waiting for the database. */
+  readonly signal?: AbortSignal;
+};
+
+export async function startClusterRuntime(opts: ClusterRuntimeOptions): Promise<ClusterRuntime> {
+  const { config, kind, logger, metrics } = opts;
+  const identity = processIdentity(config, kind);
+  const pooled = usesTransactionPooler(config);
+  const connectionString = config.DATABASE_URL ?? '';
+  const pool = createPool(connectionString, {
+    max: config.DB_POOL_SIZE,
+    applicationName: `owui-sync-${kind}`,
+    logger,
+  });
+  const cleanup: (() => Promise<void>)[] = [async () => pool.end()];
+  const rollback = async () => {
+    for (const fn of cleanup.reverse()) await fn().catch(() => undefined);
+  };
+  try {
+    const heartbeat: HostHeartbeat = await retryUntilReady(
+      'registering this host',
+      () =>
+        startHostHeartbeat({
+          pool,
+          identity: { ...identity, role: kind, ...(opts.version ? { version: opts.version } : {}) },
+          intervalSeconds: config.HEARTBEAT_INTERVAL,
+          logger,
+          metrics,
+        }),
+      { logger, ...(opts.signal ? { signal: opts.signal } : {}) },
+    );
+    cleanup.push(() => heartbeat.stop());
+    const hostId = heartbeat.hostId;
+
+    const boss = createBoss({
+      connectionString,
+      pooled,
+      logger,
+      pollingIntervalSeconds: config.QUEUE_POLL_INTERVAL,
+      superviseIntervalSeconds: config.QUEUE_SUPERVISE_INTERVAL,
+      instanceName: identity.nodeName,
+      applicationName: `owui-sync-${kind}-queue`,
+      max: Math.max(2, Math.min(10, config.WORKER_CONCURRENCY + 2)),
+    });
+    await retryUntilReady('starting the job queue', () => boss.start(), {
+      logger,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    cleanup.push(() => boss.stop({ graceful: false }));
+
+    let elector: LeaderElector | undefined;
+    let scheduler: SchedulerLoop | undefined;
+    if (kind === 'node') {
+      elector = new LeaderElector({
+        pool,
+        cluster: identity.cluster,
+        leaderId: `${identity.nodeName}@${identity.hostname}`,
+        hostId,
+        leaseSeconds: config.LEASE_DURATION,
+        renewSeconds: config.HEARTBEAT_INTERVAL,
+        logger,
+        metrics,
+      });
+      await elector.start();
+      cleanup.push(() => elector!.stop());
+      scheduler = startScheduler({
+        elector,
+        boss,
+        cluster: identity.cluster,
+        tickSeconds: config.SCHEDULER_INTERVAL,
+        offlineAfterSeconds: config.OFFLINE_AFTER,
+        logger,
+        metrics,
+      });
+      cleanup.push(() => scheduler!.stop());
+    }
+
+    let worker: SyncWorker | undefined;
+    if (config.WORKER_CONCURRENCY > 0) {
+      worker = await startSyncWorker({
+        boss,
+        pool,
+        runTenantSync: opts.runTenantSync,
+        cluster: identity.cluster,
+        hostId,
+        workerId: `${identity.nodeName}@${identity.hostname}`,
+        concurrency: config.WORKER_CONCURRENCY,
+        pollingIntervalSeconds: config.QUEUE_POLL_INTERVAL,
+        logger,
+        metrics,
+      });
+    }
+    logger.info(
+      { cluster: identity.cluster, node: identity.nodeName, hostname: identity.hostname, hostId, pooled, kind },
+      `${kind} ${identity.nodeName} started in cluster "${identity.cluster}"`,
+    );
+
+    let stopping: Promise<void> | undefined;
+    return {
+      pool,
+      boss,
+      hostId,
+      nodeName: identity.nodeName,
+      hostname: identity.hostname,
+      pooled,
+      elector,
+      worker,
+      stop() {
+        stopping ??= (async () => {
+          // Leadership first, so the other node takes over while this one finishes its syncs.
+          await scheduler?.stop().catch(() => undefined);
+          await elector?.stop().catch(() => undefined);
+          await worker?.stop({ timeoutMs: config.SHUTDOWN_TIMEOUT * 1000 }).catch((error: unknown) => {
+            logger.warn({ err: error }, `stopping the worker: ${errorMessage(error)}`);
+          });
+          await boss.stop({ graceful: true, timeout: 5000 }).catch(() => undefined);
+          await heartbeat.stop().catch(() => undefined);
+          await pool.end().catch(() => undefined);
+          logger.info(`${kind} ${identity.nodeName} stopped`);
+        })();
+        return stopping;
+      },
+    };
+  } catch (error) {
+    await rollback();
+    throw error;
+  }
+}
