@@ -25,6 +25,9 @@ export const SYNC_QUEUE_OPTIONS = {
   retentionSeconds: 7 * 24 * 3600,
   deleteAfterSeconds: 7 * 24 * 3600,
   deadLetter: SYNC_DEAD_LETTER_QUEUE,
+  // Creating a job NOTIFYs listening workers, which then start it at once; workers behind a transaction pooler
+  // cannot LISTEN and keep polling (the notification is simply not heard).
+  notify: true,
 } as const;
 
 export const SYNC_DEAD_LETTER_QUEUE_OPTIONS = {
