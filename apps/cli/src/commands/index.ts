@@ -11,6 +11,7 @@ import {
 import { clusterDeregisterCommand, clusterStatusCommand } from './cluster.ts';
 import { conflictsCommand, jobsCommand } from './history.ts';
 import { initCommand } from './init.ts';
+import { nodeCommand, workerCommand } from './processes.ts';
 
 /** Every `syncctl` command, in the order help lists them. */
 export const COMMANDS: readonly Command[] = [
@@ -26,4 +27,6 @@ export const COMMANDS: readonly Command[] = [
   conflictsCommand,
   clusterStatusCommand,
   clusterDeregisterCommand,
+  nodeCommand,
+  workerCommand,
 ];

@@ -1,0 +1,102 @@
+import { loadConfig } from '../../../../packages/engine/src/config.ts';
+import { errorMessage } from '../../../../packages/engine/src/errors.ts';
+import type { Command } from '../command.ts';
+import type { CliContext } from '../context.ts';
+
+/** `syncctl node` / `syncctl worker`: the long-running processes, stopped cleanly by SIGTERM or Ctrl-C. */
+
+type Stoppable = { stop(): Promise<void> };
+
+async function runUntilStopped(
+  ctx: CliContext,
+  what: string,
+  start: (signal: AbortSignal) => Promise<Stoppable>,
+): Promise<number> {
+  const abort = new AbortController();
+  let requested = false;
+  const stopRequested = new Promise<NodeJS.Signals>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (requested) {
+        ctx.err(`${signal} again: exiting without waiting`);
+        process.exit(1);
+      }
+      requested = true;
+      abort.abort();
+      resolve(signal);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+  const onRejection = (error: unknown) =>
+    ctx.logger.error({ err: error }, `unexpected error (kept running): ${errorMessage(error)}`);
+  process.on('unhandledRejection', onRejection);
+  let handle: Stoppable;
+  try {
+    handle = await start(abort.signal);
+  } catch (error) {
+    if (requested) return 0;
+    throw error;
+  }
+  const signal = await stopRequested;
+  ctx.logger.info(`${signal} received: stopping ${what}`);
+  await handle.stop();
+  process.off('unhandledRejection', onRejection);
+  return 0;
+}
+
+function processEnv(ctx: CliContext, values: Readonly<Record<string, string | boolean | undefined>>) {
+  const env: Record<string, string | undefined> = {
+    ...ctx.env,
+    CLUSTER_NAME: ctx.cluster,
+    LOG_LEVEL: ctx.io.env.LOG_LEVEL,
+  };
+  if (typeof values.role === 'string') env.ROLE = values.role;
+  if (typeof values.port === 'string') env.API_PORT = values.port;
+  if (typeof values.concurrency === 'string') env.WORKER_CONCURRENCY = values.concurrency;
+  return env;
+}
+
+export const nodeCommand: Command = {
+  path: ['node'],
+  summary: 'run a full node: host registry, leader election, scheduler, sync worker and the API',
+  description:
+    'Configured by the environment (DATABASE_URL = the service role, CLUSTER_NAME, ROLE, API_PORT,\n' +
+    'HEARTBEAT_INTERVAL, LEASE_DURATION, WORKER_CONCURRENCY, …) or .credentials. SIGTERM/Ctrl-C hands leadership\n' +
+    'over at once and finishes or hands back running syncs.',
+  options: {
+    role: { type: 'string', placeholder: 'NAME', description: 'node name (default: ROLE, else node-a)' },
+    port: { type: 'string', placeholder: 'PORT', description: 'API port (default: API_PORT, else 9443)' },
+    concurrency: {
+      type: 'string',
+      placeholder: 'N',
+      description: 'syncs run at once (default: WORKER_CONCURRENCY, 2)',
+    },
+  },
+  examples: ['syncctl node --role node-a --port 9443', 'ROLE=node-b API_PORT=9444 syncctl node'],
+  async run(ctx, { values }) {
+    const { nodeConfigSchema, startNode } = await import('../../../node/src/main.ts');
+    const config = loadConfig(nodeConfigSchema, { env: processEnv(ctx, values), cwd: ctx.io.cwd });
+    return runUntilStopped(ctx, 'node', (signal) => startNode(config, { signal }));
+  },
+};
+
+export const workerCommand: Command = {
+  path: ['worker'],
+  summary: 'run a sync worker only (scale out: docker compose up --scale worker=3)',
+  description:
+    'Registers as a host and runs queued sync jobs; no election, scheduler or API. Same environment as syncctl node.',
+  options: {
+    role: { type: 'string', placeholder: 'NAME', description: 'worker name (default: ROLE, else worker-<hostname>)' },
+    concurrency: {
+      type: 'string',
+      placeholder: 'N',
+      description: 'syncs run at once (default: WORKER_CONCURRENCY, 2)',
+    },
+  },
+  examples: ['syncctl worker --concurrency 4'],
+  async run(ctx, { values }) {
+    const { workerConfigSchema, startWorkerProcess } = await import('../../../worker/src/main.ts');
+    const config = loadConfig(workerConfigSchema, { env: processEnv(ctx, values), cwd: ctx.io.cwd });
+    return runUntilStopped(ctx, 'worker', (signal) => startWorkerProcess(config, { signal }));
+  },
+};
