@@ -1,0 +1,29 @@
+/**
+ * The sync engine: provisioning tenant schemas from a tenant's SQLite file, and running syncs into them.
+ * See docs/engine.md for the type mapping, incremental cursors, tombstones, conflicts and exit codes.
+ */
+export {
+  provisionTenant,
+  upgradeTenantSchema,
+  inspectSqliteSource,
+  tenantSchemaName,
+  SYNC_STATE_SCHEMA,
+  type ProvisionResult,
+  type TenantDdlOptions,
+} from './tenant-ddl.ts';
+export {
+  runTenantSync,
+  exitCodeFor,
+  DEFAULT_BATCH_SIZE,
+  type SyncProgress,
+  type SyncRunResult,
+  type RunTenantSyncOptions,
+} from './run.ts';
+export { resolveConflict, strategyFor, combine, mergeRow, compareValues } from './conflicts.ts';
+export { reapStaleSyncJobs, SyncAlreadyRunningError, STOPPED_WORKER_ERROR } from './bookkeeping.ts';
+export { purgeTombstones, listTombstones, notTombstonedSql } from './tombstones.ts';
+export { sourceFingerprint } from './sqlite-reader.ts';
+export { mapColumnType } from './type-map.ts';
+export { stripNul, toJsonText, kindForType } from './value-codec.ts';
+export { keyExpression, rowKeyText } from './table-plan.ts';
+export { readTargetSchema, type TargetSchema, type TargetTable } from './target-schema.ts';

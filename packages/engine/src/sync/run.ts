@@ -1,0 +1,577 @@
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { DEFAULT_CONFLICT_CONFIG, conflictConfigSchema, type ConflictConfig } from '@owui-sync/schema';
+import {
+  AbortedError,
+  AppError,
+  InvalidInputError,
+  SchemaDriftError,
+  SourceUnusableError,
+  errorMessage,
+} from '../errors.ts';
+import type { DbScope } from '../db.ts';
+import { silentLogger } from '../logger.ts';
+import type { SyncMetrics } from '../metrics.ts';
+import {
+  claimTenant,
+  finishJob,
+  loadProgress,
+  renewClaim,
+  saveProgress,
+  type Deployment,
+  type JobOutcome,
+  type ProgressRow,
+} from './bookkeeping.ts';
+import { emptyTally } from './conflicts.ts';
+import { SqliteSnapshot, sourceFingerprint, toSourceError } from './sqlite-reader.ts';
+import { ChunkWriter, type RunContext, type RunStats } from './table-sync.ts';
+import { buildPlan, cursorBind, decodeKeyValues, encodeKeyValues, type TablePlan } from './table-plan.ts';
+import { describeDrift, findDrift, parentsFirst, readTargetSchema, schemaExists } from './target-schema.ts';
+import { assertOpenWebUI } from './tenant-ddl.ts';
+import { detectDeletes } from './tombstones.ts';
+
+export type SyncProgress = {
+  table: string;
+  rowsDone: number;
+  rowsTotal: number | null;
+  tableIndex: number;
+  tableCount: number;
+};
+
+export type SyncRunResult = {
+  jobId: string;
+  status: 'success' | 'failed' | 'conflict';
+  syncType: 'full' | 'incremental';
+  rowsSynced: number;
+  rowsFailed: number;
+  rowsDeleted: number;
+  conflictsDetected: number;
+  conflictsUnresolved: number;
+  durationSeconds: number;
+  error?: string;
+  exitCode: 0 | 1 | 2;
+};
+
+export type RunTenantSyncOptions = {
+  pool: pg.Pool;
+  clientName: string;
+  scope: DbScope;
+  fullSync?: boolean;
+  triggeredBy: string;
+  queueJobId?: string;
+  workerId?: string;
+  /** Rows per transaction (default 5000; a chunk also closes at ~8 MB of encoded data). */
+  batchSize?: number;
+  signal?: AbortSignal;
+  logger?: Logger;
+  metrics?: SyncMetrics;
+  onProgress?: (p: SyncProgress) => void;
+  /** Claim lifetime; renewed every third of it while the run is alive (default 60 s). */
+  claimTtlSeconds?: number;
+  /** Incremental runs compare key sets (deletion detection) when the last check is older than this (default 3600). */
+  deleteCheckIntervalSeconds?: number;
+  /** Skip an incremental run whose SQLite file has not committed anything since the last run (default true). */
+  skipUnchangedSource?: boolean;
+  /** How long to retry a locked SQLite file (default 10 s). */
+  lockRetryMs?: number;
+};
+
+export const DEFAULT_BATCH_SIZE = 5000;
+const CHUNK_BYTES = 8 << 20;
+
+/** The exit code a CLI should use for a run result: 0 success, 1 failed, 2 unresolved manual conflicts. */
+export function exitCodeFor(status: SyncRunResult['status']): 0 | 1 | 2 {
+  return status === 'success' ? 0 : status === 'conflict' ? 2 : 1;
+}
+
+/**
+ * Runs one sync of one tenant with the service-role pool: claims the tenant (a second concurrent run is refused
+ * with SyncAlreadyRunningError), reads one consistent snapshot of its SQLite file, syncs every table parents first
+ * (full, or incremental from each table's cursor), detects deletions and conflicts, and records sync_jobs,
+ * sync_progress and last_sync_*. Sync failures are returned as status 'failed' with the error (never thrown);
+ * only misuse (unknown tenant, concurrent run, bad options) throws.
+ */
+export async function runTenantSync(opts: RunTenantSyncOptions): Promise<SyncRunResult> {
+  if (!opts.clientName) throw new InvalidInputError('clientName is required');
+  if (!opts.triggeredBy) throw new InvalidInputError('triggeredBy is required (who or what started the sync)');
+  const logger = (opts.logger ?? silentLogger()).child({ client: opts.clientName });
+  const started = process.hrtime.bigint();
+  const claimTtl = opts.claimTtlSeconds ?? 60;
+  const requestedType = opts.fullSync ? 'full' : 'incremental';
+  const claim = await claimTenant(opts.pool, opts.scope, {
+    clientName: opts.clientName,
+    syncType: requestedType,
+    triggeredBy: opts.triggeredBy,
+    queueJobId: opts.queueJobId,
+    workerId: opts.workerId,
+    claimTtlSeconds: claimTtl,
+  });
+  const { jobId, deployment } = claim;
+  if (claim.reapedJobs > 0) {
+    logger.warn({ reaped: claim.reapedJobs }, 'marked sync jobs of a stopped worker as failed; resuming their work');
+  }
+  const stats: RunStats = {
+    rowsSynced: 0,
+    rowsRead: 0,
+    rowsFailed: 0,
+    rowsDeleted: 0,
+    nulStripped: 0,
+    conflicts: emptyTally(),
+    failures: [],
+  };
+  let claimLost = false;
+  const internal = new AbortController();
+  const onAbort = () => internal.abort(opts.signal?.reason);
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  if (opts.signal?.aborted) internal.abort(opts.signal.reason);
+  const renewer = setInterval(
+    () => {
+      renewClaim(opts.pool, opts.scope, deployment.deploymentId, jobId, claimTtl)
+        .then((ok) => {
+          if (!ok && !claimLost) {
+            claimLost = true;
+            internal.abort(new Error('claim lost'));
+          }
+        })
+        .catch((error: unknown) =>
+          logger.warn({ err: error }, `could not renew the sync claim: ${errorMessage(error)}`),
+        );
+    },
+    Math.max(200, (claimTtl * 1000) / 3),
+  );
+  renewer.unref();
+
+  let syncType: 'full' | 'incremental' = requestedType;
+  let error: string | null = null;
+  let fullSyncCompleted = false;
+  let fingerprint: string | null = null;
+  const details: Record<string, unknown> = {};
+  try {
+    const out = await syncDeployment(opts, deployment, jobId, stats, internal.signal, logger);
+    syncType = out.syncType;
+    fullSyncCompleted = out.fullSyncCompleted;
+    fingerprint = out.fingerprint;
+    if (out.skipped) details.skipped = 'source unchanged since the last run';
+  } catch (e) {
+    syncType = (e as { syncType?: 'full' | 'incremental' }).syncType ?? syncType;
+    error = describeFailure(e, opts.clientName, claimLost);
+    logger.error({ err: e }, `sync of tenant "${opts.clientName}" failed: ${error}`);
+  } finally {
+    clearInterval(renewer);
+    opts.signal?.removeEventListener('abort', onAbort);
+  }
+  if (!error && stats.rowsFailed > 0) {
+    error =
+      `${stats.rowsFailed} row(s) could not be written (first: ${stats.failures[0]?.table} ${JSON.stringify(
+        stats.failures[0]?.key,
+      )}: ${stats.failures[0]?.error}); they are kept in sync_state.failed_rows and retried on every run — fix the ` +
+      'values in Open WebUI or see docs/engine.md';
+  }
+  let unresolved = 0;
+  try {
+    unresolved = await countUnresolved(opts.pool, deployment.deploymentId);
+  } catch {
+    unresolved = stats.conflicts.pending;
+  }
+  const status: SyncRunResult['status'] = error ? 'failed' : unresolved > 0 ? 'conflict' : 'success';
+  const durationSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+  if (stats.failures.length) details.failures = stats.failures;
+  if (stats.nulStripped) details.nulCharactersRemoved = stats.nulStripped;
+  if (stats.conflicts.detected) details.conflicts = stats.conflicts;
+  const outcome: JobOutcome = {
+    status,
+    syncType,
+    rowsSynced: stats.rowsSynced,
+    rowsFailed: stats.rowsFailed,
+    rowsDeleted: stats.rowsDeleted,
+    conflictsDetected: stats.conflicts.detected,
+    conflictsUnresolved: unresolved,
+    durationSeconds,
+    error,
+    details,
+    sourceFingerprint: fingerprint,
+    fullSyncCompleted,
+  };
+  try {
+    await finishJob(opts.pool, opts.scope, deployment.deploymentId, jobId, outcome);
+  } catch (e) {
+    // PostgreSQL went away: the claim expires and the next run marks this job failed and resumes the work.
+    logger.error({ err: e }, `could not record the end of sync job ${jobId}: ${errorMessage(e)}`);
+    if (!error) error = `the sync finished but its result could not be recorded: ${errorMessage(e)}`;
+  }
+  recordMetrics(opts.metrics, outcome, stats);
+  const result: SyncRunResult = {
+    jobId,
+    status: error ? 'failed' : status,
+    syncType,
+    rowsSynced: stats.rowsSynced,
+    rowsFailed: stats.rowsFailed,
+    rowsDeleted: stats.rowsDeleted,
+    conflictsDetected: stats.conflicts.detected,
+    conflictsUnresolved: unresolved,
+    durationSeconds,
+    exitCode: exitCodeFor(error ? 'failed' : status),
+  };
+  if (error) result.error = error;
+  return result;
+}
+
+function describeFailure(e: unknown, clientName: string, claimLost: boolean): string {
+  if (claimLost) return 'the sync claim was lost (another run took the tenant over after this one stalled)';
+  if (e instanceof AbortedError) return `${e.message}`;
+  if (e instanceof AppError) return e.message;
+  return `${errorMessage(e)}; the next run of "${clientName}" resumes from the last committed chunk`;
+}
+
+async function countUnresolved(pool: pg.Pool, deploymentId: string): Promise<number> {
+  const res = await pool.query<{ n: number }>(
+    'SELECT count(*)::int AS n FROM sync_metadata.conflict_log WHERE deployment_id = $1::uuid AND resolved_at IS NULL',
+    [deploymentId],
+  );
+  return res.rows[0]?.n ?? 0;
+}
+
+function recordMetrics(metrics: SyncMetrics | undefined, o: JobOutcome, stats: RunStats): void {
+  if (!metrics) return;
+  metrics.operations.inc({ status: o.status, sync_type: o.syncType });
+  metrics.operationDuration.observe({ sync_type: o.syncType }, o.durationSeconds);
+  metrics.rowsSynced.inc(o.rowsSynced);
+  if (o.rowsFailed) metrics.rowsFailed.inc(o.rowsFailed);
+  for (const [table, n] of Object.entries(stats.conflicts.byTable)) metrics.conflictsDetected.inc({ table }, n);
+  for (const [strategy, n] of Object.entries(stats.conflicts.resolved)) metrics.conflictsResolved.inc({ strategy }, n);
+}
+
+function parseConflictConfig(dep: Deployment): ConflictConfig {
+  if (dep.conflictConfig) {
+    const parsed = conflictConfigSchema.safeParse(dep.conflictConfig);
+    if (!parsed.success) {
+      throw new InvalidInputError(
+        `tenant "${dep.clientName}" has an invalid conflict_config: ${parsed.error.issues
+          .map((i) => `${i.path.join('.')}: ${i.message}`)
+          .join('; ')}`,
+      );
+    }
+    return parsed.data;
+  }
+  return { ...DEFAULT_CONFLICT_CONFIG, default_strategy: dep.conflictStrategy as ConflictConfig['default_strategy'] };
+}
+
+type SyncOutcome = {
+  syncType: 'full' | 'incremental';
+  fullSyncCompleted: boolean;
+  fingerprint: string | null;
+  skipped: boolean;
+};
+
+async function syncDeployment(
+  opts: RunTenantSyncOptions,
+  dep: Deployment,
+  jobId: string,
+  stats: RunStats,
+  signal: AbortSignal,
+  logger: Logger,
+): Promise<SyncOutcome> {
+  if (!dep.sqlitePath) {
+    throw new SourceUnusableError(
+      `tenant "${dep.clientName}" has no sqlite_path registered; register the file path first`,
+    );
+  }
+  const conflictConfig = parseConflictConfig(dep);
+  const client = await opts.pool.connect();
+  let snapshot: SqliteSnapshot | undefined;
+  let broken = false;
+  let syncType: 'full' | 'incremental' = opts.fullSync ? 'full' : 'incremental';
+  try {
+    const progress = await loadProgress(client, dep.deploymentId);
+    const resuming = [...progress.values()].some((p) => p.fullSyncPending);
+    if (resuming || progress.size === 0) syncType = 'full';
+    const fingerprint = sourceFingerprint(dep.sqlitePath);
+    if (syncType === 'incremental' && opts.skipUnchangedSource !== false && fingerprint === dep.sourceFingerprint) {
+      const open = await client.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM sync_state.failed_rows WHERE deployment_id = $1::uuid AND resolved_at IS NULL',
+        [dep.deploymentId],
+      );
+      if ((open.rows[0]?.n ?? 0) === 0) return { syncType, fullSyncCompleted: false, fingerprint, skipped: true };
+    }
+    try {
+      snapshot = await SqliteSnapshot.open(dep.sqlitePath, { signal, lockRetryMs: opts.lockRetryMs ?? 10_000 });
+    } catch (e) {
+      throw toSourceError(dep.sqlitePath, e);
+    }
+    let sourceSchema;
+    try {
+      sourceSchema = snapshot.schema();
+    } catch (e) {
+      throw toSourceError(dep.sqlitePath, e);
+    }
+    assertOpenWebUI(dep.sqlitePath, sourceSchema);
+    if (!(await schemaExists(client, dep.schemaName))) {
+      throw new SchemaDriftError(
+        `tenant schema ${dep.schemaName} does not exist; run: syncctl client upgrade-schema ${dep.clientName}`,
+      );
+    }
+    const target = await readTargetSchema(client, dep.schemaName);
+    const drift = findDrift(sourceSchema, target);
+    if (drift.newTables.length || drift.newColumns.length) {
+      throw new SchemaDriftError(
+        `tenant "${dep.clientName}" SQLite schema changed (${describeDrift(drift)}); nothing was synced so no row is ` +
+          `lost — run: syncctl client upgrade-schema ${dep.clientName}`,
+        { drift },
+      );
+    }
+    const sourceByName = new Map(sourceSchema.tables.map((t) => [t.name, t]));
+    const names = parentsFirst(
+      [...target.tables.keys()].filter((n) => sourceByName.has(n)),
+      (n) => target.tables.get(n)?.parents ?? [],
+    );
+    const plans: TablePlan[] = [];
+    for (const name of names) {
+      const t = target.tables.get(name);
+      const s = sourceByName.get(name);
+      if (!t || !s) continue;
+      if (t.key.length === 0) {
+        throw new SchemaDriftError(
+          `table ${dep.schemaName}.${name} has no primary key or unique index, so rows cannot be matched; ` +
+            `run: syncctl client upgrade-schema ${dep.clientName}`,
+        );
+      }
+      plans.push(buildPlan(dep.schemaName, t, s));
+    }
+    if (syncType === 'full' && !resuming) {
+      // A new full-sync generation: every table is pending until it completes (a crash resumes from here).
+      for (const p of plans) {
+        await saveProgress(client, dep.deploymentId, p.name, jobId, {
+          fullSyncPending: true,
+          resumeKey: null,
+          phase: 'idle',
+        });
+      }
+    }
+    const openFailed = await client.query<{ table_name: string; key_values: string }>(
+      'SELECT table_name, key_values FROM sync_state.failed_rows WHERE deployment_id = $1::uuid AND resolved_at IS NULL',
+      [dep.deploymentId],
+    );
+    const failedByTable = new Map<string, unknown[][]>();
+    for (const r of openFailed.rows) {
+      const list = failedByTable.get(r.table_name) ?? [];
+      list.push(decodeKeyValues(r.key_values));
+      failedByTable.set(r.table_name, list);
+    }
+    const ctx: RunContext = {
+      client,
+      snapshot,
+      deploymentId: dep.deploymentId,
+      clientName: dep.clientName,
+      jobId,
+      conflictConfig,
+      batchSize: Math.max(1, opts.batchSize ?? DEFAULT_BATCH_SIZE),
+      chunkBytes: CHUNK_BYTES,
+      signal,
+      logger,
+      stats,
+      onRows: () => undefined,
+    };
+    const freshProgress = await loadProgress(client, dep.deploymentId);
+    const intervalMs = (opts.deleteCheckIntervalSeconds ?? 3600) * 1000;
+    for (const [index, plan] of plans.entries()) {
+      const p = freshProgress.get(plan.name);
+      const report = (rowsDone: number, rowsTotal: number | null) =>
+        opts.onProgress?.({ table: plan.name, rowsDone, rowsTotal, tableIndex: index, tableCount: plans.length });
+      try {
+        if (syncType === 'full') {
+          if (resuming && p && !p.fullSyncPending) continue;
+          await fullTable(ctx, plan, p, failedByTable.get(plan.name) ?? [], report);
+        } else {
+          const due =
+            !p?.deletesCheckedAt || Date.now() - p.deletesCheckedAt.getTime() >= intervalMs || !plan.cursorColumn;
+          await incrementalTable(ctx, plan, p, failedByTable.get(plan.name) ?? [], due, report);
+        }
+      } catch (e) {
+        if (isSqliteError(e)) throw toSourceError(dep.sqlitePath, e);
+        throw e;
+      }
+    }
+    return { syncType, fullSyncCompleted: syncType === 'full', fingerprint, skipped: false };
+  } catch (e) {
+    broken = isBrokenConnection(e);
+    if (e && typeof e === 'object') (e as { syncType?: string }).syncType = syncType;
+    throw e;
+  } finally {
+    snapshot?.close();
+    client.release(broken ? new Error('connection lost during sync') : undefined);
+  }
+}
+
+function isSqliteError(e: unknown): boolean {
+  return (
+    typeof (e as { code?: unknown } | null)?.code === 'string' &&
+    String((e as { code: string }).code).startsWith('SQLITE_')
+  );
+}
+
+function isBrokenConnection(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return (
+    (typeof code === 'string' && (code.startsWith('08') || code.startsWith('57'))) ||
+    /Connection terminated|ECONNRESET|EPIPE|ECONNREFUSED/i.test(errorMessage(e)) ||
+    e instanceof AbortedError
+  );
+}
+
+/** Tracks the highest (cursor, key) actually read. */
+class CursorTracker {
+  value: bigint | number | string | null = null;
+  key: string | null = null;
+  constructor(private readonly plan: TablePlan) {}
+  see(values: unknown[]): void {
+    if (this.plan.cursorIndex < 0) return;
+    const v = values[this.plan.cursorIndex];
+    if (v === null || v === undefined || Buffer.isBuffer(v)) return;
+    const c = v as bigint | number | string;
+    if (this.value === null || compareSqlite(c, this.value) >= 0) {
+      this.value = c;
+      this.key = encodeKeyValues(this.plan.keyIndexes.map((i) => values[i]));
+    }
+  }
+  text(): string | null {
+    return this.value === null ? null : String(this.value);
+  }
+}
+
+/** SQLite ordering across storage classes: numbers < text. */
+function compareSqlite(a: bigint | number | string, b: bigint | number | string): number {
+  const num = (x: unknown) => typeof x === 'bigint' || typeof x === 'number';
+  if (num(a) && num(b)) return a < b ? -1 : a > b ? 1 : 0;
+  if (num(a)) return -1;
+  if (num(b)) return 1;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+async function fullTable(
+  ctx: RunContext,
+  plan: TablePlan,
+  progress: ProgressRow | undefined,
+  failedKeys: unknown[][],
+  report: (done: number, total: number | null) => void,
+): Promise<void> {
+  const resumeKey = progress?.fullSyncPending ? progress.resumeKey : null;
+  const empty = await tableIsEmpty(ctx, plan);
+  const writer = new ChunkWriter(ctx, plan, empty ? 'bulk' : 'compare', failedKeys.length > 0);
+  const total = Number(ctx.snapshot.db.prepare(plan.sqlite.count).pluck().get());
+  const cursor = new CursorTracker(plan);
+  let done = resumeKey ? (progress?.rowsDone ?? 0) : 0;
+  let lastKey: string | null = resumeKey;
+  const stmt = resumeKey
+    ? ctx.snapshot.db.prepare(plan.sqlite.after).raw(true).safeIntegers(true)
+    : ctx.snapshot.db.prepare(plan.sqlite.all).raw(true).safeIntegers(true);
+  const iter = (resumeKey ? stmt.iterate(...decodeKeyValues(resumeKey)) : stmt.iterate()) as IterableIterator<
+    unknown[]
+  >;
+  try {
+    for (const values of iter) {
+      cursor.see(values);
+      done += 1;
+      lastKey = encodeKeyValues(plan.keyIndexes.map((i) => values[i]));
+      const snapshotKey = lastKey;
+      const rowsDone = done;
+      await writer.add(values, () => {
+        report(rowsDone, total);
+        return { phase: 'running', resumeKey: snapshotKey, rowsDone, rowsTotal: total };
+      });
+    }
+  } catch (e) {
+    iter.return?.();
+    await writer.drain();
+    throw e;
+  }
+  // Failed rows sit before the resume point or anywhere: re-read them by key (already covered in a full scan).
+  const previous = progress?.cursorValue ?? null;
+  const finalCursor = resumeKey ? minCursor(previous, cursor.text()) : cursor.text();
+  await writer.finish({
+    phase: 'done',
+    resumeKey: null,
+    fullSyncPending: false,
+    rowsDone: done,
+    rowsTotal: total,
+    cursorValue: finalCursor,
+    cursorKey: finalCursor === cursor.text() ? cursor.key : (progress?.cursorKey ?? null),
+    fullSyncDone: true,
+  });
+  report(done, total);
+  void lastKey;
+  await detectDeletes(ctx, plan);
+}
+
+function minCursor(a: string | null, b: string | null): string | null {
+  if (a === null || b === null) return null;
+  return compareSqlite(cursorBind(a), cursorBind(b)) <= 0 ? a : b;
+}
+
+async function tableIsEmpty(ctx: RunContext, plan: TablePlan): Promise<boolean> {
+  const res = await ctx.client.query<{ empty: boolean }>(
+    `SELECT NOT EXISTS (SELECT 1 FROM ${plan.target}) AND NOT EXISTS (
+        SELECT 1 FROM sync_state.row_state WHERE deployment_id = $1::uuid AND table_name = $2::text) AS empty`,
+    [ctx.deploymentId, plan.name],
+  );
+  return res.rows[0]?.empty ?? false;
+}
+
+async function incrementalTable(
+  ctx: RunContext,
+  plan: TablePlan,
+  progress: ProgressRow | undefined,
+  failedKeys: unknown[][],
+  deletesDue: boolean,
+  report: (done: number, total: number | null) => void,
+): Promise<void> {
+  const writer = new ChunkWriter(ctx, plan, 'compare', failedKeys.length > 0);
+  const cursor = new CursorTracker(plan);
+  const db = ctx.snapshot.db;
+  const start = progress?.cursorValue ?? null;
+  let done = 0;
+  const keep = () => ({
+    phase: 'running' as const,
+    rowsDone: done,
+    ...(cursor.text() !== null ? { cursorValue: cursor.text(), cursorKey: cursor.key } : {}),
+  });
+  const feed = async (iter: IterableIterator<unknown[]>, trackCursor: boolean) => {
+    try {
+      for (const values of iter) {
+        if (trackCursor) cursor.see(values);
+        done += 1;
+        await writer.add(values, keep);
+      }
+    } catch (e) {
+      iter.return?.();
+      await writer.drain();
+      throw e;
+    }
+  };
+  if (plan.cursorColumn && start !== null) {
+    const stmt = db.prepare(plan.sqlite.changedSince).raw(true).safeIntegers(true);
+    await feed(stmt.iterate(cursorBind(start)) as IterableIterator<unknown[]>, true);
+    await feed(
+      db.prepare(plan.sqlite.nullCursor).raw(true).safeIntegers(true).iterate() as IterableIterator<unknown[]>,
+      false,
+    );
+  } else {
+    // No usable cursor (no updated_at, or never synced): compare every row by key and content hash.
+    await feed(db.prepare(plan.sqlite.all).raw(true).safeIntegers(true).iterate() as IterableIterator<unknown[]>, true);
+  }
+  if (failedKeys.length > 0) {
+    const byKey = db.prepare(plan.sqlite.byKey).raw(true).safeIntegers(true);
+    for (const k of failedKeys) {
+      const values = byKey.get(...k) as unknown[] | undefined;
+      if (values) await writer.add(values, keep);
+    }
+  }
+  const final = cursor.text() ?? start;
+  await writer.finish({
+    phase: 'done',
+    rowsDone: done,
+    cursorValue: final,
+    cursorKey: cursor.text() !== null ? cursor.key : (progress?.cursorKey ?? null),
+  });
+  report(done, null);
+  if (deletesDue) await detectDeletes(ctx, plan);
+}

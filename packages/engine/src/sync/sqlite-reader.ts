@@ -1,0 +1,344 @@
+import {
+  constants as fsConstants,
+  copyFileSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  closeSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
+import { createHash } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { AbortedError, SourceUnusableError, errorMessage } from '../errors.ts';
+
+/**
+ * Read-only access to a tenant's Open WebUI SQLite file. The file is never written, never checkpointed, and no lock
+ * that blocks the Open WebUI process is held for more than a moment:
+ * - WAL databases are read in one long read transaction (a WAL reader never blocks writers);
+ * - rollback-journal databases are copied while a SHARED lock is held for the duration of the copy (a plain file
+ *   copy, well under a second for hundreds of MB), and the copy is read instead.
+ * Either way the whole run sees one consistent snapshot.
+ */
+
+export type SqliteColumn = {
+  readonly name: string;
+  readonly declaredType: string;
+  readonly notNull: boolean;
+  readonly defaultValue: string | null;
+  /** 1-based position in the primary key, 0 when not part of it. */
+  readonly pk: number;
+};
+
+export type SqliteIndex = {
+  readonly name: string;
+  readonly unique: boolean;
+  readonly origin: 'c' | 'u' | 'pk';
+  readonly partial: boolean;
+  /** Column names; null entries are expressions. */
+  readonly columns: readonly (string | null)[];
+  readonly sql: string | null;
+};
+
+export type SqliteForeignKey = {
+  readonly table: string;
+  readonly from: readonly string[];
+  readonly to: readonly (string | null)[];
+  readonly onDelete: string;
+  readonly onUpdate: string;
+};
+
+export type SqliteTable = {
+  readonly name: string;
+  readonly columns: readonly SqliteColumn[];
+  readonly indexes: readonly SqliteIndex[];
+  readonly foreignKeys: readonly SqliteForeignKey[];
+  readonly withoutRowid: boolean;
+};
+
+export type SqliteSchema = { readonly tables: readonly SqliteTable[] };
+
+/** Tables whose presence marks an Open WebUI database (every era has `user` and `auth`). */
+const OPENWEBUI_MARKERS = ['user', 'auth'] as const;
+
+export type SnapshotOptions = {
+  /** Total time to keep retrying a locked file (exponential backoff), default 10 s. */
+  readonly lockRetryMs?: number;
+  readonly signal?: AbortSignal;
+};
+
+/** One consistent, read-only view of a tenant database for the duration of a run. */
+export class SqliteSnapshot {
+  readonly db: Database.Database;
+  readonly journalMode: string;
+  readonly sourcePath: string;
+  private readonly copyDir: string | undefined;
+
+  private constructor(db: Database.Database, journalMode: string, sourcePath: string, copyDir?: string) {
+    this.db = db;
+    this.journalMode = journalMode;
+    this.sourcePath = sourcePath;
+    this.copyDir = copyDir;
+  }
+
+  /** Opens the file read-only and pins a snapshot (retrying while it is locked). */
+  static async open(filePath: string, options: SnapshotOptions = {}): Promise<SqliteSnapshot> {
+    assertFileReadable(filePath);
+    const deadline = Date.now() + (options.lockRetryMs ?? 10_000);
+    let delay = 50;
+    for (;;) {
+      if (options.signal?.aborted) throw new AbortedError('sync aborted while opening the SQLite file');
+      try {
+        return SqliteSnapshot.tryOpen(filePath);
+      } catch (error) {
+        if (!isBusy(error) || Date.now() + delay > deadline) throw toSourceError(filePath, error);
+        await sleep(delay);
+        delay = Math.min(delay * 2, 1_000);
+      }
+    }
+  }
+
+  private static tryOpen(filePath: string): SqliteSnapshot {
+    const db = openReadOnly(filePath);
+    try {
+      const mode = String(db.pragma('journal_mode', { simple: true })).toLowerCase();
+      if (mode === 'wal') {
+        db.exec('BEGIN');
+        // The first read pins the snapshot for the rest of the transaction.
+        db.prepare('SELECT count(*) FROM sqlite_master').pluck().get();
+        return new SqliteSnapshot(db, mode, filePath);
+      }
+      // Rollback journal: a long read transaction would hold SHARED and block every commit of Open WebUI, so copy
+      // the file under a short SHARED lock instead and read the copy.
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'owui-sync-snap-'));
+      const copy = path.join(dir, 'snapshot.db');
+      try {
+        db.exec('BEGIN');
+        db.prepare('SELECT count(*) FROM sqlite_master').pluck().get();
+        copyFileSync(filePath, copy, fsConstants.COPYFILE_FICLONE);
+        db.exec('COMMIT');
+      } catch (error) {
+        rmSync(dir, { recursive: true, force: true });
+        throw error;
+      }
+      db.close();
+      const snap = new Database(copy, { readonly: true, fileMustExist: true });
+      snap.exec('BEGIN');
+      return new SqliteSnapshot(snap, mode, filePath, dir);
+    } catch (error) {
+      if (db.open) db.close();
+      throw error;
+    }
+  }
+
+  /** Tables, columns, keys, indexes and foreign keys as SQLite declares them. */
+  schema(): SqliteSchema {
+    return readSchema(this.db);
+  }
+
+  close(): void {
+    try {
+      if (this.db.open) {
+        if (this.db.inTransaction) this.db.exec('COMMIT');
+        this.db.close();
+      }
+    } finally {
+      if (this.copyDir) rmSync(this.copyDir, { recursive: true, force: true });
+    }
+  }
+}
+
+function openReadOnly(filePath: string): Database.Database {
+  const db = new Database(filePath, { readonly: true, fileMustExist: true });
+  // Our own short waits; the caller retries with backoff beyond this.
+  db.pragma('busy_timeout = 200');
+  return db;
+}
+
+function assertFileReadable(filePath: string): void {
+  let stats;
+  try {
+    stats = statSync(filePath);
+  } catch {
+    throw new SourceUnusableError(
+      `SQLite file ${filePath} does not exist or cannot be read; check the tenant's sqlite_path`,
+    );
+  }
+  if (!stats.isFile()) throw new SourceUnusableError(`SQLite path ${filePath} is not a regular file`);
+}
+
+function isBusy(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || code === 'SQLITE_BUSY_RECOVERY';
+}
+
+/** Maps SQLite errors to a SourceUnusableError that says what is wrong with the file. */
+export function toSourceError(filePath: string, error: unknown): Error {
+  if (error instanceof SourceUnusableError || error instanceof AbortedError) return error;
+  const code = String((error as { code?: unknown } | null)?.code ?? '');
+  const msg = errorMessage(error);
+  if (code === 'SQLITE_NOTADB') {
+    return new SourceUnusableError(`${filePath} is not a SQLite database (${msg})`, { cause: error });
+  }
+  if (code.startsWith('SQLITE_CORRUPT')) {
+    return new SourceUnusableError(`SQLite file ${filePath} is corrupt (${msg}); restore it or repair it`, {
+      cause: error,
+    });
+  }
+  if (isBusy(error)) {
+    return new SourceUnusableError(
+      `SQLite file ${filePath} stayed locked by another process (${msg}); the next run retries`,
+      { cause: error },
+    );
+  }
+  if (code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_IOERR') || code === 'SQLITE_READONLY') {
+    return new SourceUnusableError(`SQLite file ${filePath} cannot be opened read-only (${msg})`, { cause: error });
+  }
+  return new SourceUnusableError(`SQLite file ${filePath} cannot be read (${msg})`, { cause: error });
+}
+
+function readSchema(db: Database.Database): SqliteSchema {
+  const rows = db
+    .prepare(
+      "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+    )
+    .all() as { name: string; sql: string | null }[];
+  const indexSql = new Map<string, string | null>(
+    (
+      db.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index'").all() as {
+        name: string;
+        sql: string | null;
+      }[]
+    ).map((r) => [r.name, r.sql]),
+  );
+  const tables: SqliteTable[] = [];
+  for (const { name, sql } of rows) {
+    const columns = (
+      db.prepare('SELECT name, type, "notnull" AS nn, dflt_value, pk FROM pragma_table_info(?)').all(name) as {
+        name: string;
+        type: string;
+        nn: number;
+        dflt_value: string | null;
+        pk: number;
+      }[]
+    ).map((c) => ({
+      name: c.name,
+      declaredType: c.type ?? '',
+      notNull: c.nn === 1,
+      defaultValue: c.dflt_value,
+      pk: c.pk,
+    }));
+    const indexes = (
+      db.prepare('SELECT name, "unique" AS u, origin, partial FROM pragma_index_list(?)').all(name) as {
+        name: string;
+        u: number;
+        origin: 'c' | 'u' | 'pk';
+        partial: number;
+      }[]
+    ).map((ix) => ({
+      name: ix.name,
+      unique: ix.u === 1,
+      origin: ix.origin,
+      partial: ix.partial === 1,
+      columns: (
+        db.prepare('SELECT name FROM pragma_index_info(?) ORDER BY seqno').all(ix.name) as { name: string | null }[]
+      ).map((c) => c.name),
+      sql: indexSql.get(ix.name) ?? null,
+    }));
+    const fkRows = db
+      .prepare(
+        'SELECT id, seq, "table" AS t, "from" AS f, "to" AS tt, on_update, on_delete FROM pragma_foreign_key_list(?)',
+      )
+      .all(name) as {
+      id: number;
+      seq: number;
+      t: string;
+      f: string;
+      tt: string | null;
+      on_update: string;
+      on_delete: string;
+    }[];
+    const fks = new Map<
+      number,
+      { table: string; from: string[]; to: (string | null)[]; onDelete: string; onUpdate: string }
+    >();
+    for (const fk of fkRows) {
+      const entry = fks.get(fk.id) ?? { table: fk.t, from: [], to: [], onDelete: fk.on_delete, onUpdate: fk.on_update };
+      entry.from.push(fk.f);
+      entry.to.push(fk.tt);
+      fks.set(fk.id, entry);
+    }
+    tables.push({
+      name,
+      columns,
+      indexes,
+      foreignKeys: [...fks.values()],
+      withoutRowid: /\bWITHOUT\s+ROWID\b/i.test(sql ?? ''),
+    });
+  }
+  return { tables };
+}
+
+/** True when the schema looks like an Open WebUI database (any era). */
+export function isOpenWebUISchema(schema: SqliteSchema): boolean {
+  const names = new Set(schema.tables.map((t) => t.name));
+  return OPENWEBUI_MARKERS.every((m) => names.has(m));
+}
+
+/** The Open WebUI release line a database was written by, from alembic_version/migratehistory (null if unknown). */
+export function detectOpenWebUIVersion(db: Database.Database, schema: SqliteSchema): string | null {
+  const names = new Set(schema.tables.map((t) => t.name));
+  if (names.has('alembic_version')) {
+    const head = db.prepare('SELECT version_num FROM alembic_version LIMIT 1').pluck().get() as string | undefined;
+    if (head) return `alembic:${head}`;
+  }
+  if (names.has('migratehistory')) {
+    const last = db.prepare('SELECT name FROM migratehistory ORDER BY id DESC LIMIT 1').pluck().get() as
+      string | undefined;
+    if (last) return `peewee:${last}`;
+  }
+  return null;
+}
+
+/**
+ * A cheap fingerprint of the file's committed state: size and mtime of the database and its WAL, the database
+ * header's change counter (bumped by every commit in rollback-journal mode) and the WAL-index header (bumped by
+ * every commit in WAL mode). Equal fingerprints mean no transaction committed in between.
+ */
+export function sourceFingerprint(filePath: string): string {
+  const hash = createHash('sha256');
+  for (const suffix of ['', '-wal', '-shm']) {
+    const p = filePath + suffix;
+    let st;
+    try {
+      st = statSync(p, { bigint: true });
+    } catch {
+      hash.update(`${suffix}:absent;`);
+      continue;
+    }
+    hash.update(`${suffix}:${st.size}:${st.mtimeNs}:${st.ino};`);
+    const headerBytes = suffix === '' ? [24, 4] : suffix === '-shm' ? [0, 136] : [0, 32];
+    hash.update(readBytes(p, headerBytes[0] ?? 0, headerBytes[1] ?? 0));
+  }
+  return hash.digest('hex');
+}
+
+function readBytes(p: string, offset: number, length: number): Buffer {
+  const buf = Buffer.alloc(length);
+  let fd: number | undefined;
+  try {
+    fd = openSync(p, 'r');
+    const n = readSync(fd, buf, 0, length, offset);
+    return buf.subarray(0, n);
+  } catch {
+    return Buffer.alloc(0);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

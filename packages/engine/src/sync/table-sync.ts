@@ -1,0 +1,328 @@
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import copyStreams from 'pg-copy-streams';
+import type { ConflictConfig } from '@owui-sync/schema';
+import { AbortedError, errorMessage } from '../errors.ts';
+import { isConnectionError } from '../db.ts';
+import { saveProgress, type ProgressUpdate } from './bookkeeping.ts';
+import { resolveChunkConflicts, type ConflictTally } from './conflicts.ts';
+import type { SqliteSnapshot } from './sqlite-reader.ts';
+import { rowKeyText, type TablePlan } from './table-plan.ts';
+import { CopyEncoder, ValueError, copyHeader, copyTrailer } from './value-codec.ts';
+
+/**
+ * Moves rows of one table from the SQLite snapshot into PostgreSQL in chunks, one transaction per chunk:
+ * COPY (binary) into an ON COMMIT DROP staging table, then one statement that classifies every staged row against
+ * the bookkeeping (unchanged / changed / changed on both sides), upserts the changed ones, records their hashes and
+ * the table's progress. Reading the next chunk overlaps with PostgreSQL working on the previous one.
+ */
+
+export type RunContext = {
+  readonly client: pg.PoolClient;
+  readonly snapshot: SqliteSnapshot;
+  readonly deploymentId: string;
+  readonly clientName: string;
+  readonly jobId: string;
+  readonly conflictConfig: ConflictConfig;
+  readonly batchSize: number;
+  readonly chunkBytes: number;
+  readonly signal: AbortSignal | undefined;
+  readonly logger: Logger;
+  readonly onRows: (table: string, delta: number) => void;
+  readonly stats: RunStats;
+};
+
+export type RunStats = {
+  rowsSynced: number;
+  rowsRead: number;
+  rowsFailed: number;
+  rowsDeleted: number;
+  nulStripped: number;
+  conflicts: ConflictTally;
+  failures: { table: string; key: string; error: string }[];
+};
+
+export type ChunkMode = 'bulk' | 'compare';
+
+type PendingRow = { values: unknown[]; key: string };
+
+type Failure = { key: string; keyValues: unknown[]; error: string };
+
+/** Accumulates rows, encodes them, and flushes chunks; progress fields are written with each chunk. */
+export class ChunkWriter {
+  private readonly ctx: RunContext;
+  private readonly plan: TablePlan;
+  private mode: ChunkMode;
+  private readonly recoverFailed: boolean;
+  private encoder: CopyEncoder;
+  private rows: PendingRow[] = [];
+  private failures: Failure[] = [];
+  private bytesSinceYield = 0;
+  private inflight: Promise<void> | undefined;
+  written = 0;
+
+  constructor(ctx: RunContext, plan: TablePlan, mode: ChunkMode, recoverFailed: boolean) {
+    this.ctx = ctx;
+    this.plan = plan;
+    this.mode = mode;
+    this.recoverFailed = recoverFailed;
+    this.encoder = new CopyEncoder(plan.columns, plan.kinds);
+  }
+
+  /** Adds one SQLite row; flushes when the chunk is full. `progress` is recorded with the chunk holding this row. */
+  async add(values: unknown[], progress: () => ProgressUpdate): Promise<void> {
+    const key = rowKeyText(this.plan.keyIndexes.map((i) => values[i]));
+    this.ctx.stats.rowsRead += 1;
+    try {
+      const n = this.encoder.encode(values);
+      this.bytesSinceYield += n;
+      this.rows.push({ values, key });
+    } catch (error) {
+      if (!(error instanceof ValueError)) throw error;
+      this.failures.push({ key, keyValues: this.plan.keyIndexes.map((i) => values[i]), error: error.message });
+    }
+    if (this.rows.length >= this.ctx.batchSize || this.encoder.size >= this.ctx.chunkBytes) {
+      await this.flush(progress());
+    } else if (this.bytesSinceYield >= 1 << 20) {
+      this.bytesSinceYield = 0;
+      if (this.ctx.signal?.aborted) throw new AbortedError('sync aborted; the next run resumes where this one stopped');
+      await yieldToLoop();
+    }
+  }
+
+  /** Sends the current chunk (waiting for the previous one first) with its progress update. */
+  async flush(progress: ProgressUpdate): Promise<void> {
+    const rows = this.rows;
+    const failures = this.failures;
+    const payload = this.encoder.take();
+    this.ctx.stats.nulStripped += this.encoder.nulStripped;
+    this.encoder.nulStripped = 0;
+    this.rows = [];
+    this.failures = [];
+    await this.inflight;
+    this.inflight = undefined;
+    if (this.ctx.signal?.aborted) throw new AbortedError('sync aborted; the next run resumes where this one stopped');
+    const run = this.writeChunk(rows, payload, failures, progress);
+    this.inflight = run;
+    // Surface the failure on the next await even if nobody awaits this promise right away.
+    run.catch(() => undefined);
+  }
+
+  /** Flushes what is left and waits for every chunk to be committed. */
+  async finish(progress: ProgressUpdate): Promise<void> {
+    if (this.rows.length > 0 || this.failures.length > 0) await this.flush(progress);
+    else {
+      await this.inflight;
+      this.inflight = undefined;
+      await saveProgress(this.ctx.client, this.ctx.deploymentId, this.plan.name, this.ctx.jobId, progress);
+    }
+    await this.inflight;
+    this.inflight = undefined;
+  }
+
+  /** Waits for the in-flight chunk without flushing (used when a run stops early). */
+  async drain(): Promise<void> {
+    const p = this.inflight;
+    this.inflight = undefined;
+    await p?.catch(() => undefined);
+  }
+
+  private async writeChunk(
+    rows: PendingRow[],
+    payload: Buffer,
+    failures: Failure[],
+    progress: ProgressUpdate,
+  ): Promise<void> {
+    const { client } = this.ctx;
+    await client.query('BEGIN');
+    try {
+      let written = 0;
+      if (rows.length > 0) {
+        await client.query(this.plan.sql.stageDdl);
+        await copyInto(client, this.plan.sql.copyStage, payload);
+        written = await this.applyStage(rows.map((r) => r.key));
+      }
+      await recordFailures(client, this.ctx, this.plan.name, failures);
+      await saveProgress(client, this.ctx.deploymentId, this.plan.name, this.ctx.jobId, progress);
+      await client.query('COMMIT');
+      this.account(written, failures);
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      if (isConnectionError(error) || !isRowError(error) || rows.length === 0) throw error;
+      this.ctx.logger.warn(
+        { table: this.plan.name, err: error },
+        `a chunk of ${this.plan.name} was refused (${errorMessage(error)}); retrying its rows one by one`,
+      );
+      await this.retryRowByRow(rows, failures, progress);
+    }
+  }
+
+  private account(written: number, failures: Failure[]): void {
+    this.written += written;
+    this.ctx.stats.rowsSynced += written;
+    this.ctx.onRows(this.plan.name, written);
+    this.ctx.stats.rowsFailed += failures.length;
+    for (const f of failures) {
+      if (this.ctx.stats.failures.length < 50) {
+        this.ctx.stats.failures.push({ table: this.plan.name, key: f.key, error: f.error });
+      }
+    }
+  }
+
+  /** Runs the classify/upsert statement over the staged rows and settles conflicts; returns rows written. */
+  private async applyStage(keys: string[]): Promise<number> {
+    const { client } = this.ctx;
+    const sql = this.mode === 'bulk' ? this.plan.sql.bulk : this.plan.sql.write;
+    const res = await client.query<{ written: number; conflicts: string[] }>(sql, [
+      this.ctx.deploymentId,
+      this.plan.name,
+      this.ctx.jobId,
+      this.recoverFailed,
+    ]);
+    const row = res.rows[0];
+    let written = row?.written ?? 0;
+    const conflicts = row?.conflicts ?? [];
+    if (conflicts.length > 0) {
+      written += await resolveChunkConflicts(client, this.ctx, this.plan, conflicts);
+    }
+    void keys;
+    await this.bumpSequences(written);
+    return written;
+  }
+
+  private async bumpSequences(written: number): Promise<void> {
+    if (written === 0) return;
+    for (const { column, sequence } of this.plan.serialColumns) {
+      await this.ctx.client.query(
+        `SELECT setval($1::regclass, m) FROM (SELECT max(${quoteCol(column)})::bigint AS m FROM ${this.plan.target}) x
+          WHERE m IS NOT NULL AND m > (SELECT last_value FROM ${sequence})`,
+        [sequence],
+      );
+    }
+  }
+
+  /**
+   * A chunk was refused (bad JSON, a foreign key to a missing parent, …): write its rows one by one inside
+   * savepoints, in passes (a child may need a parent later in the same chunk), and record the rows that still fail.
+   */
+  private async retryRowByRow(rows: PendingRow[], failures: Failure[], progress: ProgressUpdate): Promise<void> {
+    const { client } = this.ctx;
+    const allFailures = [...failures];
+    let written = 0;
+    await client.query('BEGIN');
+    try {
+      await client.query(this.plan.sql.stageDdl);
+      let pending = rows;
+      const lastError = new Map<string, string>();
+      for (let pass = 0; pass < 5 && pending.length > 0; pass += 1) {
+        const next: PendingRow[] = [];
+        for (const r of pending) {
+          const enc = new CopyEncoder(this.plan.columns, this.plan.kinds, 1024);
+          enc.encode(r.values);
+          await client.query('SAVEPOINT owui_row');
+          try {
+            await copyInto(client, this.plan.sql.copyStage, enc.take());
+            written += await this.applyStage([r.key]);
+            await client.query(`DELETE FROM pg_temp.owui_stage`);
+            await client.query('RELEASE SAVEPOINT owui_row');
+          } catch (error) {
+            await client.query('ROLLBACK TO SAVEPOINT owui_row');
+            if (isConnectionError(error) || !isRowError(error)) throw error;
+            lastError.set(r.key, describeRowError(error));
+            next.push(r);
+          }
+        }
+        if (next.length === pending.length) {
+          pending = next;
+          break;
+        }
+        pending = next;
+      }
+      for (const r of pending) {
+        allFailures.push({
+          key: r.key,
+          keyValues: this.plan.keyIndexes.map((i) => r.values[i]),
+          error: lastError.get(r.key) ?? 'refused by PostgreSQL',
+        });
+      }
+      await recordFailures(client, this.ctx, this.plan.name, allFailures);
+      await saveProgress(client, this.ctx.deploymentId, this.plan.name, this.ctx.jobId, progress);
+      await client.query('COMMIT');
+      this.account(written, allFailures);
+      if (pending.length > 0) {
+        this.ctx.logger.warn(
+          { table: this.plan.name, failed: pending.length },
+          `${pending.length} row(s) of ${this.plan.name} could not be written; they are kept in sync_state.failed_rows and retried on every run`,
+        );
+      }
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  }
+}
+
+function quoteCol(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** SQLSTATE classes that mean "this data", not "this run": data exceptions and integrity violations. */
+export function isRowError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
+}
+
+function describeRowError(error: unknown): string {
+  const e = error as { message?: string; detail?: string; column?: string; where?: string };
+  const parts = [errorMessage(error)];
+  if (e.detail) parts.push(e.detail);
+  if (e.where && /COPY/.test(e.where)) parts.push(e.where);
+  return parts.join(' — ').slice(0, 1000);
+}
+
+async function recordFailures(
+  client: pg.ClientBase,
+  ctx: RunContext,
+  table: string,
+  failures: Failure[],
+): Promise<void> {
+  if (failures.length === 0) return;
+  await client.query(
+    `INSERT INTO sync_state.failed_rows AS f (deployment_id, table_name, row_key, key_values, error, job_id)
+     SELECT $1::uuid, $2::text, k, v, e, $3::uuid FROM unnest($4::text[], $5::text[], $6::text[]) AS x(k, v, e)
+     ON CONFLICT (deployment_id, table_name, row_key) DO UPDATE
+       SET error = EXCLUDED.error, job_id = EXCLUDED.job_id, attempts = f.attempts + 1, last_failed_at = now(),
+           resolved_at = NULL, key_values = EXCLUDED.key_values`,
+    [
+      ctx.deploymentId,
+      table,
+      ctx.jobId,
+      failures.map((f) => f.key),
+      failures.map((f) => encodeKeyJson(f.keyValues)),
+      failures.map((f) => f.error.replaceAll('\u0000', '')),
+    ],
+  );
+}
+
+function encodeKeyJson(values: readonly unknown[]): string {
+  return JSON.stringify(
+    values.map((v) =>
+      typeof v === 'bigint'
+        ? ['i', v.toString()]
+        : typeof v === 'number'
+          ? ['r', v]
+          : Buffer.isBuffer(v)
+            ? ['b', v.toString('base64')]
+            : ['s', v],
+    ),
+  );
+}
+
+/** Streams a binary COPY payload (header + tuples + trailer) into `sql`. */
+export async function copyInto(client: pg.ClientBase, sql: string, tuples: Buffer): Promise<void> {
+  const stream = client.query(copyStreams.from(sql));
+  await pipeline(Readable.from([copyHeader(), tuples, copyTrailer()]), stream);
+}

@@ -1,0 +1,128 @@
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import type pg from 'pg';
+import copyStreams from 'pg-copy-streams';
+import { qualified, quoteIdent } from '@owui-sync/schema';
+import { withTransaction } from '../db.ts';
+import { NotFoundError } from '../errors.ts';
+import { saveProgress } from './bookkeeping.ts';
+import type { RunContext } from './table-sync.ts';
+import { keyExpression, type TablePlan } from './table-plan.ts';
+import { readTargetSchema } from './target-schema.ts';
+import { tenantSchemaName } from './tenant-ddl.ts';
+import { CopyEncoder, copyHeader, copyTrailer } from './value-codec.ts';
+
+/**
+ * Deletions in SQLite leave no trace, and the service role may not DELETE, so deleted rows are found by comparing
+ * key sets (every key in the snapshot, streamed into a temporary table, against the keys the bookkeeping knows) and
+ * marked deleted in sync_state.row_state with the time. Nothing is removed from the tenant schema; an admin may
+ * purge tombstoned rows (purgeTombstones).
+ */
+export async function detectDeletes(ctx: RunContext, plan: TablePlan): Promise<number> {
+  const { client } = ctx;
+  const keyKinds = plan.keyIndexes.map((i) => plan.kinds[i] ?? 'text');
+  const stmt = ctx.snapshot.db.prepare(plan.sqlite.keys).raw(true).safeIntegers(true);
+  async function* payload(): AsyncGenerator<Buffer> {
+    yield copyHeader();
+    const enc = new CopyEncoder(plan.key, keyKinds);
+    for (const values of stmt.iterate() as Iterable<unknown[]>) {
+      try {
+        enc.encode(values);
+      } catch {
+        continue; // a key that cannot be represented was never written either
+      }
+      if (enc.size >= 1 << 20) yield enc.take();
+    }
+    if (enc.size > 0) yield enc.take();
+    yield copyTrailer();
+  }
+  await client.query('BEGIN');
+  try {
+    await client.query(plan.sql.keysDdl);
+    await pipeline(Readable.from(payload()), client.query(copyStreams.from(plan.sql.copyKeys)));
+    await client.query('ANALYZE pg_temp.owui_keys');
+    const res = await client.query(plan.sql.tombstone, [ctx.deploymentId, plan.name, ctx.jobId]);
+    await saveProgress(client, ctx.deploymentId, plan.name, ctx.jobId, { deletesChecked: true });
+    await client.query('COMMIT');
+    const n = res.rowCount ?? 0;
+    ctx.stats.rowsDeleted += n;
+    return n;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * Admin only: physically removes the tenant's tombstoned rows (older than `olderThanSeconds`, default all) from its
+ * schema and forgets them in the bookkeeping. Returns rows removed per table.
+ */
+export async function purgeTombstones(opts: {
+  adminPool: pg.Pool;
+  clientName: string;
+  olderThanSeconds?: number;
+}): Promise<{ removed: Record<string, number> }> {
+  const schemaName = tenantSchemaName(opts.clientName);
+  return withTransaction(opts.adminPool, async (client) => {
+    const dep = await client.query<{ deployment_id: string }>(
+      'SELECT deployment_id FROM sync_metadata.client_deployments WHERE client_name = $1::text',
+      [opts.clientName],
+    );
+    const deploymentId = dep.rows[0]?.deployment_id;
+    if (!deploymentId) throw new NotFoundError(`tenant "${opts.clientName}" is not registered`);
+    const target = await readTargetSchema(client, schemaName);
+    const tables = await client.query<{ table_name: string }>(
+      `SELECT DISTINCT table_name FROM sync_state.row_state WHERE deployment_id = $1::uuid AND deleted_at IS NOT NULL`,
+      [deploymentId],
+    );
+    const removed: Record<string, number> = {};
+    const age = opts.olderThanSeconds ?? 0;
+    for (const { table_name } of tables.rows) {
+      const t = target.tables.get(table_name);
+      if (t && t.key.length > 0) {
+        const res = await client.query(
+          `DELETE FROM ${qualified(schemaName, table_name)} t USING sync_state.row_state r
+            WHERE r.deployment_id = $1::uuid AND r.table_name = $2::text AND r.deleted_at IS NOT NULL
+              AND r.deleted_at <= now() - make_interval(secs => $3::double precision)
+              AND r.row_key = ${keyExpression('t', t.key)}`,
+          [deploymentId, table_name, age],
+        );
+        removed[table_name] = res.rowCount ?? 0;
+      }
+      await client.query(
+        `DELETE FROM sync_state.row_state WHERE deployment_id = $1::uuid AND table_name = $2::text
+            AND deleted_at IS NOT NULL AND deleted_at <= now() - make_interval(secs => $3::double precision)`,
+        [deploymentId, table_name, age],
+      );
+    }
+    return { removed };
+  });
+}
+
+/** Keys of a tenant's rows deleted in the source (for restore and reports), optionally for one table. */
+export async function listTombstones(
+  client: Pick<pg.ClientBase, 'query'>,
+  clientName: string,
+  table?: string,
+): Promise<{ table: string; rowKey: string; deletedAt: Date }[]> {
+  const res = await client.query<{ table_name: string; row_key: string; deleted_at: Date }>(
+    `SELECT table_name, row_key, deleted_at FROM sync_state.v_tombstones
+      WHERE client_name = $1::text AND ($2::text IS NULL OR table_name = $2::text) ORDER BY table_name, row_key`,
+    [clientName, table ?? null],
+  );
+  return res.rows.map((r) => ({ table: r.table_name, rowKey: r.row_key, deletedAt: r.deleted_at }));
+}
+
+/** SQL condition (for `alias`) that excludes tombstoned rows of `table` — restore and views use it. */
+export function notTombstonedSql(
+  alias: string,
+  key: readonly string[],
+  deploymentParam: string,
+  table: string,
+): string {
+  return `NOT EXISTS (SELECT 1 FROM sync_state.row_state r WHERE r.deployment_id = ${deploymentParam}
+            AND r.table_name = '${table.replaceAll("'", "''")}' AND r.deleted_at IS NOT NULL
+            AND r.row_key = ${keyExpression(alias, key)})`;
+}
+
+export { quoteIdent };
