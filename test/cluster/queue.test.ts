@@ -4,17 +4,19 @@ import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBoss, enqueueSync, queueCounts } from '../../packages/engine/src/cluster/queue.ts';
 import { SYNC_QUEUE } from '../../packages/schema/src/index.ts';
-import { useTestDatabase } from '../support/db.ts';
-import { clusterUrl } from '../support/pooler.ts';
+import { adminQuery, useTestDatabase } from '../support/db.ts';
+import { clusterUrl, poolerRequested } from '../support/pooler.ts';
 
 /** The sync queue as the service role sees it: one queued and one running job per tenant, coalescing, counts. */
 describe('sync queue', () => {
   const db = useTestDatabase();
   let boss: PgBoss;
   let pool: pg.Pool;
+  let pooled = false;
 
   beforeAll(async () => {
     const url = await clusterUrl(db.current.serviceUrl);
+    pooled = url.pooled;
     boss = createBoss({ connectionString: url.url, pooled: url.pooled, max: 2 });
     await boss.start();
     pool = new pg.Pool({ connectionString: url.url, max: 2 });
@@ -64,6 +66,26 @@ describe('sync queue', () => {
 
     const viaPool = await queueCounts(pool);
     expect(viaPool.find((c) => c.queue === SYNC_QUEUE)?.states).toMatchObject({ active: 2, completed: 1, created: 0 });
+  });
+
+  it('LISTENs for new jobs on a direct connection and never behind a transaction pooler', async () => {
+    expect(pooled).toBe(poolerRequested());
+    const listening = async () =>
+      (
+        await adminQuery(
+          db.current.adminUrl,
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND usename = $1 AND query ILIKE 'LISTEN%'`,
+          [db.current.serviceRole],
+        )
+      ).rows[0].n as number;
+    if (pooled) {
+      expect(await listening()).toBe(0);
+    } else {
+      const started = Date.now();
+      while ((await listening()) === 0 && Date.now() - started < 5000) await new Promise((r) => setTimeout(r, 100));
+      expect(await listening()).toBeGreaterThan(0);
+    }
   });
 
   it('rejects an invalid payload before touching the queue', async () => {
