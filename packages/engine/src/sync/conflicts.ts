@@ -423,7 +423,7 @@ export async function resolveConflict(opts: {
           .map((c) => `${quoteIdent(c.name)} = ${typed('d.v', c.name)}`);
         if (set.length > 0) {
           await client.query(
-            `UPDATE ${t} t SET ${set.join(', ')} FROM (SELECT ${dataParam} AS v) d WHERE ${keyMatch}`,
+            `UPDATE ${t} t SET ${set.join(', ')} FROM (SELECT ${dataParam} AS v) d WHERE ${keyMatch} AND $1::bigint IS NOT NULL`,
             resolution === 'source' ? [opts.logId, row.row_key] : [opts.logId, row.row_key, JSON.stringify(opts.data)],
           );
         }
