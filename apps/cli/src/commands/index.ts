@@ -11,13 +11,17 @@ import {
 import { clusterDeregisterCommand, clusterStatusCommand } from './cluster.ts';
 import { conflictsCommand, jobsCommand } from './history.ts';
 import { initCommand } from './init.ts';
+import { menuCommand } from './menu.ts';
+import { clientRegisterCommand, clientSyncCommand, conflictsResolveCommand } from './register-sync.ts';
 import { nodeCommand, workerCommand } from './processes.ts';
 
 /** Every `syncctl` command, in the order help lists them. */
 export const COMMANDS: readonly Command[] = [
   initCommand,
+  clientRegisterCommand,
   clientStartCommand,
   clientPauseCommand,
+  clientSyncCommand,
   clientStatusCommand,
   clientIntervalCommand,
   clientConflictsConfigCommand,
@@ -25,8 +29,10 @@ export const COMMANDS: readonly Command[] = [
   clientsCommand,
   jobsCommand,
   conflictsCommand,
+  conflictsResolveCommand,
   clusterStatusCommand,
   clusterDeregisterCommand,
+  menuCommand,
   nodeCommand,
   workerCommand,
 ];
