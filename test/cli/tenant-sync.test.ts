@@ -172,6 +172,9 @@ describe('syncctl tenant registration and manual syncs', () => {
       ['Select option (1-9): ', '5\n'],
       ['Enter client name: ', 'acme\n'],
       ['Press Enter to continue...', '\n'],
+      ['Select option (1-9): ', '4\n'],
+      ['Enter client name: ', 'acme\n'],
+      ['Press Enter to continue...', '\n'],
       ['Select option (1-9): ', '7\n'],
       ['Press Enter to continue...', '\n'],
       ['Select option (1-9): ', '2\n'],
@@ -206,6 +209,9 @@ describe('syncctl tenant registration and manual syncs', () => {
     expect(transcript).toMatch(/Client: beta\r?\n\s+Sync Enabled: yes\r?\n\s+Status: active/);
     expect(transcript).toMatch(/Sync paused for "beta"/);
     expect(transcript).toMatch(/incremental sync of "acme" success/);
+    // On a terminal a manual sync draws a progress bar per table.
+    expect(transcript).toMatch(/\[\s*\d+\/\d+\] chat\s+[█░]+/);
+    expect(transcript).toMatch(/full sync of "acme" success/);
     expect(transcript).toMatch(/Client\s+Started\s+Status\s+Type\s+By\s+Rows\s+Duration/);
     expect(transcript).toMatch(/acme\s+\S+ \S+\s+success\s+incremental\s+manual-console/);
     expect(transcript).toMatch(/ERROR: client "nobody" is not registered/);
@@ -215,7 +221,7 @@ describe('syncctl tenant registration and manual syncs', () => {
     expect(await q("SELECT 1 FROM pg_namespace WHERE nspname = 'client_beta'")).toEqual([]);
     expect(
       await q("SELECT 1 FROM sync_metadata.sync_jobs WHERE client_name = 'acme' AND triggered_by = 'manual-console'"),
-    ).toHaveLength(1);
+    ).toHaveLength(2);
   });
 
   it('deregister --drop-schema --yes removes the tenant and its data', async () => {
