@@ -119,7 +119,8 @@ export async function manualSync(
   if (o.triggeredBy.length < 1 || o.triggeredBy.length > 200) {
     throw new InvalidInputError('--triggered-by must be 1 to 200 characters');
   }
-  const { pool } = ctx.readPool();
+  // Syncs run as the restricted service role, like the nodes' workers (the seeds' "DATABASE_URL not set" rule).
+  const pool = ctx.pool('service');
   if (o.viaQueue) {
     const r = await enqueueManualSync({
       serviceUrl: ctx.serviceUrl(),
