@@ -133,6 +133,9 @@ describe('syncctl lifecycle commands against a real server', () => {
     expect(table.stdout).toMatch(/CLIENT\s+ENABLED\s+STATUS\s+INTERVAL\s+LAST SYNC\s+LAST STATUS\s+LAG/);
     expect(table.stdout).toMatch(/beta\s+yes\s+active/);
 
+    const asJson = await syncctl(['client', 'start', 'nobody', '--json'], { env: svc() });
+    expect(asJson.code).toBe(1);
+    expect(asJson.json()).toMatchObject({ error: { code: 'NOT_FOUND', message: expect.stringMatching(/nobody/) } });
     const missing = await syncctl(['client', 'start', 'nobody'], { env: svc() });
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/not registered in cluster "c1".*syncctl clients/);

@@ -70,7 +70,8 @@ export function duration(seconds: number | string | null | undefined): string {
 /** Seconds as an age: `12s ago`, `5m 02s ago`, or `never`. */
 export function age(seconds: number | string | null | undefined): string {
   if (seconds === null || seconds === undefined) return 'never';
-  return `${duration(Math.max(0, Number(seconds)))} ago`;
+  const s = Math.max(0, Number(seconds));
+  return s < 60 ? `${Math.round(s)}s ago` : `${duration(s)} ago`;
 }
 
 /** Interval in seconds as the operator typed it: `300s (5m)`. */
