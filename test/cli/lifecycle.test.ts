@@ -41,7 +41,8 @@ describe('syncctl lifecycle commands against a real server', () => {
     expect(who[0].u).toBe(role);
 
     // Re-run with only the file: nothing applied again, the password is kept.
-    const again = await syncctl(['init', '--service-role', role, '--json'], { env: {}, cwd: dir });
+    // (the role comes from the SYNC_URL the first run recorded)
+    const again = await syncctl(['init', '--json'], { env: {}, cwd: dir });
     expect(again.code, again.stdout + again.stderr).toBe(0);
     expect(again.json()).toMatchObject({ roleCreated: false, password: 'kept', migrationsApplied: [] });
     expect(readCredentialsFile(file).SYNC_SERVICE_PASSWORD).toBe(password);

@@ -16,7 +16,6 @@ describe('syncctl tenant registration and manual syncs', () => {
     ADMIN_URL: db.current.adminUrl,
     DATABASE_URL: db.current.serviceUrl,
     CLUSTER_NAME: cluster,
-    SERVICE_ROLE: db.current.serviceRole,
     DOCKER_HOST: 'unix:///nonexistent/docker.sock',
   });
   const q = async (sql: string, params: unknown[] = []) =>

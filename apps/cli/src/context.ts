@@ -63,8 +63,17 @@ export class CliContext {
     return this.#env;
   }
 
+  /** The service role: SERVICE_ROLE, else the user of DATABASE_URL (without a pooler's `.project_ref`), else sync_service. */
   get serviceRole(): string {
-    return this.env.SERVICE_ROLE ?? DEFAULT_SERVICE_ROLE;
+    if (this.env.SERVICE_ROLE) return this.env.SERVICE_ROLE;
+    try {
+      const user = this.env.DATABASE_URL ? decodeURIComponent(new URL(this.env.DATABASE_URL).username) : '';
+      const role = user.split('.')[0];
+      if (role && /^[a-z_][a-z0-9_]{0,62}$/.test(role)) return role;
+    } catch {
+      // fall through to the default
+    }
+    return DEFAULT_SERVICE_ROLE;
   }
 
   /** The admin connection string, or an error saying where to put it. */

@@ -1,5 +1,7 @@
 import path from 'node:path';
 import type { Command } from '../command.ts';
+import { DEFAULT_SERVICE_ROLE } from '../../../../packages/schema/src/install.ts';
+import { readExistingCredentials } from '../ops/credentials.ts';
 import { initialize } from '../ops/init.ts';
 
 export const initCommand: Command = {
@@ -39,7 +41,11 @@ export const initCommand: Command = {
     if (!ctx.json) ctx.err(`Installing into ${redact(adminUrl)} …`);
     const result = await initialize({
       adminUrl,
-      serviceRole: (values['service-role'] as string | undefined) ?? ctx.serviceRole,
+      serviceRole:
+        (values['service-role'] as string | undefined) ??
+        ctx.io.env.SERVICE_ROLE ??
+        roleOf(credentialsFile) ??
+        DEFAULT_SERVICE_ROLE,
       servicePassword: (values['service-password'] as string | undefined) ?? ctx.env.SYNC_SERVICE_PASSWORD,
       rotatePassword: Boolean(values['rotate-password']),
       syncUrl: values['sync-url'] as string | undefined,
@@ -75,5 +81,16 @@ function redact(url: string): string {
     return u.toString();
   } catch {
     return '(admin URL)';
+  }
+}
+
+/** The service role a previous `syncctl init` recorded in the credentials file (user of SYNC_URL). */
+function roleOf(file: string): string | undefined {
+  const url = readExistingCredentials(file).SYNC_URL;
+  if (!url) return undefined;
+  try {
+    return decodeURIComponent(new URL(url).username).split('.')[0] || undefined;
+  } catch {
+    return undefined;
   }
 }
