@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { writeFileSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeMiniOpenWebUI, scratchDir } from '../engine/helpers.ts';
@@ -144,6 +145,35 @@ describe('syncctl tenant registration and manual syncs', () => {
        VALUES ($1, 'node-a@h', $2, now() + interval '60 seconds')`,
       [cluster, host],
     );
+    // With a Docker socket, the container must be running.
+    const socketPath = scratch.file('docker.sock');
+    const docker = http.createServer((req, res) => {
+      if (req.url === '/containers/openwebui-beta/json') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ State: { Running: false, Status: 'exited' } }));
+      } else {
+        res.writeHead(404).end('{"message":"No such container"}');
+      }
+    });
+    await new Promise<void>((resolve) => docker.listen(socketPath, resolve));
+    try {
+      const stopped = await syncctl(['client', 'register', 'beta', '--sqlite', file, '--enable'], {
+        env: { ...env(), DOCKER_HOST: `unix://${socketPath}` },
+      });
+      expect(stopped.code).toBe(1);
+      expect(stopped.stderr).toMatch(
+        /container openwebui-beta is not running \(exited\); start it \(docker start openwebui-beta\)/,
+      );
+      const absent = await syncctl(
+        ['client', 'register', 'beta', '--sqlite', file, '--enable', '--container', 'gone'],
+        {
+          env: { ...env(), DOCKER_HOST: `unix://${socketPath}` },
+        },
+      );
+      expect(absent.stderr).toMatch(/container gone is not found/);
+    } finally {
+      docker.close();
+    }
     const ok = await syncctl(['client', 'register', 'beta', '--sqlite', file, '--enable'], { env: env() });
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stderr).toMatch(/live leader/);
