@@ -5,10 +5,9 @@ import { ConfigError, errorMessage } from '../../../packages/engine/src/errors.t
 
 /** Helpers shared by the node and worker entry files: engine loading, version, signal handling. */
 
-/** The sync engine's runTenantSync. */
+/** The sync engine's runTenantSync (loaded only by processes that run syncs). */
 export async function loadRunTenantSync(): Promise<RunTenantSync> {
-  const spec = '../../../packages/engine/src/sync/index.ts';
-  const mod = (await import(spec)) as { runTenantSync: RunTenantSync };
+  const mod = await import('../../../packages/engine/src/sync/index.ts');
   return mod.runTenantSync;
 }
 

@@ -29,6 +29,11 @@ export const clusterConfigShape = {
   DB_POOL_SIZE: intFromEnv(2, 200).default(10),
   /** Seconds a graceful stop waits for running syncs before handing them back to the queue. */
   SHUTDOWN_TIMEOUT: intFromEnv(1, 3600).default(30),
+  /**
+   * Seconds a running sync's claim on its tenant lasts without renewal (renewed every third of it). After a worker
+   * dies, the tenant can be synced again once its claim has lapsed.
+   */
+  SYNC_CLAIM_TTL: intFromEnv(3, 3600).default(60),
   /** Hosts silent for longer than this are marked offline by the leader (seconds). */
   OFFLINE_AFTER: intFromEnv(10, 86_400).default(300),
   ENABLE_API: booleanFromEnv.default(true),

@@ -127,6 +127,8 @@ export async function startClusterRuntime(opts: ClusterRuntimeOptions): Promise<
         workerId: `${identity.nodeName}@${identity.hostname}`,
         concurrency: config.WORKER_CONCURRENCY,
         pollingIntervalSeconds: config.QUEUE_POLL_INTERVAL,
+        claimTtlSeconds: config.SYNC_CLAIM_TTL,
+        batchSize: config.BATCH_SIZE,
         logger,
         metrics,
       });

@@ -37,6 +37,8 @@ export type RunTenantSync = (opts: {
   signal?: AbortSignal;
   logger?: Logger;
   metrics?: SyncMetrics;
+  claimTtlSeconds?: number;
+  batchSize?: number;
 }) => Promise<SyncRunOutcome>;
 
 export type SyncWorkerOptions = {
@@ -51,6 +53,10 @@ export type SyncWorkerOptions = {
   /** Jobs this process runs at once (default 2). */
   readonly concurrency?: number;
   readonly pollingIntervalSeconds?: number;
+  /** Lifetime of the engine's claim on a tenant while a sync runs (renewed while alive; a dead run's lapses). */
+  readonly claimTtlSeconds?: number;
+  /** Rows per transaction (BATCH_SIZE). */
+  readonly batchSize?: number;
   readonly logger: Logger;
   readonly metrics?: SyncMetrics;
 };
@@ -124,6 +130,8 @@ export async function startSyncWorker(opts: SyncWorkerOptions): Promise<SyncWork
         signal: AbortSignal.any([job.signal, stopper.signal]),
         logger: logger.child({ client: payload.client_name, job: job.id }),
         ...(opts.metrics ? { metrics: opts.metrics } : {}),
+        ...(opts.claimTtlSeconds ? { claimTtlSeconds: opts.claimTtlSeconds } : {}),
+        ...(opts.batchSize ? { batchSize: opts.batchSize } : {}),
       });
       if (result.status === 'failed') {
         throw new Error(result.error ?? `sync of "${payload.client_name}" failed`);
@@ -140,20 +148,29 @@ export async function startSyncWorker(opts: SyncWorkerOptions): Promise<SyncWork
     }
   };
 
-  await boss.work<unknown>(
-    SYNC_QUEUE,
-    { localConcurrency: opts.concurrency ?? 2, batchSize: 1, pollingIntervalSeconds },
-    async (jobs) => {
-      const [job] = jobs;
-      if (!job) return null;
-      try {
-        return await handle(job);
-      } catch (error) {
-        logger.warn({ err: error, job: job.id }, `sync job failed (will be retried): ${errorMessage(error)}`);
-        throw error;
-      }
-    },
-  );
+  // One pg-boss worker per slot. pg-boss waits out its polling interval after every job that finished sooner
+  // (30 s while LISTEN/NOTIFY is up), so each slot wakes itself after a job: it keeps fetching while there is work
+  // and falls back to polling / notifications only when the queue is empty.
+  const slots = Math.max(1, opts.concurrency ?? 2);
+  for (let i = 0; i < slots; i += 1) {
+    const slot: { id?: string } = {};
+    slot.id = await boss.work<unknown>(
+      SYNC_QUEUE,
+      { localConcurrency: 1, batchSize: 1, pollingIntervalSeconds },
+      async (jobs) => {
+        const [job] = jobs;
+        if (!job) return null;
+        try {
+          return await handle(job);
+        } catch (error) {
+          logger.warn({ err: error, job: job.id }, `sync job failed (will be retried): ${errorMessage(error)}`);
+          throw error;
+        } finally {
+          if (slot.id) boss.notifyWorker(slot.id);
+        }
+      },
+    );
+  }
 
   return {
     active: () => running.size,
