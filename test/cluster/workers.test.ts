@@ -7,7 +7,7 @@ import { PGBOSS_SCHEMA, SYNC_QUEUE } from '../../packages/schema/src/index.ts';
 import { makeMiniOpenWebUI, scratchDir } from '../engine/helpers.ts';
 import { adminQuery, useTestDatabase } from '../support/db.ts';
 import { clusterUrl, type ClusterUrl } from '../support/pooler.ts';
-import { freePort, killAllProcesses, sleep, startApp, waitUntil, type AppProcess } from '../support/processes.ts';
+import { killAllProcesses, sleep, startApp, waitUntil, type AppProcess } from '../support/processes.ts';
 
 /**
  * Real nodes and workers running real syncs of real SQLite files: every tenant synced, never two syncs of one tenant
