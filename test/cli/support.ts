@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import { PassThrough } from 'node:stream';
 import { run } from '../../apps/cli/src/main.ts';
 import type { CliIo } from '../../apps/cli/src/io.ts';
@@ -58,4 +59,41 @@ export async function seedTenant(
     );
     return { hostId, deploymentId: dep.rows[0]!.deployment_id };
   });
+}
+
+/**
+ * A small Open WebUI database (0.6-era layout: legacy `user`/`auth`/`chat` without primary keys, DATETIME-declared
+ * epoch integers, JSON columns) for the CLI's tests; the engine's own tests cover every era.
+ */
+export function makeTenantDb(file: string, chats = 5): void {
+  const db = new Database(file);
+  try {
+    db.exec(`
+      CREATE TABLE "user" (id VARCHAR(255) NOT NULL, name VARCHAR(255) NOT NULL, email VARCHAR(255) NOT NULL,
+        role VARCHAR(255) NOT NULL, profile_image_url TEXT NOT NULL, created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL, last_active_at INTEGER NOT NULL, info JSON, settings JSON);
+      CREATE UNIQUE INDEX user_id ON "user" (id);
+      CREATE TABLE auth (id VARCHAR(255) NOT NULL, email VARCHAR(255) NOT NULL, password TEXT NOT NULL,
+        active INTEGER NOT NULL);
+      CREATE UNIQUE INDEX auth_id ON auth (id);
+      CREATE TABLE chat (id VARCHAR(255) NOT NULL, user_id VARCHAR(255) NOT NULL, title TEXT NOT NULL,
+        share_id VARCHAR(255), archived INTEGER NOT NULL, created_at DATETIME NOT NULL, updated_at DATETIME NOT NULL,
+        chat JSON, pinned BOOLEAN, meta JSON DEFAULT '{}' NOT NULL, folder_id TEXT);
+      CREATE UNIQUE INDEX chat_id ON chat (id);
+      CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, PRIMARY KEY (version_num));
+      INSERT INTO alembic_version VALUES ('c440947495f3');
+      INSERT INTO "user" VALUES ('u1', 'Ada', 'ada@example.com', 'admin', '', 1700000000, 1700000100, 1700000200,
+        'null', '{"ui":{"theme":"dark"}}');
+      INSERT INTO auth VALUES ('u1', 'ada@example.com', 'x', 1);
+    `);
+    const chat = db.prepare('INSERT INTO chat VALUES (?, ?, ?, NULL, 0, ?, ?, ?, 0, ?, NULL)');
+    db.transaction(() => {
+      for (let i = 1; i <= chats; i++) {
+        const id = `chat-${String(i).padStart(4, '0')}`;
+        chat.run(id, 'u1', `Chat ${i}`, 1_700_000_000 + i, 1_700_000_000 + i, JSON.stringify({ messages: [i] }), '{}');
+      }
+    })();
+  } finally {
+    db.close();
+  }
 }

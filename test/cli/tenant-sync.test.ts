@@ -1,17 +1,18 @@
 import Database from 'better-sqlite3';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import http from 'node:http';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeMiniOpenWebUI, scratchDir } from '../engine/helpers.ts';
 import { useTestDatabase, withConnection } from '../support/db.ts';
-import { syncctl } from './support.ts';
+import { makeTenantDb, syncctl } from './support.ts';
 
 /** register / --enable / sync / conflicts resolve / --via-queue / --drop-schema against the real engine. */
 describe('syncctl tenant registration and manual syncs', () => {
   const db = useTestDatabase();
-  const scratch = scratchDir('syncctl-tenant-');
-  afterAll(() => scratch.cleanup());
+  const scratchRoot = mkdtempSync(path.join(tmpdir(), 'syncctl-tenant-'));
+  const scratch = { file: (name: string) => path.join(scratchRoot, name) };
+  afterAll(() => rmSync(scratchRoot, { recursive: true, force: true }));
   const cluster = 'tenants';
   const env = () => ({
     ADMIN_URL: db.current.adminUrl,
@@ -24,7 +25,7 @@ describe('syncctl tenant registration and manual syncs', () => {
 
   it('register creates schema and tables, records the tenant disabled, and refuses it twice', async () => {
     const file = scratch.file('acme.db');
-    makeMiniOpenWebUI(file, { chats: 5 });
+    makeTenantDb(file, 5);
     const r = await syncctl(['client', 'register', 'acme', '--sqlite', file, '--interval', '120'], { env: env() });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/is an Open WebUI database/);
@@ -132,7 +133,7 @@ describe('syncctl tenant registration and manual syncs', () => {
 
   it('register --enable needs a live leader, keeps an existing schema’s data, then enables sync', async () => {
     const file = scratch.file('beta.db');
-    makeMiniOpenWebUI(file, { chats: 3 });
+    makeTenantDb(file, 3);
     await q(
       'CREATE SCHEMA client_beta; CREATE TABLE client_beta.keepme (id int); INSERT INTO client_beta.keepme VALUES (7)',
     );
