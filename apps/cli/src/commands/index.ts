@@ -10,6 +10,7 @@ import {
 } from './client.ts';
 import { clusterDeregisterCommand, clusterStatusCommand } from './cluster.ts';
 import { conflictsCommand, jobsCommand } from './history.ts';
+import { demoCommand } from '../demo.ts';
 import { initCommand } from './init.ts';
 import { menuCommand } from './menu.ts';
 import { clientRegisterCommand, clientSyncCommand, conflictsResolveCommand } from './register-sync.ts';
@@ -35,4 +36,5 @@ export const COMMANDS: readonly Command[] = [
   menuCommand,
   nodeCommand,
   workerCommand,
+  demoCommand,
 ];

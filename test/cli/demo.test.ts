@@ -1,0 +1,118 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { canConnect } from '../../packages/engine/src/local-postgres.ts';
+
+/**
+ * `npm start` on a clean machine: no DATABASE_URL/ADMIN_URL, so the demo starts its own embedded PostgreSQL 17,
+ * installs, generates a tenant, runs node-a, node-b and a worker, and syncs. Ports and data directory are private to
+ * this test so it never clashes with a demo someone is running.
+ */
+
+const BIN = path.resolve('apps/cli/bin/syncctl.js');
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as net.AddressInfo).port;
+  server.close();
+  return port;
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+async function health(port: number): Promise<{ is_leader: boolean }> {
+  const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) });
+  return (await res.json()) as { is_leader: boolean };
+}
+
+describe('npm start (syncctl demo)', () => {
+  it('brings up PostgreSQL, two nodes with exactly one leader and a worker, syncs the tenant, and stops cleanly', async () => {
+    const dataDir = path.resolve('.tmp', `demo-test-${randomBytes(4).toString('hex')}`);
+    mkdirSync(dataDir, { recursive: true });
+    chmodSync(dataDir, 0o755); // the embedded server may run as the `postgres` user
+    const [pgPort, portA, portB] = [await freePort(), await freePort(), await freePort()];
+    const child = spawn(process.execPath, [BIN, 'demo'], {
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        DEMO_DATA_DIR: dataDir,
+        DEMO_PG_PORT: String(pgPort),
+        NODE_A_PORT: String(portA),
+        NODE_B_PORT: String(portB),
+        HEARTBEAT_INTERVAL: '2',
+        LEASE_DURATION: '6',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = once(child, 'exit') as Promise<[number | null, string | null]>;
+    const adminUrl = `postgres://postgres:postgres@127.0.0.1:${pgPort}/postgres`;
+    let failure: unknown;
+    try {
+      await until(
+        'the demo to report it is up',
+        async () => (output.includes('Demo is up') ? true : undefined),
+        150_000,
+      );
+      const [a, b] = await Promise.all([health(portA), health(portB)]);
+      expect([a.is_leader, b.is_leader].filter(Boolean)).toHaveLength(1);
+
+      const job = await until(
+        'a first successful sync',
+        async () => {
+          const client = new pg.Client({ connectionString: adminUrl });
+          await client.connect();
+          try {
+            const r = await client.query<{ client_name: string; rows_synced: string; triggered_by: string }>(
+              "SELECT client_name, rows_synced, triggered_by FROM sync_metadata.sync_jobs WHERE status = 'success' LIMIT 1",
+            );
+            return r.rows[0];
+          } finally {
+            await client.end();
+          }
+        },
+        90_000,
+      );
+      expect(job.client_name).toBe('chat-test');
+      expect(Number(job.rows_synced)).toBeGreaterThan(0);
+      expect(output).toMatch(/Dashboard: http:\/\/127\.0\.0\.1:\d+\//);
+      expect(output).toMatch(/curl -s http:\/\/127\.0\.0\.1:\d+\/health/);
+    } catch (error) {
+      failure = error;
+    }
+    child.kill('SIGINT');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    const [code] = await exited;
+    clearTimeout(timer);
+    rmSync(dataDir, { recursive: true, force: true });
+    if (failure) throw new Error(`${String(failure)}\n--- demo output ---\n${output}`);
+    expect(code, output).toBe(0);
+    expect(output).toMatch(/Stopped cleanly/);
+    expect(output).not.toMatch(/exited with code/);
+    // Everything is down: both APIs and the database.
+    await expect(health(portA)).rejects.toThrow();
+    await expect(health(portB)).rejects.toThrow();
+    expect(await canConnect(adminUrl, 1000)).toBe(false);
+  }, 300_000);
+});
