@@ -7,6 +7,7 @@ import type pg from 'pg';
 import { createPool } from '../../../packages/engine/src/db.ts';
 import { ConfigError, errorMessage } from '../../../packages/engine/src/errors.ts';
 import { startLocalPostgres, type LocalPostgres } from '../../../packages/engine/src/local-postgres.ts';
+import { DEFAULT_SERVICE_ROLE } from '../../../packages/schema/src/install.ts';
 import { generateDemoTenant } from './demo-tenant.ts';
 import type { Command } from './command.ts';
 import type { CliContext } from './context.ts';
@@ -144,8 +145,11 @@ async function runDemo(ctx: CliContext, s: DemoSettings): Promise<number> {
     say('▶ syncctl init');
     const init = await initialize({
       adminUrl,
-      serviceRole: ctx.serviceRole,
+      serviceRole: ctx.io.env.SERVICE_ROLE ?? DEFAULT_SERVICE_ROLE,
       servicePassword: undefined,
+      // The demo's own server: if its credentials file was removed, give the service role a new password rather
+      // than stopping. A server named by ADMIN_URL is never changed that way.
+      rotatePassword: local !== undefined && !existsSync(credentialsFile),
       credentialsFile,
     });
     say(
