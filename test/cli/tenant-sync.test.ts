@@ -192,7 +192,14 @@ describe('syncctl tenant registration and manual syncs', () => {
   });
 
   it('the console menu works through a terminal: status, pause, start, jobs, manual sync, remove', async () => {
+    const gamma = scratch.file('gamma.db');
+    makeTenantDb(gamma, 2);
     const steps: [string, string][] = [
+      ['Select option (1-9): ', '1\n'],
+      ['Enter client name: ', 'gamma\n'],
+      ['Container name [openwebui-gamma]: ', '\n'],
+      ['SQLite path [', `${gamma}\n`],
+      ['Press Enter to continue...', '\n'],
       ['Select option (1-9): ', '6\n'],
       ['Enter client name: ', 'beta\n'],
       ['Press Enter to continue...', '\n'],
@@ -236,6 +243,10 @@ describe('syncctl tenant registration and manual syncs', () => {
       );
     });
     expect(transcript).toMatch(/Sync Client Management Console/);
+    expect(transcript).toMatch(/Registered "gamma" \(schema client_gamma\); sync enabled/);
+    expect(
+      await q("SELECT container_name, sync_enabled FROM sync_metadata.client_deployments WHERE client_name = 'gamma'"),
+    ).toEqual([{ container_name: 'openwebui-gamma', sync_enabled: true }]);
     expect(transcript).toMatch(/Client: beta\r?\n\s+Sync Enabled: yes\r?\n\s+Status: active/);
     expect(transcript).toMatch(/Sync paused for "beta"/);
     expect(transcript).toMatch(/incremental sync of "acme" success/);
