@@ -269,6 +269,10 @@ describe('syncctl tenant registration and manual syncs', () => {
     const r = await syncctl(['client', 'deregister', 'acme', '--drop-schema', '--yes'], { env: env() });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/DELETES ALL DATA/);
+    expect(r.stdout).toMatch(/1 queued sync cancelled/);
+    expect(
+      await q("SELECT 1 FROM pgboss.job WHERE name = 'owui-sync' AND singleton_key = 'acme' AND state = 'created'"),
+    ).toEqual([]);
     expect(await q("SELECT 1 FROM pg_namespace WHERE nspname = 'client_acme'")).toEqual([]);
     expect(await q("SELECT 1 FROM sync_metadata.client_deployments WHERE client_name = 'acme'")).toEqual([]);
   });

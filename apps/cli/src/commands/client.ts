@@ -189,7 +189,8 @@ export const clientDeregisterCommand: Command = {
     ctx.result(r, () =>
       [
         r.deregistered
-          ? `✅ "${name}" deregistered (${r.jobs_removed} job records removed).`
+          ? `✅ "${name}" deregistered (${r.jobs_removed} job records removed` +
+            `${r.queued_jobs_removed ? `, ${r.queued_jobs_removed} queued sync cancelled` : ''}).`
           : `ℹ️  "${name}" was not registered.`,
         r.schema_dropped
           ? `✅ Schema ${r.schema_name} and all its data deleted.`

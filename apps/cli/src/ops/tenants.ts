@@ -4,6 +4,7 @@ import { withTransaction, type Queryable } from '../../../../packages/engine/src
 import { ConflictError, InvalidInputError, NotFoundError } from '../../../../packages/engine/src/errors.ts';
 import { conflictConfigSchema, type ConflictConfig } from '../../../../packages/schema/src/conflict-config.ts';
 import { checkClientName, schemaNameFor } from '../../../../packages/schema/src/names.ts';
+import { PGBOSS_SCHEMA, SYNC_QUEUE } from '../../../../packages/schema/src/queues.ts';
 import { quoteIdent } from '../../../../packages/schema/src/sql.ts';
 
 /** Tenant lifecycle operations on sync_metadata.client_deployments, scoped to one cluster. */
@@ -212,6 +213,7 @@ export type DeregisterResult = {
   schema_dropped: boolean;
   schema_exists: boolean;
   jobs_removed: number;
+  queued_jobs_removed: number;
 };
 
 /** Facts shown before deregistering: does the schema exist, how many rows, is a sync running. */
@@ -283,6 +285,7 @@ export async function deregisterTenant(
     }
     const schemaName = dep?.schema_name ?? schemaNameFor(name);
     let jobsRemoved = 0;
+    let queuedRemoved = 0;
     if (dep) {
       const jobs = await c.query<{ n: number }>(
         'SELECT count(*)::int AS n FROM sync_metadata.sync_jobs WHERE deployment_id = $1::uuid',
@@ -290,6 +293,7 @@ export async function deregisterTenant(
       );
       jobsRemoved = jobs.rows[0]?.n ?? 0;
       await c.query('DELETE FROM sync_metadata.client_deployments WHERE deployment_id = $1::uuid', [dep.deployment_id]);
+      queuedRemoved = await dropQueuedJobs(c, name);
     }
     const exists = await c.query<{ e: boolean }>(
       'SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1::text) AS e',
@@ -313,8 +317,23 @@ export async function deregisterTenant(
       schema_dropped: dropped,
       schema_exists: schemaExists && !dropped,
       jobs_removed: jobsRemoved,
+      queued_jobs_removed: queuedRemoved,
     };
   });
+}
+
+/** Queued (not yet running) sync jobs of a removed tenant would only fail and retry: they go with it. */
+async function dropQueuedJobs(c: pg.PoolClient, name: string): Promise<number> {
+  const table = `${quoteIdent(PGBOSS_SCHEMA)}.job`;
+  const exists = await c.query<{ ok: boolean }>('SELECT to_regclass($1::text) IS NOT NULL AS ok', [
+    `${PGBOSS_SCHEMA}.job`,
+  ]);
+  if (!exists.rows[0]?.ok) return 0;
+  const r = await c.query(
+    `DELETE FROM ${table} WHERE name = $1::text AND singleton_key = $2::text AND state IN ('created', 'retry')`,
+    [SYNC_QUEUE, name],
+  );
+  return r.rowCount ?? 0;
 }
 
 /** A paused tenant is not synced by hand either, unless forced: pausing is how an operator freezes it. */
