@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { withTransaction } from '../../../../packages/engine/src/db.ts';
-import { inCluster } from './tenants.ts';
+import { dropQueuedJobs, inCluster } from './tenants.ts';
 
 /** Cluster-wide views and the deregistration safety flow (CLUSTER_LIFECYCLE_FAQ). */
 
@@ -164,6 +164,12 @@ export async function deregisterCluster(adminPool: pg.Pool, cluster: string): Pr
          JOIN sync_metadata.hosts h ON cd.host_id = h.host_id WHERE h.cluster_name = $1::text`,
       [cluster],
     );
+    const names = await c.query<{ client_name: string }>(
+      `SELECT cd.client_name FROM sync_metadata.client_deployments cd
+         JOIN sync_metadata.hosts h ON cd.host_id = h.host_id WHERE h.cluster_name = $1::text`,
+      [cluster],
+    );
+    for (const { client_name } of names.rows) await dropQueuedJobs(c, client_name);
     const deleted = await c.query('DELETE FROM sync_metadata.hosts WHERE cluster_name = $1::text', [cluster]);
     await c.query('DELETE FROM sync_metadata.leader_election WHERE cluster_name = $1::text', [cluster]);
     const left = await c.query<{ hosts: number; deployments: number; leader_rows: number }>(

@@ -323,7 +323,7 @@ export async function deregisterTenant(
 }
 
 /** Queued (not yet running) sync jobs of a removed tenant would only fail and retry: they go with it. */
-async function dropQueuedJobs(c: pg.PoolClient, name: string): Promise<number> {
+export async function dropQueuedJobs(c: pg.PoolClient, name: string): Promise<number> {
   const table = `${quoteIdent(PGBOSS_SCHEMA)}.job`;
   const exists = await c.query<{ ok: boolean }>('SELECT to_regclass($1::text) IS NOT NULL AS ok', [
     `${PGBOSS_SCHEMA}.job`,
