@@ -141,8 +141,11 @@ describe('leader election and scheduling', () => {
       `UPDATE sync_metadata.hosts SET last_heartbeat = now() - interval '6 minutes' WHERE node_name = 'node-b'`,
     );
 
-    const first = await runSchedulerTick({ elector: a, boss, cluster: CLUSTER });
-    expect(first).toMatchObject({ due: 90, enqueued: 90, coalesced: 0, offlineHosts: ['node-b@test-host'] });
+    // A backlog larger than one pass is cleared by consecutive passes.
+    const first = await runSchedulerTick({ elector: a, boss, cluster: CLUSTER, batchSize: 50 });
+    expect(first).toMatchObject({ due: 50, enqueued: 50, more: true, offlineHosts: ['node-b@test-host'] });
+    const rest = await runSchedulerTick({ elector: a, boss, cluster: CLUSTER, batchSize: 50 });
+    expect(rest).toMatchObject({ due: 40, enqueued: 40, coalesced: 0, more: false, offlineHosts: [] });
     const queued = await boss.findJobs<{ client_name: string; triggered_by: string; epoch: number }>(SYNC_QUEUE, {
       queued: true,
     });

@@ -30,14 +30,19 @@ export type SchedulerTickResult = {
   readonly coalesced: number;
   /** Hosts marked offline (node@hostname). */
   readonly offlineHosts: readonly string[];
+  /** The pass hit its batch limit: more tenants are due now (the loop runs the next pass at once). */
+  readonly more: boolean;
   readonly durationMs: number;
 };
+
+/** Most tenants one pass enqueues; a larger backlog (e.g. the first start) is cleared by back-to-back passes. */
+export const SCHEDULER_BATCH_SIZE = 2000;
 
 export type SchedulerTickOptions = {
   readonly elector: Pick<LeaderElector, 'fenced'>;
   readonly boss: PgBoss;
   readonly cluster: string;
-  /** Most tenants handled per tick (the rest follow on the next tick). Default 20 000. */
+  /** Most tenants handled per pass (default SCHEDULER_BATCH_SIZE); a full pass is followed by another at once. */
   readonly batchSize?: number;
   readonly offlineAfterSeconds?: number;
   readonly logger?: Logger;
@@ -74,11 +79,12 @@ const CLAIM_DUE_SQL = `
 export async function runSchedulerTick(opts: SchedulerTickOptions): Promise<SchedulerTickResult> {
   const started = performance.now();
   const { boss, cluster } = opts;
+  const batchSize = opts.batchSize ?? SCHEDULER_BATCH_SIZE;
   const result = await opts.elector.fenced(
     async (client: pg.PoolClient, lease: Lease) => {
       const claimed = await client.query<{ deployment_id: string; client_name: string }>(CLAIM_DUE_SQL, [
         cluster,
-        opts.batchSize ?? 20_000,
+        batchSize,
       ]);
       let enqueued = 0;
       if (claimed.rows.length > 0) {
@@ -110,7 +116,7 @@ export async function runSchedulerTick(opts: SchedulerTickOptions): Promise<Sche
   if (result.offlineHosts.length > 0) {
     opts.logger?.warn({ hosts: result.offlineHosts }, `marked silent hosts offline: ${result.offlineHosts.join(', ')}`);
   }
-  return { ...result, durationMs: performance.now() - started };
+  return { ...result, more: result.due >= batchSize, durationMs: performance.now() - started };
 }
 
 export type SchedulerLoop = { stop(): Promise<void>; tickNow(): Promise<void> };
@@ -131,14 +137,17 @@ export function startScheduler(
   let timer: NodeJS.Timeout | undefined;
 
   const tick = async () => {
-    if (stopped || !opts.elector.isLeader()) return;
     try {
-      const r = await runSchedulerTick(opts);
-      if (r.due > 0) {
-        opts.logger.debug(
-          { due: r.due, enqueued: r.enqueued, coalesced: r.coalesced, ms: Math.round(r.durationMs) },
-          'scheduler tick',
-        );
+      // Back-to-back passes while a backlog remains; each pass is one short fenced transaction.
+      for (let more = true; more && !stopped && opts.elector.isLeader();) {
+        const r = await runSchedulerTick(opts);
+        more = r.more;
+        if (r.due > 0) {
+          opts.logger.debug(
+            { due: r.due, enqueued: r.enqueued, coalesced: r.coalesced, ms: Math.round(r.durationMs) },
+            'scheduler tick',
+          );
+        }
       }
     } catch (error) {
       if (error instanceof LeadershipLostError) {
