@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const DIR = path.resolve('compose');
 const FILES = ['docker-compose.yml', 'docker-compose.supabase.yml'];
-const SECRETS = ['postgres_password', 'sync_service_password', 'supabase_db_password'];
+const SECRETS = ['postgres_password', 'sync_service_password', 'supabase_db_password', 'api_token'];
 const hasCompose = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' }).status === 0;
 const hasPyYaml = spawnSync('python3', ['-c', 'import yaml'], { encoding: 'utf8' }).status === 0;
 
@@ -97,7 +97,16 @@ describe('compose deployment', () => {
         expect(`${name}.${k}=${v}`).not.toMatch(/PASSWORD=(?!\/run\/secrets\/)|:\/\/[^/@:]+:[^@]+@/);
       }
     }
-    expect(Object.keys(local.secrets).sort()).toEqual(['postgres_password', 'sync_service_password']);
+    expect(Object.keys(local.secrets).sort()).toEqual(['api_token', 'postgres_password', 'sync_service_password']);
+    expect(s['sync-node-a']?.secrets).toEqual(['sync_service_password', 'api_token']);
+    expect(s['sync-node-a']?.environment?.API_TOKEN_FILE).toBe('/run/secrets/api_token');
+    // A *_FILE variable without its secret mounted would stop the process: only nodes get the token.
+    for (const [name, svc] of Object.entries(s)) {
+      for (const [k, v] of Object.entries(svc.environment ?? {})) {
+        const secret = /^\/run\/secrets\/(.+)$/.exec(String(v))?.[1];
+        if (k.endsWith('_FILE') && secret) expect(svc.secrets, `${name}.${k}`).toContain(secret);
+      }
+    }
     for (const name of ['sync-node-a', 'sync-node-b', 'worker']) {
       const tenants = s[name]?.volumes?.find((v) => typeof v === 'object' && v.target === '/tenants');
       expect(tenants).toMatchObject({ read_only: true });

@@ -157,7 +157,8 @@ export function jsonReplacer(_key: string, value: unknown): unknown {
 }
 
 /**
- * Docker-secret style configuration: `X_FILE` fills X from a file (DATABASE_URL, ADMIN_URL, SYNC_SERVICE_PASSWORD),
+ * Docker-secret style configuration: `X_FILE` fills X from a file (DATABASE_URL, ADMIN_URL, SYNC_SERVICE_PASSWORD,
+ * API_TOKEN, JWT_SECRET),
  * and DATABASE_PASSWORD_FILE / ADMIN_PASSWORD_FILE put a password into a URL that has none, so URLs can stay in
  * plain environment while passwords live only in secrets.
  */
@@ -169,7 +170,7 @@ export function resolveFileSecrets(env: Record<string, string | undefined>): voi
       throw new ConfigError([`cannot read secret file ${file}: ${(error as Error).message}`]);
     }
   };
-  for (const key of ['DATABASE_URL', 'ADMIN_URL', 'SYNC_SERVICE_PASSWORD']) {
+  for (const key of ['DATABASE_URL', 'ADMIN_URL', 'SYNC_SERVICE_PASSWORD', 'API_TOKEN', 'JWT_SECRET']) {
     const file = env[`${key}_FILE`];
     if (file && !env[key]) env[key] = read(file).trim();
   }
