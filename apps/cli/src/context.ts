@@ -104,6 +104,7 @@ export class CliContext {
     let pool = this.#pools.get(kind);
     if (!pool) {
       const url = kind === 'admin' ? this.adminUrl() : this.serviceUrl();
+      assertPostgresUrl(kind === 'admin' ? 'ADMIN_URL' : 'DATABASE_URL', url);
       pool = createPool(url, { max: 4, applicationName: `syncctl-${kind}`, logger: this.logger });
       this.#pools.set(kind, pool);
     }
@@ -191,5 +192,23 @@ export function resolveFileSecrets(env: Record<string, string | undefined>): voi
       if (error instanceof ConfigError) throw error;
       throw new ConfigError([`${urlKey} is not a valid URL`]);
     }
+  }
+}
+
+/** Refuses what is not a postgres:// URL before the driver turns it into a confusing host name. */
+export function assertPostgresUrl(name: string, url: string): void {
+  let ok = /^postgres(ql)?:\/\//.test(url);
+  if (ok) {
+    try {
+      new URL(url);
+    } catch {
+      ok = false;
+    }
+  }
+  if (!ok) {
+    throw new ConfigError([
+      `${name} is not a valid postgresql://user:password@host:5432/database URL ` +
+        '(URL-encode special characters in the password; syncctl init writes correct ones to .credentials)',
+    ]);
   }
 }

@@ -200,7 +200,7 @@ export const conflictsResolveCommand: Command = {
   async run(ctx, { positionals, values }) {
     const id = Number(positionals[0]);
     if (!Number.isSafeInteger(id) || id < 1)
-      throw new InvalidInputError(`conflict id "${positionals[0]}" is not a number`);
+      throw new InvalidInputError(`conflict id "${positionals[0]}" is not a number; list them with: syncctl conflicts`);
     const keep = values.keep;
     if (keep !== 'source' && keep !== 'target') {
       throw new InvalidInputError('say which version to keep: --keep source (SQLite) or --keep target (PostgreSQL)');
