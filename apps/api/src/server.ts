@@ -1,96 +1,95 @@
 import { serve } from '@hono/node-server';
-import { Hono } from 'hono';
-import type pg from 'pg';
-import type { PgBoss } from 'pg-boss';
-import type { Logger } from 'pino';
-import { withTransaction } from '../../../packages/engine/src/db.ts';
-import { errorMessage } from '../../../packages/engine/src/errors.ts';
-import type { SyncMetrics } from '../../../packages/engine/src/metrics.ts';
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { bodyLimit } from 'hono/body-limit';
+import { HTTPException } from 'hono/http-exception';
+import { createStateManager } from '../../../packages/engine/src/state/index.ts';
+import { createAuthorizer } from './auth.ts';
+import { routeContext, type ApiApp, type ApiDeps, type ApiEnv } from './context.ts';
+import { dashboardHtml, docsHtml } from './dashboard.ts';
+import { errorHandler, validationFailed } from './errors.ts';
+import { registerConflictRoutes } from './routes/conflicts.ts';
+import { registerHealthRoutes } from './routes/health.ts';
+import { registerStateRoutes } from './routes/state.ts';
+import { registerSyncRoutes } from './routes/sync.ts';
 
-/** HTTP settings of the API served by every node. */
-export type ApiConfig = {
-  /** Port to listen on (node-a 9443, node-b 9444; 0 picks a free one). */
-  readonly port: number;
-  /** Interface to bind (default 0.0.0.0). */
-  readonly host?: string;
-  readonly enableMetrics?: boolean;
-};
+export type { ApiDeps } from './context.ts';
+export type { ApiConfig, ApiAuthConfig } from './config.ts';
 
-export type ApiDeps = {
-  /** Service-role pool. */
-  readonly pool: pg.Pool;
-  readonly boss?: PgBoss;
-  readonly cluster: string;
-  readonly nodeName: string;
-  readonly hostId: string;
-  readonly logger: Logger;
-  readonly metrics: SyncMetrics;
-  readonly startedAt: Date;
-  readonly config: ApiConfig;
-};
+/** Largest request body accepted (bytes): conflict resolutions with merged rows are the biggest. */
+const MAX_BODY_BYTES = 1024 * 1024;
 
-type HealthRow = { is_leader: boolean; leader_id: string | null; epoch: string | null; last_sync: Date | null };
-
-/** The API as a Hono app (use app.request() in tests). */
-export function createApp(deps: ApiDeps): Hono {
-  const app = new Hono();
-
-  // Leadership is read from the lease row: the database is the source of truth, not this process's memory.
-  app.get('/health', async (c) => {
-    const uptime = Math.round((Date.now() - deps.startedAt.getTime()) / 1000);
-    try {
-      const row = await withTransaction(
-        deps.pool,
-        async (client) => {
-          const res = await client.query<HealthRow>(
-            `SELECT (le.leader_host_id = $2::uuid AND le.expires_at > now()) IS TRUE AS is_leader,
-                    CASE WHEN le.expires_at > now() THEN le.leader_id END AS leader_id,
-                    le.epoch::text AS epoch,
-                    (SELECT max(d.last_sync_at) FROM sync_metadata.client_deployments d) AS last_sync
-               FROM (SELECT 1) one
-               LEFT JOIN sync_metadata.leader_election le ON le.cluster_name = $1::text`,
-            [deps.cluster, deps.hostId],
-          );
-          return res.rows[0];
-        },
-        { hostId: deps.hostId, cluster: deps.cluster },
-      );
-      return c.json({
-        status: 'healthy',
-        node_id: deps.nodeName,
-        role: row?.is_leader ? 'leader' : 'follower',
-        is_leader: row?.is_leader ?? false,
-        leader_id: row?.leader_id ?? null,
-        leader_epoch: row?.epoch === null || row?.epoch === undefined ? null : Number(row.epoch),
-        cluster_name: deps.cluster,
-        uptime_seconds: uptime,
-        last_sync: row?.last_sync ? row.last_sync.toISOString() : null,
-      });
-    } catch (error) {
-      deps.logger.warn({ err: error }, `health check: database unreachable: ${errorMessage(error)}`);
-      return c.json(
-        {
-          status: 'unhealthy',
-          node_id: deps.nodeName,
-          role: 'unknown',
-          is_leader: false,
-          leader_id: null,
-          cluster_name: deps.cluster,
-          uptime_seconds: uptime,
-          last_sync: null,
-          error: 'database unreachable',
-        },
-        503,
-      );
-    }
+/**
+ * The REST API every node serves, as a Hono app (use app.request() in tests): health and leadership, cluster
+ * status, metrics, state, sync triggers, jobs, queue, conflicts, the OpenAPI document, docs and the dashboard.
+ */
+export function createApp(deps: ApiDeps): ApiApp {
+  const auth = createAuthorizer(deps.config.auth);
+  const state =
+    deps.state ??
+    createStateManager({
+      pool: deps.pool,
+      cluster: deps.cluster,
+      hostId: deps.hostId,
+      ttlSeconds: deps.config.cacheTtlSeconds ?? 300,
+      pollIntervalMs: deps.config.statePollIntervalMs ?? 500,
+      metrics: deps.metrics,
+      logger: deps.logger,
+    });
+  const app: ApiApp = new OpenAPIHono<ApiEnv>({
+    defaultHook: (result, c) => {
+      if (!result.success) return validationFailed(c, result.error, result.target);
+      return undefined;
+    },
   });
+  stateOf.set(app, state);
 
+  app.onError(errorHandler(deps.logger));
+  app.notFound((c) =>
+    c.json({ error: 'not_found', message: `no such endpoint: ${c.req.method} ${c.req.path} (see /docs)` }, 404),
+  );
+  app.use(
+    '/api/*',
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: () => {
+        throw new HTTPException(413, { message: `request body larger than ${MAX_BODY_BYTES} bytes` });
+      },
+    }),
+  );
+
+  const ctx = routeContext(deps, auth, state);
+  registerHealthRoutes(app, ctx);
+  registerSyncRoutes(app, ctx);
+  registerConflictRoutes(app, ctx);
+  registerStateRoutes(app, ctx);
+
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
+    type: 'http',
+    scheme: 'bearer',
+    description:
+      'API_TOKEN, or an HS256 JWT signed with JWT_SECRET whose `scope` claim lists scopes ' +
+      '(read, sync:trigger, conflicts:resolve, state:write)',
+  });
+  app.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: {
+      title: 'owui-sync API',
+      version: '1',
+      description: `Served by every node of cluster "${deps.cluster}" (node-a :9443, node-b :9444).`,
+    },
+  });
+  app.get('/docs', (c) => c.html(docsHtml()));
+  app.get('/', (c) => c.html(dashboardHtml({ cluster: deps.cluster, node: deps.nodeName })));
   return app;
 }
 
-/** Serves createApp(deps) on deps.config.port; resolves once listening. */
+const stateOf = new WeakMap<object, ReturnType<typeof createStateManager>>();
+
+/** Serves createApp(deps) on deps.config.port and follows other nodes' state changes; resolves once listening. */
 export async function startApiServer(deps: ApiDeps): Promise<{ port: number; close(): Promise<void> }> {
   const app = createApp(deps);
+  const state = stateOf.get(app);
+  await state?.start();
   return new Promise((resolve, reject) => {
     const server = serve(
       { fetch: app.fetch, port: deps.config.port, hostname: deps.config.host ?? '0.0.0.0' },
@@ -98,14 +97,19 @@ export async function startApiServer(deps: ApiDeps): Promise<{ port: number; clo
         deps.logger.info({ port: info.port }, `API listening on port ${info.port}`);
         resolve({
           port: info.port,
-          close: () =>
-            new Promise<void>((done) => {
+          close: async () => {
+            await state?.stop();
+            await new Promise<void>((done) => {
               server.close(() => done());
               (server as { closeAllConnections?: () => void }).closeAllConnections?.();
-            }),
+            });
+          },
         });
       },
     );
-    server.once('error', reject);
+    server.once('error', (error) => {
+      void state?.stop();
+      reject(error);
+    });
   });
 }

@@ -1,4 +1,5 @@
 import { pathToFileURL } from 'node:url';
+import { apiConfigFromEnv, apiOwnConfigShape, type ApiEnvConfig } from '../../api/src/config.ts';
 import { startApiServer } from '../../api/src/server.ts';
 import {
   clusterConfigSchema,
@@ -19,8 +20,9 @@ import { loadRunTenantSync, notRunningSyncs, productVersion, runUntilSignalled }
  *   ROLE=node-a API_PORT=9443 DATABASE_URL=postgres://sync_service:…@db:5432/postgres tsx apps/node/src/main.ts
  */
 
-export type NodeConfig = ClusterConfig;
-export const nodeConfigSchema = clusterConfigSchema;
+/** The cluster runtime's variables plus the API's own (API_TOKEN, JWT_SECRET, API_PUBLIC_READS, …). */
+export type NodeConfig = ClusterConfig & Partial<Pick<ApiEnvConfig, keyof typeof apiOwnConfigShape>>;
+export const nodeConfigSchema = clusterConfigSchema.safeExtend(apiOwnConfigShape);
 
 export type RunningNode = {
   readonly runtime: ClusterRuntime;
@@ -60,7 +62,7 @@ export async function startNode(
         logger,
         metrics,
         startedAt,
-        config: { port: config.API_PORT, host: config.API_HOST, enableMetrics: config.ENABLE_METRICS },
+        config: apiConfigFromEnv(config),
       });
     }
   } catch (error) {

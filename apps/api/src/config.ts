@@ -1,0 +1,111 @@
+import { z } from 'zod';
+import { loadConfig } from '../../../packages/engine/src/config.ts';
+import { baseConfigShape, booleanFromEnv, intFromEnv } from '../../../packages/schema/src/config.ts';
+
+/**
+ * The API's settings. Environment variables (or .credentials):
+ *   API_PORT (9443 node-a, 9444 node-b), API_HOST, ENABLE_METRICS, CACHE_TTL,
+ *   API_TOKEN (static bearer token) with API_TOKEN_SCOPES, JWT_SECRET (HS256 bearer JWTs carrying a `scope` claim),
+ *   API_PUBLIC_READS (GET endpoints without a token), API_PUBLIC_HEALTH / API_PUBLIC_METRICS (probes, default open),
+ *   API_TRUST_LOOPBACK (auto: when neither API_TOKEN nor JWT_SECRET is set, callers on this machine need no token).
+ */
+
+export const API_SCOPES = ['read', 'sync:trigger', 'conflicts:resolve', 'state:write'] as const;
+export type ApiScope = (typeof API_SCOPES)[number];
+
+const scopeList = z
+  .string()
+  .trim()
+  .transform((v, ctx) => {
+    const parts = v.split(/[\s,]+/).filter(Boolean);
+    if (parts.includes('*')) return [...API_SCOPES];
+    const bad = parts.filter((p) => !(API_SCOPES as readonly string[]).includes(p));
+    if (bad.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `unknown scope(s) ${bad.join(', ')}; use ${API_SCOPES.join(', ')} or *`,
+      });
+      return z.NEVER;
+    }
+    return parts as ApiScope[];
+  });
+
+/** The API's own variables (all optional: defaults are applied by apiConfigFromEnv). Nodes add these to theirs. */
+export const apiOwnConfigShape = {
+  API_TOKEN: z.string().trim().min(16, 'must be at least 16 characters').optional(),
+  API_TOKEN_SCOPES: scopeList.optional(),
+  JWT_SECRET: z.string().min(32, 'must be at least 32 characters (HS256 secret)').optional(),
+  API_PUBLIC_READS: booleanFromEnv.optional(),
+  API_PUBLIC_HEALTH: booleanFromEnv.optional(),
+  API_PUBLIC_METRICS: booleanFromEnv.optional(),
+  API_TRUST_LOOPBACK: z.enum(['auto', 'true', 'false']).optional(),
+  /** How often each node reads other nodes' state invalidations, ms (default 500). */
+  STATE_POLL_INTERVAL_MS: intFromEnv(50, 60_000).optional(),
+} as const;
+
+export const apiConfigShape = {
+  ...baseConfigShape,
+  API_PORT: intFromEnv(0, 65_535).default(9443),
+  API_HOST: z.string().trim().min(1).default('0.0.0.0'),
+  ...apiOwnConfigShape,
+} as const;
+
+export const apiConfigSchema = z.object(apiConfigShape);
+export type ApiEnvConfig = z.infer<typeof apiConfigSchema>;
+
+/** HTTP settings of the API served by every node (what createApp/startApiServer take). */
+export type ApiConfig = {
+  /** Port to listen on (node-a 9443, node-b 9444; 0 picks a free one). */
+  readonly port: number;
+  /** Interface to bind (default 0.0.0.0). */
+  readonly host?: string;
+  /** Serve /metrics (ENABLE_METRICS, default true). */
+  readonly enableMetrics?: boolean;
+  /** State cache lifetime, seconds (CACHE_TTL, default 300). */
+  readonly cacheTtlSeconds?: number;
+  readonly statePollIntervalMs?: number;
+  readonly auth?: ApiAuthConfig;
+};
+
+export type ApiAuthConfig = {
+  /** Static bearer token and the scopes it grants. */
+  readonly apiToken?: string;
+  readonly apiTokenScopes?: readonly ApiScope[];
+  /** HS256 secret for bearer JWTs; their `scope` (space-separated) or `scopes` (array) claim lists scopes. */
+  readonly jwtSecret?: string;
+  /** GET endpoints answer without a token. */
+  readonly publicReads?: boolean;
+  readonly publicHealth?: boolean;
+  readonly publicMetrics?: boolean;
+  /**
+   * Requests from this machine (127.0.0.0/8, ::1, no X-Forwarded-For) act with every scope. `auto` (default):
+   * only while no API_TOKEN or JWT_SECRET is configured, so the design documents' curl examples work out of the box.
+   */
+  readonly trustLoopback?: 'auto' | boolean;
+};
+
+/** ApiConfig from parsed environment variables. */
+export function apiConfigFromEnv(env: Partial<ApiEnvConfig>): ApiConfig {
+  const trust = env.API_TRUST_LOOPBACK ?? 'auto';
+  return {
+    port: env.API_PORT ?? 9443,
+    host: env.API_HOST ?? '0.0.0.0',
+    enableMetrics: env.ENABLE_METRICS ?? true,
+    cacheTtlSeconds: env.CACHE_TTL ?? 300,
+    statePollIntervalMs: env.STATE_POLL_INTERVAL_MS ?? 500,
+    auth: {
+      ...(env.API_TOKEN ? { apiToken: env.API_TOKEN } : {}),
+      apiTokenScopes: env.API_TOKEN_SCOPES ?? [...API_SCOPES],
+      ...(env.JWT_SECRET ? { jwtSecret: env.JWT_SECRET } : {}),
+      publicReads: env.API_PUBLIC_READS ?? false,
+      publicHealth: env.API_PUBLIC_HEALTH ?? true,
+      publicMetrics: env.API_PUBLIC_METRICS ?? true,
+      trustLoopback: trust === 'auto' ? 'auto' : trust === 'true',
+    },
+  };
+}
+
+/** Reads the API settings from the environment (and .credentials in cwd); lists every problem at once. */
+export function loadApiConfig(opts: { env: NodeJS.ProcessEnv; cwd?: string }): ApiConfig {
+  return apiConfigFromEnv(loadConfig(apiConfigSchema, opts));
+}

@@ -1,0 +1,202 @@
+import { createRoute } from '@hono/zod-openapi';
+import { errorMessage } from '../../../../packages/engine/src/errors.ts';
+import { queueCounts } from '../../../../packages/engine/src/cluster/queue.ts';
+import { iso, reply, type ApiApp, type RouteContext } from '../context.ts';
+import { clusterStatusSchema, errorSchema, healthSchema } from '../schemas.ts';
+
+/** GET /health, GET /api/v1/cluster/status, GET /metrics. */
+
+type HealthRow = { is_leader: boolean; leader_id: string | null; epoch: string | null; last_sync: Date | null };
+
+const json = (schema: unknown) => ({ 'application/json': { schema } }) as never;
+
+/** Seconds of heartbeat silence after which an online node is shown as stale. */
+const STALE_AFTER_SECONDS = 90;
+
+export function registerHealthRoutes(app: ApiApp, ctx: RouteContext): void {
+  const { deps, auth } = ctx;
+  const authz = deps.config.auth ?? {};
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/health',
+      tags: ['health'],
+      summary: 'Node health and leadership (read from the lease row)',
+      middleware: [auth.require('read', { public: authz.publicHealth ?? true })] as const,
+      responses: {
+        200: { description: 'healthy', content: json(healthSchema) },
+        503: { description: 'the database cannot be reached', content: json(healthSchema) },
+      },
+    }),
+    async (c) => {
+      const uptime = Math.round((Date.now() - deps.startedAt.getTime()) / 100) / 10;
+      try {
+        // Leadership comes from the lease row: the database is the source of truth, not this process's memory.
+        const row = await ctx.inCluster(async (client) => {
+          const res = await client.query<HealthRow>(
+            `SELECT (le.leader_host_id = $2::uuid AND le.expires_at > now()) IS TRUE AS is_leader,
+                    CASE WHEN le.expires_at > now() THEN le.leader_id END AS leader_id,
+                    le.epoch::text AS epoch,
+                    (SELECT max(d.last_sync_at) FROM sync_metadata.client_deployments d) AS last_sync
+               FROM (SELECT 1) one
+               LEFT JOIN sync_metadata.leader_election le ON le.cluster_name = $1::text`,
+            [deps.cluster, deps.hostId],
+          );
+          return res.rows[0];
+        });
+        return reply(c, {
+          status: 'healthy',
+          node_id: deps.nodeName,
+          role: row?.is_leader ? 'leader' : 'follower',
+          is_leader: row?.is_leader ?? false,
+          leader_id: row?.leader_id ?? null,
+          leader_epoch: row?.epoch === null || row?.epoch === undefined ? null : Number(row.epoch),
+          cluster_name: deps.cluster,
+          uptime_seconds: uptime,
+          last_sync: iso(row?.last_sync),
+        });
+      } catch (error) {
+        deps.logger.warn({ err: error }, `health check: database unreachable: ${errorMessage(error)}`);
+        return c.json(
+          {
+            status: 'unhealthy',
+            node_id: deps.nodeName,
+            role: 'unknown',
+            is_leader: false,
+            leader_id: null,
+            cluster_name: deps.cluster,
+            uptime_seconds: uptime,
+            last_sync: null,
+            error: 'database unreachable: this node cannot read the lease; check DATABASE_URL and the database',
+          } as never,
+          503,
+        ) as never;
+      }
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/cluster/status',
+      tags: ['cluster'],
+      summary: 'The cluster, its lease and every registered node',
+      security: [{ bearer: [] }],
+      middleware: [auth.require('read', { public: authz.publicReads ?? false })] as const,
+      responses: {
+        200: { description: 'cluster status', content: json(clusterStatusSchema) },
+        401: { description: 'no token', content: json(errorSchema) },
+      },
+    }),
+    async (c) => {
+      const result = await ctx.inCluster(async (client) => {
+        const nodes = await client.query<{
+          host_id: string;
+          hostname: string;
+          node_name: string;
+          cluster_name: string;
+          role: string;
+          status: string;
+          version: string | null;
+          last_heartbeat: Date;
+          seconds_since_heartbeat: number;
+          is_leader: boolean;
+        }>(
+          `SELECT h.host_id::text AS host_id, h.hostname, h.node_name, h.cluster_name, h.role, h.status, h.version,
+                  h.last_heartbeat, v.seconds_since_heartbeat, v.is_leader
+             FROM sync_metadata.hosts h
+             JOIN sync_metadata.v_cluster_health v ON v.host_id = h.host_id
+            WHERE h.cluster_name = $1::text
+            ORDER BY v.is_leader DESC, h.role, h.node_name`,
+          [deps.cluster],
+        );
+        const lease = await client.query<{
+          leader_id: string;
+          leader_host_id: string | null;
+          epoch: string;
+          expires_at: Date;
+          valid: boolean;
+        }>(
+          `SELECT leader_id, leader_host_id::text AS leader_host_id, epoch::text AS epoch, expires_at,
+                  expires_at > now() AS valid
+             FROM sync_metadata.leader_election WHERE cluster_name = $1::text`,
+          [deps.cluster],
+        );
+        return { nodes: nodes.rows, lease: lease.rows[0] };
+      });
+      return reply(c, {
+        cluster_name: deps.cluster,
+        leader: result.lease
+          ? {
+              leader_id: result.lease.leader_id,
+              host_id: result.lease.leader_host_id,
+              epoch: Number(result.lease.epoch),
+              expires_at: result.lease.expires_at.toISOString(),
+              lease_valid: result.lease.valid,
+            }
+          : null,
+        nodes: result.nodes.map((n) => ({
+          host_id: n.host_id,
+          hostname: n.hostname,
+          node_name: n.node_name,
+          cluster_name: n.cluster_name,
+          role: n.role,
+          last_heartbeat: n.last_heartbeat.toISOString(),
+          seconds_since_heartbeat: n.seconds_since_heartbeat,
+          status:
+            n.status !== 'online' ? n.status : n.seconds_since_heartbeat > STALE_AFTER_SECONDS ? 'stale' : 'healthy',
+          host_status: n.status,
+          is_leader: n.is_leader,
+          version: n.version,
+        })),
+      });
+    },
+  );
+
+  // Prometheus text, not JSON: a plain route, documented by hand.
+  app.get('/metrics', auth.require('read', { public: authz.publicMetrics ?? true }), async (c) => {
+    if (deps.config.enableMetrics === false) {
+      return c.json({ error: 'not_found', message: 'metrics are disabled on this node (ENABLE_METRICS=false)' }, 404);
+    }
+    await refreshGauges(ctx).catch((error: unknown) => {
+      deps.metrics.loopErrors.inc({ loop: 'metrics-scrape' });
+      deps.logger.warn({ err: error }, `metrics: queue/lag gauges not refreshed: ${errorMessage(error)}`);
+    });
+    const body = await deps.metrics.registry.metrics();
+    return c.body(body, 200, { 'Content-Type': deps.metrics.registry.contentType });
+  });
+  app.openAPIRegistry.registerPath({
+    method: 'get',
+    path: '/metrics',
+    tags: ['health'],
+    summary: 'Prometheus metrics (text exposition format); 404 when ENABLE_METRICS=false',
+    responses: { 200: { description: 'metrics', content: { 'text/plain': { schema: { type: 'string' } } } } },
+  });
+}
+
+/** Queue depth per state and per-tenant lag, read at scrape time. */
+async function refreshGauges(ctx: RouteContext): Promise<void> {
+  const { deps } = ctx;
+  const counts = await queueCounts(deps.boss ?? deps.pool);
+  for (const q of counts) {
+    for (const [state, n] of Object.entries(q.states)) deps.metrics.queueDepth.set({ queue: q.queue, state }, n);
+  }
+  const lags = await ctx.inCluster(async (client) => {
+    const res = await client.query<{ client_name: string; lag: number | null }>(
+      `SELECT d.client_name,
+              EXTRACT(EPOCH FROM now() - (SELECT max(j.completed_at) FROM sync_metadata.sync_jobs j
+                                           WHERE j.deployment_id = d.deployment_id AND j.status = 'success'))::float8
+                AS lag
+         FROM sync_metadata.client_deployments d
+         JOIN sync_metadata.hosts h ON h.host_id = d.host_id
+        WHERE h.cluster_name = $1::text`,
+      [deps.cluster],
+    );
+    return res.rows;
+  });
+  deps.metrics.tenantLag.reset();
+  for (const row of lags) {
+    if (row.lag !== null) deps.metrics.tenantLag.set({ client: row.client_name }, Math.max(0, row.lag));
+  }
+}

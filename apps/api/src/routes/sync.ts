@@ -1,0 +1,269 @@
+import { createRoute } from '@hono/zod-openapi';
+import { enqueueSync, queueCounts } from '../../../../packages/engine/src/cluster/queue.ts';
+import { AppError, ConflictError, ERROR_CODES, NotFoundError } from '../../../../packages/engine/src/errors.ts';
+import { PGBOSS_SCHEMA, SYNC_DEAD_LETTER_QUEUE, SYNC_QUEUE } from '../../../../packages/schema/src/queues.ts';
+import { quoteIdent } from '../../../../packages/schema/src/sql.ts';
+import { actor } from '../auth.ts';
+import { iso, reply, type ApiApp, type RouteContext } from '../context.ts';
+import {
+  errorSchema,
+  jobsQuerySchema,
+  jobsResponseSchema,
+  queueResponseSchema,
+  tenantsResponseSchema,
+  triggerBodySchema,
+  triggerResponseSchema,
+} from '../schemas.ts';
+
+/** POST /api/v1/sync/trigger, GET /api/v1/sync/jobs, GET /api/v1/queue, GET /api/v1/tenants. */
+
+const json = (schema: unknown) => ({ 'application/json': { schema } }) as never;
+const errors = {
+  400: { description: 'invalid request', content: json(errorSchema) },
+  401: { description: 'no or invalid token', content: json(errorSchema) },
+  403: { description: 'token lacks the scope', content: json(errorSchema) },
+} as const;
+
+type JobRow = {
+  job_id: string;
+  client_name: string;
+  queue_job_id: string | null;
+  worker_id: string | null;
+  status: string;
+  sync_type: string;
+  triggered_by: string;
+  rows_synced: string;
+  rows_failed: string;
+  rows_deleted: string;
+  conflicts_detected: number;
+  conflicts_unresolved: number;
+  duration_seconds: string | null;
+  error: string | null;
+  started_at: Date;
+  completed_at: Date | null;
+};
+
+export function registerSyncRoutes(app: ApiApp, ctx: RouteContext): void {
+  const { deps, auth } = ctx;
+  const publicReads = deps.config.auth?.publicReads ?? false;
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/sync/trigger',
+      tags: ['sync'],
+      summary: 'Queue a sync of one tenant (triggered_by "api"); coalesces with a job already queued',
+      security: [{ bearer: [] }],
+      middleware: [auth.require('sync:trigger')] as const,
+      request: { body: { content: { 'application/json': { schema: triggerBodySchema } }, required: true } },
+      responses: {
+        200: { description: 'queued (or merged into the queued job)', content: json(triggerResponseSchema) },
+        ...errors,
+        404: { description: 'unknown tenant', content: json(errorSchema) },
+        409: { description: 'tenant paused', content: json(errorSchema) },
+        503: { description: 'queue unavailable', content: json(errorSchema) },
+      },
+    }),
+    async (c) => {
+      const body = c.req.valid('json');
+      const dep = await ctx.inCluster(async (client) => {
+        const res = await client.query<{ deployment_id: string; status: string; sync_enabled: boolean }>(
+          `SELECT d.deployment_id::text AS deployment_id, d.status, d.sync_enabled
+             FROM sync_metadata.client_deployments d
+             JOIN sync_metadata.hosts h ON h.host_id = d.host_id
+            WHERE d.client_name = $1::text AND h.cluster_name = $2::text`,
+          [body.client_name, deps.cluster],
+        );
+        return res.rows[0];
+      });
+      if (!dep) {
+        throw new NotFoundError(
+          `client "${body.client_name}" is not registered in cluster "${deps.cluster}"; register it: ` +
+            `syncctl client register ${body.client_name} --sqlite PATH`,
+          { client_name: body.client_name },
+        );
+      }
+      if (dep.status === 'paused') {
+        throw new ConflictError(
+          `tenant "${body.client_name}" has sync paused; run: syncctl client start ${body.client_name} ` +
+            `(or PUT /api/v1/state/deployment.${body.client_name} {"value": {"sync_enabled": true}})`,
+          { client_name: body.client_name, status: dep.status },
+        );
+      }
+      if (dep.status === 'deregistered') {
+        throw new ConflictError(`tenant "${body.client_name}" is deregistered; register it again to sync it`);
+      }
+      if (!deps.boss) {
+        throw new AppError(
+          ERROR_CODES.database,
+          'this node has no connection to the job queue; send the trigger to another node or retry shortly',
+        );
+      }
+      const result = await enqueueSync(deps.boss, {
+        deployment_id: dep.deployment_id,
+        client_name: body.client_name,
+        full_sync: body.full_sync,
+        triggered_by: 'api',
+      });
+      deps.metrics.jobsEnqueued.inc({ triggered_by: 'api' });
+      deps.logger.info(
+        { client: body.client_name, job: result.jobId, coalesced: result.coalesced, by: actor(c) },
+        `sync of ${body.client_name} ${result.coalesced ? 'merged into the queued job' : 'queued'} (api)`,
+      );
+      return reply(c, {
+        status: 'queued',
+        client: body.client_name,
+        full_sync: body.full_sync,
+        queued_at: result.queuedAt,
+        job_id: result.jobId,
+        coalesced: result.coalesced,
+        triggered_by: 'api',
+        message: result.coalesced
+          ? `a sync of ${body.client_name} was already queued; this request was merged into it` +
+            (body.full_sync ? ' (it stays the kind it was queued as)' : '')
+          : `sync of ${body.client_name} queued`,
+      });
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/sync/jobs',
+      tags: ['sync'],
+      summary: 'Recent sync jobs (sync_metadata.sync_jobs), newest first',
+      security: [{ bearer: [] }],
+      middleware: [auth.require('read', { public: publicReads })] as const,
+      request: { query: jobsQuerySchema },
+      responses: { 200: { description: 'jobs', content: json(jobsResponseSchema) }, ...errors },
+    }),
+    async (c) => {
+      const q = c.req.valid('query');
+      const rows = await ctx.inCluster(async (client) => {
+        const res = await client.query<JobRow>(
+          `SELECT j.job_id::text AS job_id, j.client_name, j.queue_job_id, j.worker_id, j.status, j.sync_type,
+                  j.triggered_by, j.rows_synced::text AS rows_synced, j.rows_failed::text AS rows_failed,
+                  j.rows_deleted::text AS rows_deleted, j.conflicts_detected, j.conflicts_unresolved,
+                  j.duration_seconds::text AS duration_seconds, j.error, j.started_at, j.completed_at
+             FROM sync_metadata.sync_jobs j
+             JOIN sync_metadata.client_deployments d ON d.deployment_id = j.deployment_id
+             JOIN sync_metadata.hosts h ON h.host_id = d.host_id
+            WHERE h.cluster_name = $1::text
+              AND ($2::text IS NULL OR j.client_name = $2::text)
+              AND ($3::text IS NULL OR j.status = $3::text)
+            ORDER BY j.started_at DESC
+            LIMIT $4::int`,
+          [deps.cluster, q.client_name ?? null, q.status ?? null, q.limit],
+        );
+        return res.rows;
+      });
+      const jobs = rows.map((r) => ({
+        ...r,
+        rows_synced: Number(r.rows_synced),
+        rows_failed: Number(r.rows_failed),
+        rows_deleted: Number(r.rows_deleted),
+        duration_seconds: r.duration_seconds === null ? null : Number(r.duration_seconds),
+        started_at: r.started_at.toISOString(),
+        completed_at: iso(r.completed_at),
+      }));
+      return reply(c, { jobs, count: jobs.length });
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/queue',
+      tags: ['sync'],
+      summary: 'Job queue: counts per state, oldest waiting job, most recent jobs',
+      security: [{ bearer: [] }],
+      middleware: [auth.require('read', { public: publicReads })] as const,
+      responses: { 200: { description: 'queue', content: json(queueResponseSchema) }, ...errors },
+    }),
+    async (c) => {
+      const counts = await queueCounts(deps.boss ?? deps.pool);
+      // pg-boss's job table has no cluster column: only jobs of this cluster's tenants are listed.
+      const tenants = new Set(
+        await ctx.inCluster(async (client) => {
+          const res = await client.query<{ deployment_id: string }>(
+            `SELECT d.deployment_id::text AS deployment_id FROM sync_metadata.client_deployments d
+               JOIN sync_metadata.hosts h ON h.host_id = d.host_id WHERE h.cluster_name = $1::text`,
+            [deps.cluster],
+          );
+          return res.rows.map((r) => r.deployment_id);
+        }),
+      );
+      const recent = await deps.pool.query<{
+        id: string;
+        name: string;
+        state: string;
+        data: Record<string, unknown> | null;
+        retry_count: number;
+        created_on: Date;
+        started_on: Date | null;
+        completed_on: Date | null;
+      }>(
+        `SELECT id::text AS id, name, state::text AS state, data, retry_count, created_on, started_on, completed_on
+           FROM ${quoteIdent(PGBOSS_SCHEMA)}.job
+          WHERE name = ANY($1::text[]) AND data->>'deployment_id' = ANY($2::text[])
+          ORDER BY created_on DESC
+          LIMIT 25`,
+        [[SYNC_QUEUE, SYNC_DEAD_LETTER_QUEUE], [...tenants]],
+      );
+      return reply(c, {
+        queues: counts.map((q) => ({
+          queue: q.queue,
+          states: q.states,
+          oldest_waiting_seconds: q.oldestWaitingSeconds,
+        })),
+        recent: recent.rows.map((r) => ({
+          id: r.id,
+          queue: r.name,
+          state: r.state,
+          client_name: typeof r.data?.client_name === 'string' ? r.data.client_name : null,
+          full_sync: typeof r.data?.full_sync === 'boolean' ? r.data.full_sync : null,
+          triggered_by: typeof r.data?.triggered_by === 'string' ? r.data.triggered_by : null,
+          retry_count: r.retry_count,
+          created_on: r.created_on.toISOString(),
+          started_on: iso(r.started_on),
+          completed_on: iso(r.completed_on),
+        })),
+      });
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/tenants',
+      tags: ['sync'],
+      summary: 'Every tenant of the cluster with status, interval, last sync and lag (v_sync_status)',
+      security: [{ bearer: [] }],
+      middleware: [auth.require('read', { public: publicReads })] as const,
+      responses: { 200: { description: 'tenants', content: json(tenantsResponseSchema) }, ...errors },
+    }),
+    async (c) => {
+      const rows = await ctx.inCluster(async (client) => {
+        const res = await client.query<{
+          client_name: string;
+          status: string;
+          sync_enabled: boolean;
+          sync_interval: number;
+          last_sync_at: Date | null;
+          last_sync_status: string | null;
+          lag_seconds: number | null;
+          last_job_status: string | null;
+          unresolved_conflicts: number;
+          hostname: string;
+        }>(
+          `SELECT client_name, status, sync_enabled, sync_interval, last_sync_at, last_sync_status, lag_seconds,
+                  last_job_status, unresolved_conflicts::int AS unresolved_conflicts, hostname
+             FROM sync_metadata.v_sync_status WHERE cluster_name = $1::text ORDER BY client_name`,
+          [deps.cluster],
+        );
+        return res.rows;
+      });
+      return reply(c, { tenants: rows.map((r) => ({ ...r, last_sync_at: iso(r.last_sync_at) })) });
+    },
+  );
+}

@@ -1,0 +1,362 @@
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { withTransaction, type Queryable } from '../db.ts';
+import { errorMessage, InvalidInputError, NotFoundError } from '../errors.ts';
+import type { SyncMetrics } from '../metrics.ts';
+import { systemClock, type Clock } from '../types.ts';
+import {
+  deploymentStatePatchSchema,
+  parseStateKey,
+  type DeploymentState,
+  type DeploymentStatePatch,
+  type StateKey,
+} from './keys.ts';
+import { TtlCache } from './ttl-cache.ts';
+
+/**
+ * Cluster state with PostgreSQL as the authority and a per-process cache in front (cache-aside): reads are served
+ * from the cache until the TTL runs out, misses read PostgreSQL; writes go to PostgreSQL first, then drop the local
+ * entry and record a cache_events row in the same transaction. Every process polls cache_events and drops the keys
+ * other hosts changed, so a write on one node is visible on the others within one poll interval (not a TTL).
+ */
+
+export type StateValue = { readonly key: string; readonly value: unknown; readonly updatedAt: string | null };
+
+export type StateRead = StateValue & {
+  /** True when served from this process's cache. */
+  readonly cached: boolean;
+  /** Seconds the cached copy has been held (0 for a fresh read). */
+  readonly ageSeconds: number;
+};
+
+export type StateWrite = StateValue & { readonly version: number | null };
+
+export type StateManagerOptions = {
+  /** Service-role pool. */
+  readonly pool: pg.Pool;
+  readonly cluster: string;
+  /** This process's host id (cache_events rows carry it; its own events are skipped when polling). */
+  readonly hostId: string;
+  /** Cache lifetime in seconds (CACHE_TTL, default 300); 0 disables caching. */
+  readonly ttlSeconds?: number;
+  /** How often cache_events is polled, ms (default 500). */
+  readonly pollIntervalMs?: number;
+  readonly maxEntries?: number;
+  readonly metrics?: SyncMetrics;
+  readonly logger?: Logger;
+  readonly clock?: Clock;
+};
+
+export type StateManager = {
+  get(key: string): Promise<StateRead>;
+  /** Writes `value` (deployment keys: a partial object of writable fields) and invalidates the key everywhere. */
+  put(key: string, value: unknown, updatedBy: string): Promise<StateWrite>;
+  /** Drops a key from this process's cache and tells the other processes to do the same. */
+  invalidate(key: string): Promise<void>;
+  /** Applies other hosts' invalidation events now (the poll loop calls this). Returns how many were applied. */
+  poll(): Promise<number>;
+  /** Starts the poll loop (idempotent). */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  readonly cacheSize: number;
+};
+
+type DeploymentRow = {
+  client_name: string;
+  status: string;
+  sync_enabled: boolean;
+  sync_interval: number;
+  last_sync_at: Date | null;
+  last_sync_status: string | null;
+  last_full_sync_at: Date | null;
+  next_sync_at: Date | null;
+  conflict_strategy: string;
+  conflict_config: unknown;
+  container_name: string | null;
+  sqlite_path: string | null;
+  schema_name: string;
+  openwebui_version: string | null;
+  updated_at: Date;
+  deployment_id: string;
+};
+
+const DEPLOYMENT_SQL = `
+  SELECT d.deployment_id, d.client_name, d.status, d.sync_enabled, d.sync_interval, d.last_sync_at,
+         d.last_sync_status, d.last_full_sync_at, d.next_sync_at, d.conflict_strategy, d.conflict_config,
+         d.container_name, d.sqlite_path, d.schema_name, d.openwebui_version, d.updated_at
+    FROM sync_metadata.client_deployments d
+    JOIN sync_metadata.hosts h ON h.host_id = d.host_id
+   WHERE d.client_name = $1::text AND h.cluster_name = $2::text`;
+
+const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
+
+function deploymentState(row: DeploymentRow): DeploymentState {
+  return {
+    client_name: row.client_name,
+    status: row.status,
+    sync_enabled: row.sync_enabled,
+    sync_interval: row.sync_interval,
+    last_sync: iso(row.last_sync_at),
+    last_sync_status: row.last_sync_status,
+    last_full_sync: iso(row.last_full_sync_at),
+    next_sync: iso(row.next_sync_at),
+    conflict_strategy: row.conflict_strategy,
+    conflict_config: row.conflict_config,
+    container_name: row.container_name,
+    sqlite_path: row.sqlite_path,
+    schema_name: row.schema_name,
+    openwebui_version: row.openwebui_version,
+    updated_at: row.updated_at.toISOString(),
+  };
+}
+
+function notRegistered(client: string, cluster: string): NotFoundError {
+  return new NotFoundError(
+    `client "${client}" is not registered in cluster "${cluster}"; register it: syncctl client register ${client} --sqlite PATH`,
+    { client_name: client },
+  );
+}
+
+async function readKey(db: Queryable, parsed: StateKey, cluster: string): Promise<StateValue | null> {
+  if (parsed.kind === 'deployment') {
+    const res = await db.query<DeploymentRow>(DEPLOYMENT_SQL, [parsed.client, cluster]);
+    const row = res.rows[0];
+    return row ? { key: parsed.key, value: deploymentState(row), updatedAt: row.updated_at.toISOString() } : null;
+  }
+  const res = await db.query<{ value: unknown; updated_at: Date }>(
+    'SELECT value, updated_at FROM sync_metadata.api_state_get($1::text)',
+    [parsed.key],
+  );
+  const row = res.rows[0];
+  return row ? { key: parsed.key, value: row.value, updatedAt: row.updated_at.toISOString() } : null;
+}
+
+/** Applies a validated patch to a tenant's row; sync_enabled and status follow each other like start/pause. */
+async function writeDeployment(
+  db: Queryable,
+  client: string,
+  cluster: string,
+  patch: DeploymentStatePatch,
+): Promise<DeploymentRow> {
+  const current = (await db.query<DeploymentRow>(`${DEPLOYMENT_SQL} FOR UPDATE OF d`, [client, cluster])).rows[0];
+  if (!current) throw notRegistered(client, cluster);
+  let status = patch.status ?? current.status;
+  let enabled = patch.sync_enabled ?? current.sync_enabled;
+  if (patch.sync_enabled !== undefined && patch.status === undefined) status = enabled ? 'active' : 'paused';
+  if (patch.status === 'active') enabled = true;
+  if (patch.status === 'paused') enabled = false;
+  const intervalChanged = patch.sync_interval !== undefined && patch.sync_interval !== current.sync_interval;
+  const res = await db.query<DeploymentRow>(
+    `UPDATE sync_metadata.client_deployments d
+        SET status = $2::text, sync_enabled = $3::boolean,
+            sync_interval = coalesce($4::int, d.sync_interval),
+            conflict_strategy = coalesce($5::text, d.conflict_strategy),
+            conflict_config = CASE WHEN $6::boolean THEN $7::jsonb ELSE d.conflict_config END,
+            container_name = CASE WHEN $8::boolean THEN $9::text ELSE d.container_name END,
+            -- next_sync_at was computed from the old interval: the leader re-spreads the tenant on its next tick.
+            next_sync_at = CASE WHEN $10::boolean THEN NULL ELSE d.next_sync_at END,
+            updated_at = now()
+      WHERE d.deployment_id = $1::uuid
+      RETURNING d.deployment_id, d.client_name, d.status, d.sync_enabled, d.sync_interval, d.last_sync_at,
+                d.last_sync_status, d.last_full_sync_at, d.next_sync_at, d.conflict_strategy, d.conflict_config,
+                d.container_name, d.sqlite_path, d.schema_name, d.openwebui_version, d.updated_at`,
+    [
+      current.deployment_id,
+      status,
+      enabled,
+      patch.sync_interval ?? null,
+      patch.conflict_strategy ?? null,
+      patch.conflict_config !== undefined,
+      patch.conflict_config === undefined || patch.conflict_config === null
+        ? null
+        : JSON.stringify(patch.conflict_config),
+      patch.container_name !== undefined,
+      patch.container_name ?? null,
+      intervalChanged,
+    ],
+  );
+  return res.rows[0] as DeploymentRow;
+}
+
+/** Records that `key` changed so other processes drop their cached copy. */
+export async function publishInvalidation(db: Queryable, hostId: string, key: string): Promise<void> {
+  await db.query(
+    `INSERT INTO sync_metadata.cache_events (host_id, cache_key, action) VALUES ($1::uuid, $2::text, 'invalidate')`,
+    [hostId, key],
+  );
+}
+
+/** Creates a state manager; call start() to follow other nodes' writes and stop() at shutdown. */
+export function createStateManager(opts: StateManagerOptions): StateManager {
+  const clock = opts.clock ?? systemClock;
+  const scope = { hostId: opts.hostId, cluster: opts.cluster };
+  const metrics = opts.metrics;
+  const cache = new TtlCache<StateValue>({
+    ttlSeconds: opts.ttlSeconds ?? 300,
+    ...(opts.maxEntries !== undefined ? { maxEntries: opts.maxEntries } : {}),
+    clock,
+    onEvict: (_key, reason) => metrics?.cacheEvictions.inc({ reason }),
+  });
+  const pollIntervalMs = Math.max(50, opts.pollIntervalMs ?? 500);
+  // Identity values can commit out of order: besides everything after the highest id seen, the last few seconds
+  // are re-read so an event that committed late is still applied (once: recently applied ids are remembered).
+  const lateWindowSeconds = 10;
+  let lastEventId: bigint | null = null;
+  const applied = new Map<string, number>();
+  let timer: NodeJS.Timeout | undefined;
+  let running = false;
+  let polling: Promise<number> | undefined;
+
+  async function initCursor(): Promise<void> {
+    const res = await opts.pool.query<{ max: string | null }>(
+      'SELECT max(event_id)::text AS max FROM sync_metadata.cache_events',
+    );
+    lastEventId = BigInt(res.rows[0]?.max ?? '0');
+  }
+
+  async function pollOnce(): Promise<number> {
+    if (lastEventId === null) {
+      await initCursor();
+      return 0;
+    }
+    const res = await opts.pool.query<{ event_id: string; cache_key: string }>(
+      `SELECT event_id::text AS event_id, cache_key
+         FROM sync_metadata.cache_events
+        WHERE (event_id > $1::bigint OR created_at > now() - make_interval(secs => $3::int))
+          AND host_id <> $2::uuid
+        ORDER BY event_id
+        LIMIT 5000`,
+      [lastEventId.toString(), opts.hostId, lateWindowSeconds],
+    );
+    const now = clock.now().getTime();
+    let count = 0;
+    for (const row of res.rows) {
+      const id = BigInt(row.event_id);
+      if (id > lastEventId) lastEventId = id;
+      if (applied.has(row.event_id)) continue;
+      applied.set(row.event_id, now);
+      cache.delete(row.cache_key, 'invalidated');
+      count += 1;
+    }
+    for (const [id, at] of applied) if (now - at > lateWindowSeconds * 2000) applied.delete(id);
+    return count;
+  }
+
+  function poll(): Promise<number> {
+    polling ??= pollOnce().finally(() => {
+      polling = undefined;
+    });
+    return polling;
+  }
+
+  function schedule(): void {
+    if (!running) return;
+    timer = setTimeout(() => {
+      poll()
+        .catch((error: unknown) => {
+          metrics?.loopErrors.inc({ loop: 'state-cache' });
+          opts.logger?.warn({ err: error }, `state cache: reading invalidation events failed: ${errorMessage(error)}`);
+        })
+        .finally(schedule);
+    }, pollIntervalMs);
+    timer.unref?.();
+  }
+
+  return {
+    get cacheSize() {
+      return cache.size;
+    },
+
+    async get(key) {
+      const parsed = parseStateKey(key);
+      const hit = cache.get(parsed.key);
+      if (hit) {
+        metrics?.cacheHits.inc();
+        const age = (clock.now().getTime() - hit.storedAt.getTime()) / 1000;
+        return { ...hit.value, cached: true, ageSeconds: Math.max(0, Math.round(age * 10) / 10) };
+      }
+      metrics?.cacheMisses.inc();
+      const value = await withTransaction(opts.pool, (c) => readKey(c, parsed, opts.cluster), scope);
+      if (!value) {
+        if (parsed.kind === 'deployment') throw notRegistered(parsed.client, opts.cluster);
+        throw new NotFoundError(`state key "${parsed.key}" is not set; set it with PUT /api/v1/state/${parsed.key}`, {
+          key: parsed.key,
+        });
+      }
+      cache.set(parsed.key, value);
+      return { ...value, cached: false, ageSeconds: 0 };
+    },
+
+    async put(key, value, updatedBy) {
+      const parsed = parseStateKey(key);
+      const result = await withTransaction(
+        opts.pool,
+        async (c): Promise<StateWrite> => {
+          let written: StateWrite;
+          if (parsed.kind === 'deployment') {
+            const patch = deploymentStatePatchSchema.safeParse(value);
+            if (!patch.success) {
+              throw new InvalidInputError(
+                `value for ${parsed.key} is invalid: ${patch.error.issues
+                  .map((i) => `${i.path.join('.') || 'value'}: ${i.message}`)
+                  .join('; ')} (writable: status, sync_enabled, sync_interval, conflict_strategy, ` +
+                  'conflict_config, container_name)',
+                { issues: patch.error.issues },
+              );
+            }
+            const row = await writeDeployment(c, parsed.client, opts.cluster, patch.data);
+            written = {
+              key: parsed.key,
+              value: deploymentState(row),
+              updatedAt: row.updated_at.toISOString(),
+              version: null,
+            };
+          } else {
+            if (value === undefined) throw new InvalidInputError('value is required (any JSON value)');
+            const res = await c.query<{ value: unknown; version: string; updated_at: Date }>(
+              'SELECT value, version::text AS version, updated_at FROM sync_metadata.api_state_put($1::text, $2::jsonb, $3::text)',
+              [parsed.key, JSON.stringify(value), updatedBy],
+            );
+            const row = res.rows[0];
+            if (!row) throw new Error(`state key "${parsed.key}" was not written`);
+            written = {
+              key: parsed.key,
+              value: row.value,
+              updatedAt: row.updated_at.toISOString(),
+              version: Number(row.version),
+            };
+          }
+          await publishInvalidation(c, opts.hostId, parsed.key);
+          return written;
+        },
+        scope,
+      );
+      // After the commit: the authority holds the new value, so a read from here on refetches it.
+      cache.delete(parsed.key, 'invalidated');
+      return result;
+    },
+
+    async invalidate(key) {
+      const parsed = parseStateKey(key);
+      await withTransaction(opts.pool, (c) => publishInvalidation(c, opts.hostId, parsed.key), scope);
+      cache.delete(parsed.key, 'invalidated');
+    },
+
+    poll,
+
+    async start() {
+      if (running) return;
+      running = true;
+      await initCursor().catch((error: unknown) => {
+        opts.logger?.warn({ err: error }, `state cache: cannot read invalidation events yet: ${errorMessage(error)}`);
+      });
+      schedule();
+    },
+
+    async stop() {
+      running = false;
+      if (timer) clearTimeout(timer);
+      await polling?.catch(() => undefined);
+    },
+  };
+}
