@@ -298,7 +298,7 @@ describe('syncctl lifecycle commands against a real server', () => {
     expect(failure).toMatchObject({ code: 1 });
     expect((failure as { stderr: string }).stderr).toMatch(/DATABASE_URL not set: source \.credentials/);
     const badUrl = await syncctl(['clients', '--database-url', 'db.example.com'], { env: {} });
-    expect(badUrl.stderr).toMatch(/DATABASE_URL is not a valid postgresql:\/\/user:password@host/);
+    expect(badUrl.stderr).toMatch(/DATABASE_URL is not a valid postgresql:\/\/ connection URL \(URL-encode/);
     // Service credentials through a URL with an encoded password work too.
     const enc = withUser(db.current.adminUrl, db.current.serviceRole, inject('pg').servicePassword);
     const ok = await exec(process.execPath, [BIN, 'clients', '--database-url', enc, '--cluster', 'nobody-here'], {

@@ -207,7 +207,7 @@ export function assertPostgresUrl(name: string, url: string): void {
   }
   if (!ok) {
     throw new ConfigError([
-      `${name} is not a valid postgresql://user:password@host:5432/database URL ` +
+      `${name} is not a valid postgresql:// connection URL ` +
         '(URL-encode special characters in the password; syncctl init writes correct ones to .credentials)',
     ]);
   }
