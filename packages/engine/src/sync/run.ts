@@ -499,6 +499,7 @@ async function fullTable(
   });
   report(done, total);
   void lastKey;
+  if (empty || resumeKey) await writer.fillBookkeeping();
   await detectDeletes(ctx, plan);
 }
 

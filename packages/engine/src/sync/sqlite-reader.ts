@@ -318,8 +318,10 @@ export function sourceFingerprint(filePath: string): string {
       hash.update(`${suffix}:absent;`);
       continue;
     }
-    hash.update(`${suffix}:${st.size}:${st.mtimeNs}:${st.ino};`);
-    const headerBytes = suffix === '' ? [24, 4] : suffix === '-shm' ? [0, 136] : [0, 32];
+    // Readers write their read marks into -shm, so only its first WAL-index header copy (which changes on every
+    // commit and nothing else) counts, not its size or mtime.
+    if (suffix !== '-shm') hash.update(`${suffix}:${st.size}:${st.mtimeNs}:${st.ino};`);
+    const headerBytes = suffix === '' ? [24, 4] : suffix === '-shm' ? [0, 48] : [0, 32];
     hash.update(readBytes(p, headerBytes[0] ?? 0, headerBytes[1] ?? 0));
   }
   return hash.digest('hex');

@@ -20,6 +20,8 @@ export type TablePlan = {
   readonly cursorColumn: string | null;
   readonly cursorIndex: number;
   readonly serialColumns: readonly { column: string; sequence: string }[];
+  /** Every column can be sent to the target table as is (no text-staged casts): bulk loads COPY directly. */
+  readonly directCopy: boolean;
   readonly sqlite: {
     readonly all: string;
     readonly after: string;
@@ -32,6 +34,8 @@ export type TablePlan = {
   readonly sql: {
     readonly stageDdl: string;
     readonly copyStage: string;
+    readonly copyTarget: string;
+    readonly fillRowState: string;
     readonly write: string;
     readonly bulk: string;
     readonly keysDdl: string;
@@ -182,6 +186,7 @@ export function buildPlan(schemaName: string, target: TargetTable, source: Sqlit
     keyIndexes,
     cursorColumn,
     cursorIndex: cursorColumn ? columns.indexOf(cursorColumn) : -1,
+    directCopy: !kinds.includes('text-cast'),
     serialColumns: cols
       .filter((c) => c.serialSequence !== null)
       .map((c) => ({ column: c.name, sequence: c.serialSequence as string })),
@@ -203,6 +208,17 @@ export function buildPlan(schemaName: string, target: TargetTable, source: Sqlit
         .map((c, i) => `${quoteIdent(c)} ${stageType(types[i] as string, kinds[i] as ValueKind)}`)
         .join(', ')}) ON COMMIT DROP`,
       copyStage: `COPY pg_temp.${STAGE} (${colList}) FROM STDIN (FORMAT binary)`,
+      copyTarget: `COPY ${t} (${colList}) FROM STDIN (FORMAT binary)`,
+      fillRowState: `WITH w AS MATERIALIZED (
+          SELECT ${keyExpression('t', key)} AS __k, ${hashTarget} AS __h FROM ${t} t
+        ), rs AS (
+          INSERT INTO sync_state.row_state (deployment_id, table_name, row_key, source_hash, target_hash, job_id)
+          SELECT $1::uuid, $2::text, __k, __h, __h, $3::uuid FROM w
+          ON CONFLICT (deployment_id, table_name, row_key) DO NOTHING RETURNING 1
+        )
+        UPDATE sync_state.failed_rows f SET resolved_at = now()
+         WHERE f.deployment_id = $1::uuid AND f.table_name = $2::text AND f.resolved_at IS NULL
+           AND f.row_key IN (SELECT __k FROM w) AND (SELECT count(*) FROM rs) >= 0`,
       write,
       bulk,
       keysDdl: `CREATE TEMP TABLE ${KEYS} (${keyCols

@@ -47,7 +47,8 @@ export type RunStats = {
 
 export type ChunkMode = 'bulk' | 'compare';
 
-type PendingRow = { values: unknown[]; key: string };
+/** Only the key is kept per row; a refused chunk is re-read from the snapshot by key (memory stays bounded). */
+type PendingRow = { keyValues: unknown[]; key: string };
 
 type Failure = { key: string; keyValues: unknown[]; error: string };
 
@@ -74,15 +75,16 @@ export class ChunkWriter {
 
   /** Adds one SQLite row; flushes when the chunk is full. `progress` is recorded with the chunk holding this row. */
   async add(values: unknown[], progress: () => ProgressUpdate): Promise<void> {
-    const key = rowKeyText(this.plan.keyIndexes.map((i) => values[i]));
+    const keyValues = this.plan.keyIndexes.map((i) => values[i]);
+    const key = rowKeyText(keyValues);
     this.ctx.stats.rowsRead += 1;
     try {
       const n = this.encoder.encode(values);
       this.bytesSinceYield += n;
-      this.rows.push({ values, key });
+      this.rows.push({ keyValues, key });
     } catch (error) {
       if (!(error instanceof ValueError)) throw error;
-      this.failures.push({ key, keyValues: this.plan.keyIndexes.map((i) => values[i]), error: error.message });
+      this.failures.push({ key, keyValues, error: error.message });
     }
     if (this.rows.length >= this.ctx.batchSize || this.encoder.size >= this.ctx.chunkBytes) {
       await this.flush(progress());
@@ -97,7 +99,7 @@ export class ChunkWriter {
   async flush(progress: ProgressUpdate): Promise<void> {
     const rows = this.rows;
     const failures = this.failures;
-    const payload = this.encoder.take();
+    const payload = this.encoder.detach();
     this.ctx.stats.nulStripped += this.encoder.nulStripped;
     this.encoder.nulStripped = 0;
     this.rows = [];
@@ -140,7 +142,12 @@ export class ChunkWriter {
     await client.query('BEGIN');
     try {
       let written = 0;
-      if (rows.length > 0) {
+      if (rows.length > 0 && this.mode === 'bulk' && this.plan.directCopy) {
+        // Empty table, first load: COPY straight into it (bookkeeping is filled from it when the table is done).
+        await copyInto(client, this.plan.sql.copyTarget, payload);
+        written = rows.length;
+        await this.bumpSequences(written);
+      } else if (rows.length > 0) {
         await client.query(this.plan.sql.stageDdl);
         await copyInto(client, this.plan.sql.copyStage, payload);
         written = await this.applyStage(rows.map((r) => r.key));
@@ -193,6 +200,22 @@ export class ChunkWriter {
     return written;
   }
 
+  /**
+   * After a direct (bulk) load: record hashes for every row of the table that has none yet, and close failed
+   * rows that are now present. One pass over the table, in PostgreSQL.
+   */
+  async fillBookkeeping(): Promise<void> {
+    const { client } = this.ctx;
+    await client.query('BEGIN');
+    try {
+      await client.query(this.plan.sql.fillRowState, [this.ctx.deploymentId, this.plan.name, this.ctx.jobId]);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  }
+
   private async bumpSequences(written: number): Promise<void> {
     if (written === 0) return;
     for (const { column, sequence } of this.plan.serialColumns) {
@@ -219,9 +242,12 @@ export class ChunkWriter {
       const lastError = new Map<string, string>();
       for (let pass = 0; pass < 5 && pending.length > 0; pass += 1) {
         const next: PendingRow[] = [];
+        const byKey = this.ctx.snapshot.db.prepare(this.plan.sqlite.byKey).raw(true).safeIntegers(true);
         for (const r of pending) {
+          const values = byKey.get(...r.keyValues) as unknown[] | undefined;
+          if (!values) continue;
           const enc = new CopyEncoder(this.plan.columns, this.plan.kinds, 1024);
-          enc.encode(r.values);
+          enc.encode(values);
           await client.query('SAVEPOINT owui_row');
           try {
             await copyInto(client, this.plan.sql.copyStage, enc.take());
@@ -244,7 +270,7 @@ export class ChunkWriter {
       for (const r of pending) {
         allFailures.push({
           key: r.key,
-          keyValues: this.plan.keyIndexes.map((i) => r.values[i]),
+          keyValues: r.keyValues,
           error: lastError.get(r.key) ?? 'refused by PostgreSQL',
         });
       }

@@ -1,0 +1,248 @@
+/**
+ * Sync engine benchmark: full sync of a ~250 MB generated Open WebUI tenant into an empty schema, against a
+ * baseline measured in the same run — the same tables piped through `sqlite3 -csv | psql \copy` into an identical
+ * empty schema — plus no-change and 1 000-changed-chats incremental runs and the peak RSS during the full sync.
+ *
+ *   npx tsx bench/sync-engine.ts            # BENCH_SCALE tenant, 3 repetitions, medians
+ *   BENCH_REPS=5 BENCH_SQLITE=/path/webui.db npx tsx bench/sync-engine.ts
+ *
+ * Needs PostgreSQL (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres) and the sqlite3 and
+ * psql command-line tools.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { install, qualified, quoteIdent } from '../packages/schema/src/index.ts';
+import { createPool } from '../packages/engine/src/db.ts';
+import { provisionTenant, readTargetSchema, runTenantSync } from '../packages/engine/src/sync/index.ts';
+import { parentsFirst } from '../packages/engine/src/sync/target-schema.ts';
+
+const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const REPS = Number(process.env.BENCH_REPS ?? 3);
+const TARGETS = { fullRatio: 1.3, noChangeMs: 100, changedMs: 500, rssMb: 250 };
+
+function withDb(url: string, db: string): string {
+  const u = new URL(url);
+  u.pathname = `/${db}`;
+  return u.toString();
+}
+function withUser(url: string, user: string, password: string): string {
+  const u = new URL(url);
+  u.username = user;
+  u.password = password;
+  return u.toString();
+}
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+const now = () => Number(process.hrtime.bigint()) / 1e6;
+
+async function sourceDatabase(dir: string): Promise<{ file: string; generated: boolean }> {
+  if (process.env.BENCH_SQLITE) return { file: process.env.BENCH_SQLITE, generated: false };
+  const fixturesModule: string = '../packages/fixtures/src/index.ts';
+  const fixtures = (await import(fixturesModule)) as {
+    generateOpenWebUIDatabase: (o: {
+      path: string;
+      era: string;
+      scale?: unknown;
+      seed?: number;
+      journalMode?: string;
+    }) => unknown;
+    BENCH_SCALE: unknown;
+  };
+  const file = path.join(dir, 'webui.db');
+  fixtures.generateOpenWebUIDatabase({
+    path: file,
+    era: '0.11.0',
+    scale: fixtures.BENCH_SCALE,
+    seed: 42,
+    journalMode: 'wal',
+  });
+  return { file, generated: true };
+}
+
+function run(cmd: string, args: string[], input?: NodeJS.ReadableStream): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: [input ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdout?.resume();
+    if (input && child.stdin) input.pipe(child.stdin);
+    child.on('error', reject);
+    child.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`${cmd} exited ${code}: ${err.slice(0, 500)}`)),
+    );
+  });
+}
+
+/** sqlite3 -csv | psql \copy, table by table (parents first), into an empty provisioned schema. */
+async function baseline(
+  sqliteFile: string,
+  adminUrl: string,
+  schema: string,
+  tables: { name: string; columns: string[] }[],
+): Promise<void> {
+  for (const t of tables) {
+    const select = `SELECT ${t.columns.map((c) => `"${c}"`).join(', ')} FROM "${t.name}"`;
+    const sqlite = spawn('sqlite3', ['-csv', '-readonly', sqliteFile, select], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const copy = `\\copy ${qualified(schema, t.name)} (${t.columns.map(quoteIdent).join(', ')}) FROM STDIN WITH (FORMAT csv)`;
+    await run('psql', ['-q', '-v', 'ON_ERROR_STOP=1', adminUrl, '-c', copy], sqlite.stdout);
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'owui-bench-'));
+  const dbName = `owui_bench_${randomBytes(3).toString('hex')}`;
+  const role = `owui_bench_svc_${randomBytes(3).toString('hex')}`;
+  const password = randomBytes(12).toString('hex');
+  const root = new pg.Client({ connectionString: ADMIN_URL });
+  await root.connect();
+  await root.query(`CREATE DATABASE ${quoteIdent(dbName)}`);
+  const adminUrl = withDb(ADMIN_URL, dbName);
+  let admin: pg.Pool | undefined;
+  let service: pg.Pool | undefined;
+  try {
+    const t0 = now();
+    const { file } = await sourceDatabase(dir);
+    const sizeMb = (statSync(file).size + (statSync(`${file}-wal`, { throwIfNoEntry: false })?.size ?? 0)) / 1e6;
+    console.log(`source: ${file} (${sizeMb.toFixed(1)} MB, prepared in ${((now() - t0) / 1000).toFixed(1)} s)`);
+    await install({ adminUrl, serviceRole: role, servicePassword: password, withQueue: false });
+    admin = createPool(adminUrl, { max: 2 });
+    service = createPool(withUser(adminUrl, role, password), { max: 2 });
+    const host = await admin.query<{ host_id: string }>(
+      `INSERT INTO sync_metadata.hosts (host_id, hostname, cluster_name, node_name)
+       VALUES (sync_metadata.host_identity('bench', 'bench', 'node'), 'bench', 'bench', 'node') RETURNING host_id`,
+    );
+    const scope = { hostId: host.rows[0]?.host_id as string };
+    const src = new Database(file, { readonly: true });
+    const totalRows = (
+      src
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        .pluck()
+        .all() as string[]
+    )
+      .map((t) => Number(src.prepare(`SELECT count(*) FROM "${t}"`).pluck().get()))
+      .reduce((a, b) => a + b, 0);
+    src.close();
+
+    const register = async (name: string) => {
+      await admin!.query(
+        `INSERT INTO sync_metadata.client_deployments (client_name, host_id, sqlite_path, schema_name, sync_enabled, status)
+         VALUES ($1, $2, $3, $4, true, 'active')`,
+        [name, scope.hostId, file, `client_${name.replaceAll('-', '_')}`],
+      );
+      return provisionTenant({ adminPool: admin!, clientName: name, sqlitePath: file, serviceRole: role });
+    };
+
+    const baseTimes: number[] = [];
+    const engineTimes: number[] = [];
+    const rssPeaks: number[] = [];
+    let lastEngine = '';
+    for (let r = 0; r < REPS; r += 1) {
+      const base = await register(`base-${r}`);
+      const target = await readTargetSchema(admin, base.schemaName);
+      const order = parentsFirst([...target.tables.keys()], (n) => target.tables.get(n)?.parents ?? []).map((n) => ({
+        name: n,
+        columns: target.tables.get(n)?.columns.map((c) => c.name) ?? [],
+      }));
+      await admin.query('CHECKPOINT');
+      let t = now();
+      await baseline(file, adminUrl, base.schemaName, order);
+      baseTimes.push(now() - t);
+
+      const eng = await register(`eng-${r}`);
+      await admin.query('CHECKPOINT');
+      let peak = process.memoryUsage().rss;
+      const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 25);
+      t = now();
+      const res = await runTenantSync({
+        pool: service,
+        clientName: `eng-${r}`,
+        scope,
+        triggeredBy: 'bench',
+        fullSync: true,
+      });
+      engineTimes.push(now() - t);
+      clearInterval(sampler);
+      rssPeaks.push(peak / 1e6);
+      if (res.status !== 'success') throw new Error(`engine run failed: ${res.error}`);
+      console.log(
+        `rep ${r + 1}: baseline ${(baseTimes[r]! / 1000).toFixed(2)} s, engine ${(engineTimes[r]! / 1000).toFixed(2)} s ` +
+          `(${res.rowsSynced} rows), peak RSS ${rssPeaks[r]!.toFixed(0)} MB`,
+      );
+      if (r < REPS - 1) {
+        for (const s of [base.schemaName, eng.schemaName]) await admin.query(`DROP SCHEMA ${quoteIdent(s)} CASCADE`);
+      }
+      lastEngine = `eng-${r}`;
+    }
+
+    // Incremental: no change, then 1 000 changed chats (three times each).
+    const noChange: number[] = [];
+    for (let i = 0; i < 5; i += 1) {
+      const t = now();
+      const res = await runTenantSync({ pool: service, clientName: lastEngine, scope, triggeredBy: 'bench' });
+      noChange.push(now() - t);
+      if (res.status !== 'success' || res.rowsSynced !== 0) throw new Error(`no-change run: ${JSON.stringify(res)}`);
+    }
+    const changed: number[] = [];
+    for (let i = 0; i < 3; i += 1) {
+      const w = new Database(file);
+      const ids = w
+        .prepare('SELECT id FROM chat ORDER BY id LIMIT 1000 OFFSET ?')
+        .pluck()
+        .all(i * 1000) as string[];
+      const upd = w.prepare("UPDATE chat SET title = title || ' (edited)', updated_at = ? WHERE id = ?");
+      const ts = Math.floor(Date.now() / 1000) + i;
+      w.transaction(() => ids.forEach((id) => upd.run(ts, id)))();
+      w.close();
+      const t = now();
+      const res = await runTenantSync({ pool: service, clientName: lastEngine, scope, triggeredBy: 'bench' });
+      changed.push(now() - t);
+      if (res.status !== 'success' || res.rowsSynced < 1000) throw new Error(`changed run: ${JSON.stringify(res)}`);
+    }
+
+    const b = median(baseTimes);
+    const e = median(engineTimes);
+    const rows = [
+      ['full sync, baseline sqlite3 -csv | psql \\copy', `${(b / 1000).toFixed(2)} s`, ''],
+      [
+        'full sync, engine',
+        `${(e / 1000).toFixed(2)} s`,
+        `ratio ${(e / b).toFixed(2)}x (target <= ${TARGETS.fullRatio}x)`,
+      ],
+      ['engine throughput', `${Math.round(totalRows / (e / 1000))} rows/s`, `${(sizeMb / (e / 1000)).toFixed(1)} MB/s`],
+      ['peak RSS during full sync', `${median(rssPeaks).toFixed(0)} MB`, `target < ${TARGETS.rssMb} MB`],
+      ['incremental, no change', `${median(noChange).toFixed(1)} ms`, `target < ${TARGETS.noChangeMs} ms`],
+      ['incremental, 1 000 changed chats', `${median(changed).toFixed(1)} ms`, `target < ${TARGETS.changedMs} ms`],
+    ];
+    console.log(`\nSync engine benchmark (${REPS} repetitions, medians; ${totalRows} rows, ${sizeMb.toFixed(1)} MB)`);
+    for (const [k, v, n] of rows) console.log(`  ${k!.padEnd(48)} ${v!.padStart(14)}  ${n}`);
+    const ok =
+      e / b <= TARGETS.fullRatio &&
+      median(noChange) < TARGETS.noChangeMs &&
+      median(changed) < TARGETS.changedMs &&
+      median(rssPeaks) < TARGETS.rssMb;
+    console.log(ok ? '\nall targets met' : '\nSOME TARGETS MISSED');
+    process.exitCode = ok ? 0 : 1;
+  } finally {
+    await service?.end();
+    await admin?.end();
+    await root.query(`DROP DATABASE IF EXISTS ${quoteIdent(dbName)} WITH (FORCE)`);
+    await root.query(`DROP ROLE IF EXISTS ${quoteIdent(role)}`);
+    await root.end();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});
