@@ -5,8 +5,9 @@ import net from 'node:net';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { canConnect } from '../../packages/engine/src/local-postgres.ts';
+import { createTestDatabase } from '../support/db.ts';
 
 /**
  * `npm start` on a clean machine: no DATABASE_URL/ADMIN_URL, so the demo starts its own embedded PostgreSQL 17,
@@ -44,75 +45,113 @@ async function health(port: number): Promise<{ is_leader: boolean }> {
   return (await res.json()) as { is_leader: boolean };
 }
 
+type DemoRun = { output: string; code: number | null };
+
+/** Starts the demo, waits for it to be up with one leader and a first successful sync, then Ctrl-C's it. */
+async function runDemo(
+  env: Record<string, string | undefined>,
+  ports: { a: number; b: number },
+  adminUrl: string,
+): Promise<DemoRun> {
+  const child = spawn(process.execPath, [BIN, 'demo'], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, HEARTBEAT_INTERVAL: '2', LEASE_DURATION: '6', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = once(child, 'exit') as Promise<[number | null, string | null]>;
+  let failure: unknown;
+  try {
+    await until('the demo to report it is up', async () => (output.includes('Demo is up') ? true : undefined), 150_000);
+    const [a, b] = await Promise.all([health(ports.a), health(ports.b)]);
+    expect([a.is_leader, b.is_leader].filter(Boolean)).toHaveLength(1);
+    const job = await until(
+      'a first successful sync',
+      async () => {
+        const client = new pg.Client({ connectionString: adminUrl });
+        await client.connect();
+        try {
+          const r = await client.query<{ client_name: string; rows_synced: string }>(
+            "SELECT client_name, rows_synced FROM sync_metadata.sync_jobs WHERE status = 'success' LIMIT 1",
+          );
+          return r.rows[0];
+        } finally {
+          await client.end();
+        }
+      },
+      90_000,
+    );
+    expect(job.client_name).toBe('chat-test');
+    expect(Number(job.rows_synced)).toBeGreaterThan(0);
+    expect(output).toMatch(/Dashboard: http:\/\/127\.0\.0\.1:\d+\//);
+    expect(output).toMatch(/curl -s http:\/\/127\.0\.0\.1:\d+\/health/);
+  } catch (error) {
+    failure = error;
+  }
+  child.kill('SIGINT');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  const [code] = await exited;
+  clearTimeout(timer);
+  if (failure) throw new Error(`${String(failure)}\n--- demo output ---\n${output}`);
+  return { output, code };
+}
+
 describe('npm start (syncctl demo)', () => {
-  it('brings up PostgreSQL, two nodes with exactly one leader and a worker, syncs the tenant, and stops cleanly', async () => {
+  it('on a clean machine: embedded PostgreSQL, two nodes with one leader, a worker, a sync, a clean stop', async () => {
     const dataDir = path.resolve('.tmp', `demo-test-${randomBytes(4).toString('hex')}`);
     mkdirSync(dataDir, { recursive: true });
     chmodSync(dataDir, 0o755); // the embedded server may run as the `postgres` user
     const [pgPort, portA, portB] = [await freePort(), await freePort(), await freePort()];
-    const child = spawn(process.execPath, [BIN, 'demo'], {
-      env: {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        DEMO_DATA_DIR: dataDir,
-        DEMO_PG_PORT: String(pgPort),
-        NODE_A_PORT: String(portA),
-        NODE_B_PORT: String(portB),
-        HEARTBEAT_INTERVAL: '2',
-        LEASE_DURATION: '6',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    const exited = once(child, 'exit') as Promise<[number | null, string | null]>;
     const adminUrl = `postgres://postgres:postgres@127.0.0.1:${pgPort}/postgres`;
-    let failure: unknown;
+    let run: DemoRun;
     try {
-      await until(
-        'the demo to report it is up',
-        async () => (output.includes('Demo is up') ? true : undefined),
-        150_000,
-      );
-      const [a, b] = await Promise.all([health(portA), health(portB)]);
-      expect([a.is_leader, b.is_leader].filter(Boolean)).toHaveLength(1);
-
-      const job = await until(
-        'a first successful sync',
-        async () => {
-          const client = new pg.Client({ connectionString: adminUrl });
-          await client.connect();
-          try {
-            const r = await client.query<{ client_name: string; rows_synced: string; triggered_by: string }>(
-              "SELECT client_name, rows_synced, triggered_by FROM sync_metadata.sync_jobs WHERE status = 'success' LIMIT 1",
-            );
-            return r.rows[0];
-          } finally {
-            await client.end();
-          }
+      run = await runDemo(
+        {
+          DEMO_DATA_DIR: dataDir,
+          DEMO_PG_PORT: String(pgPort),
+          NODE_A_PORT: String(portA),
+          NODE_B_PORT: String(portB),
         },
-        90_000,
+        { a: portA, b: portB },
+        adminUrl,
       );
-      expect(job.client_name).toBe('chat-test');
-      expect(Number(job.rows_synced)).toBeGreaterThan(0);
-      expect(output).toMatch(/Dashboard: http:\/\/127\.0\.0\.1:\d+\//);
-      expect(output).toMatch(/curl -s http:\/\/127\.0\.0\.1:\d+\/health/);
-    } catch (error) {
-      failure = error;
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
     }
-    child.kill('SIGINT');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    const [code] = await exited;
-    clearTimeout(timer);
-    rmSync(dataDir, { recursive: true, force: true });
-    if (failure) throw new Error(`${String(failure)}\n--- demo output ---\n${output}`);
-    expect(code, output).toBe(0);
-    expect(output).toMatch(/Stopped cleanly/);
-    expect(output).not.toMatch(/exited with code/);
+    expect(run.output).toMatch(/Initialising embedded PostgreSQL 17/);
+    expect(run.code, run.output).toBe(0);
+    expect(run.output).toMatch(/Stopped cleanly/);
+    expect(run.output).not.toMatch(/exited with code/);
     // Everything is down: both APIs and the database.
     await expect(health(portA)).rejects.toThrow();
     await expect(health(portB)).rejects.toThrow();
     expect(await canConnect(adminUrl, 1000)).toBe(false);
+  }, 300_000);
+
+  it('with ADMIN_URL set it uses that server instead', async () => {
+    const db = await createTestDatabase();
+    const dataDir = path.resolve('.tmp', `demo-test-${randomBytes(4).toString('hex')}`);
+    const [portA, portB] = [await freePort(), await freePort()];
+    try {
+      const run = await runDemo(
+        {
+          ADMIN_URL: db.adminUrl,
+          SERVICE_ROLE: `owui_demo_${inject('pg').runId}`,
+          DEMO_DATA_DIR: dataDir,
+          NODE_A_PORT: String(portA),
+          NODE_B_PORT: String(portB),
+        },
+        { a: portA, b: portB },
+        db.adminUrl,
+      );
+      expect(run.output).toMatch(/Using the PostgreSQL server at postgres/);
+      expect(run.output).not.toMatch(/embedded PostgreSQL/);
+      expect(run.code, run.output).toBe(0);
+      expect(run.output).toMatch(/Stopped cleanly/);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+      await db.drop();
+    }
   }, 300_000);
 });
