@@ -83,6 +83,18 @@ export function errorHandler(logger: Logger) {
         status,
       );
     }
+    const pgCode = (err as { code?: unknown }).code;
+    if (typeof pgCode === 'string' && /^2[23][0-9A-Z]{3}$/.test(pgCode)) {
+      // Data exceptions (22xxx) and constraint violations (23xxx) come from what the request asked for.
+      logger.info({ err }, `${c.req.method} ${c.req.path}: refused by the database: ${errorMessage(err)}`);
+      return c.json(
+        {
+          error: pgCode.startsWith('22') ? 'invalid_value' : 'constraint_violation',
+          message: `the database refused the value: ${errorMessage(err)}`,
+        } satisfies ErrorBody,
+        pgCode.startsWith('22') ? 422 : 409,
+      );
+    }
     if (isConnectionError(err)) {
       logger.warn({ err }, `${c.req.method} ${c.req.path}: database unreachable: ${errorMessage(err)}`);
       return c.json(

@@ -178,6 +178,38 @@ async function writeDeployment(
   return res.rows[0] as DeploymentRow;
 }
 
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * Why PostgreSQL's jsonb would refuse a value (NUL characters, unpaired surrogates, numbers JSON cannot carry), or
+ * null when it is fine.
+ */
+export function unstorableJson(value: unknown, path = 'value', depth = 0): string | null {
+  if (depth > 64) return `${path} is nested more than 64 levels deep`;
+  if (typeof value === 'string') {
+    if (value.includes('\u0000')) return `${path} contains a NUL character (\\u0000)`;
+    if (LONE_SURROGATE.test(value)) return `${path} contains an unpaired UTF-16 surrogate`;
+    return null;
+  }
+  if (typeof value === 'number') return Number.isFinite(value) ? null : `${path} is not a finite number`;
+  if (Array.isArray(value)) {
+    for (const [i, v] of value.entries()) {
+      const p = unstorableJson(v, `${path}[${i}]`, depth + 1);
+      if (p) return p;
+    }
+    return null;
+  }
+  if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      const keyProblem = unstorableJson(k, `${path} key`, depth + 1);
+      if (keyProblem) return keyProblem;
+      const p = unstorableJson(v, `${path}.${k}`, depth + 1);
+      if (p) return p;
+    }
+  }
+  return null;
+}
+
 /** Records that `key` changed so other processes drop their cached copy. */
 export async function publishInvalidation(db: Queryable, hostId: string, key: string): Promise<void> {
   await db.query(
@@ -313,6 +345,8 @@ export function createStateManager(opts: StateManagerOptions): StateManager {
             };
           } else {
             if (value === undefined) throw new InvalidInputError('value is required (any JSON value)');
+            const problem = unstorableJson(value);
+            if (problem) throw new InvalidInputError(`value for ${parsed.key} cannot be stored: ${problem}`);
             const res = await c.query<{ value: unknown; version: string; updated_at: Date }>(
               'SELECT value, version::text AS version, updated_at FROM sync_metadata.api_state_put($1::text, $2::jsonb, $3::text)',
               [parsed.key, JSON.stringify(value), updatedBy],
