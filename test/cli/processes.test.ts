@@ -1,10 +1,12 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { useTestDatabase, withConnection } from '../support/db.ts';
-import { syncctl } from './support.ts';
+import { makeTenantDb, syncctl } from './support.ts';
 
 const BIN = path.resolve('apps/cli/bin/syncctl.js');
 
@@ -84,6 +86,59 @@ describe('syncctl node', () => {
         ).rows,
     );
     expect(lease.every((l) => !l.valid)).toBe(true);
+  });
+
+  it('syncctl worker runs the syncs queued with client sync --via-queue', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'syncctl-worker-'));
+    const cluster = 'worker-test';
+    const env = { ADMIN_URL: db.current.adminUrl, DATABASE_URL: db.current.serviceUrl, CLUSTER_NAME: cluster };
+    const child = spawn(process.execPath, [BIN, 'worker', '--role', 'worker-t', '--concurrency', '1'], {
+      env: {
+        PATH: process.env.PATH,
+        ...env,
+        DATABASE_URL: db.current.serviceUrl,
+        HEARTBEAT_INTERVAL: '1',
+        LEASE_DURATION: '5',
+        LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    try {
+      const file = path.join(dir, 'webui.db');
+      makeTenantDb(file, 4);
+      const reg = await syncctl(['client', 'register', 'queued', '--sqlite', file], { env });
+      expect(reg.code, reg.stderr).toBe(0);
+      const q = await syncctl(['client', 'sync', 'queued', '--via-queue', '--full', '--triggered-by', 'ops'], { env });
+      expect(q.code, q.stderr).toBe(0);
+      const job = await until(async () => {
+        const rows = await withConnection(
+          db.current.adminUrl,
+          async (c) =>
+            (
+              await c.query<{ status: string; worker_id: string; triggered_by: string }>(
+                "SELECT status, worker_id, triggered_by FROM sync_metadata.sync_jobs WHERE client_name = 'queued' AND status = 'success'",
+              )
+            ).rows,
+        );
+        return rows[0];
+      }, 30_000);
+      expect(job.triggered_by).toBe('ops');
+      expect(job.worker_id).toMatch(/^worker-t/);
+      const status = await syncctl(['cluster', 'status', '--json'], { env });
+      expect((status.json() as { nodes: { node_name: string; role: string }[] }).nodes).toContainEqual(
+        expect.objectContaining({ node_name: 'worker-t', role: 'worker' }),
+      );
+    } catch (error) {
+      throw new Error(`${String(error)}\n${output}`);
+    } finally {
+      child.kill('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(code, output).toBe(0);
   });
 
   it('refuses to start without a service URL and says where it comes from', async () => {
