@@ -122,6 +122,7 @@ describe('syncctl lifecycle commands against a real server', () => {
     });
     const human = await syncctl(['client', 'status', 'acme-corp'], { env: svc() });
     expect(human.stdout).toMatch(/Sync Enabled: no\n\s+Status: paused\n\s+Interval: 3600s/);
+    expect(human.stdout).toMatch(/Next Sync: not scheduled \(sync disabled\)/);
 
     await seedTenant(db.current.adminUrl, { cluster: 'c1', client: 'beta', enabled: true });
     await seedTenant(db.current.adminUrl, { cluster: 'other', client: 'elsewhere', enabled: true });
@@ -211,6 +212,10 @@ describe('syncctl lifecycle commands against a real server', () => {
     expect(jobs.stdout.trim().split('\n')).toHaveLength(12); // header, rule, 10 rows
     const limited = await syncctl(['jobs', '--client', 'jobsy', '--limit', '3', '--json'], { env: svc() });
     expect((limited.json() as { jobs: unknown[] }).jobs).toHaveLength(3);
+    const failedOnly = await syncctl(['jobs', '--status', 'failed'], { env: svc() });
+    expect(failedOnly.stdout).toMatch(/No sync jobs yet/);
+    const badStatus = await syncctl(['jobs', '--status', 'broken'], { env: svc() });
+    expect(badStatus.stderr).toMatch(/--status "broken" is not one of pending, running, success, failed, conflict/);
     const none = await syncctl(['jobs', '--client', 'acme-corp'], { env: svc() });
     expect(none.stdout).toMatch(/No sync jobs yet/);
 

@@ -62,6 +62,13 @@ export function statusLines(s: TenantStatus): string[] {
     `  Interval: ${interval(s.sync_interval)}`,
     `  Last Sync: ${timestamp(s.last_sync_at)}${s.last_sync_at ? ` (${age(s.lag_seconds)})` : ''}`,
     `  Last Status: ${s.last_sync_status ?? '-'}`,
+    `  Next Sync: ${
+      !s.sync_enabled
+        ? 'not scheduled (sync disabled)'
+        : s.next_sync_at
+          ? timestamp(s.next_sync_at)
+          : 'on the next scheduler tick'
+    }`,
     `  Last Job: ${
       s.last_job_id
         ? `${s.last_job_status} ${s.last_job_type} by ${s.last_job_triggered_by} at ${timestamp(s.last_job_started_at)}, ` +

@@ -3,6 +3,8 @@ import type { Command } from '../command.ts';
 import { duration, table, timestamp } from '../format.ts';
 import { listConflicts, recentJobs, type JobRow } from '../ops/history.ts';
 
+const JOB_STATUSES = ['pending', 'running', 'success', 'failed', 'conflict'];
+
 export function parseLimit(value: string | boolean | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
@@ -29,12 +31,22 @@ export const jobsCommand: Command = {
   summary: 'recent sync jobs: client, started, status, type, by, rows, duration',
   options: {
     client: { type: 'string', placeholder: 'NAME', description: 'only this tenant' },
+    status: {
+      type: 'string',
+      placeholder: 'STATUS',
+      description: 'only jobs in this state: pending, running, success, failed, conflict',
+    },
     limit: { type: 'string', placeholder: 'N', description: 'how many (default 10)' },
   },
-  examples: ['syncctl jobs', 'syncctl jobs --client acme-corp --limit 50 --json'],
+  examples: ['syncctl jobs', 'syncctl jobs --client acme-corp --limit 50 --json', 'syncctl jobs --status failed'],
   async run(ctx, { values }) {
+    const status = values.status as string | undefined;
+    if (status !== undefined && !JOB_STATUSES.includes(status)) {
+      throw new InvalidInputError(`--status "${status}" is not one of ${JOB_STATUSES.join(', ')}`);
+    }
     const rows = await recentJobs(ctx.readPool().pool, ctx.cluster, {
       client: values.client as string | undefined,
+      status,
       limit: parseLimit(values.limit, 10),
     });
     ctx.result({ cluster_name: ctx.cluster, jobs: rows }, () => {

@@ -23,7 +23,7 @@ export type JobRow = {
 export async function recentJobs(
   pool: pg.Pool,
   cluster: string,
-  options: { client?: string | undefined; limit: number },
+  options: { client?: string | undefined; status?: string | undefined; limit: number },
 ): Promise<JobRow[]> {
   if (options.client) validName(options.client);
   return inCluster(pool, cluster, async (c) => {
@@ -35,9 +35,10 @@ export async function recentJobs(
          JOIN sync_metadata.client_deployments d ON d.deployment_id = j.deployment_id
          JOIN sync_metadata.hosts h ON h.host_id = d.host_id
         WHERE h.cluster_name = $1::text AND ($2::text IS NULL OR j.client_name = $2::text)
+          AND ($4::text IS NULL OR j.status = $4::text)
         ORDER BY j.started_at DESC
         LIMIT $3::int`,
-      [cluster, options.client ?? null, options.limit],
+      [cluster, options.client ?? null, options.limit, options.status ?? null],
     );
     return r.rows;
   });

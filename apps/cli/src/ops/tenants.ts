@@ -32,6 +32,7 @@ export type TenantStatus = {
   last_job_rows_synced: string | null;
   unresolved_conflicts: number;
   conflict_strategy?: string;
+  next_sync_at?: Date | null;
 };
 
 export type Deployment = {
@@ -113,7 +114,7 @@ export async function setSyncEnabled(
   });
 }
 
-const STATUS_SQL = `SELECT s.*, d.conflict_strategy, s.unresolved_conflicts::int AS unresolved_conflicts
+const STATUS_SQL = `SELECT s.*, d.conflict_strategy, d.next_sync_at, s.unresolved_conflicts::int AS unresolved_conflicts
   FROM sync_metadata.v_sync_status s
   JOIN sync_metadata.client_deployments d ON d.deployment_id = s.deployment_id
  WHERE s.cluster_name = $1::text`;
