@@ -27,7 +27,7 @@ REVOKE ALL ON SCHEMA sync_state FROM PUBLIC;
 CREATE TABLE IF NOT EXISTS sync_state.row_state (
     deployment_id   uuid NOT NULL REFERENCES sync_metadata.client_deployments (deployment_id) ON DELETE CASCADE,
     table_name      text NOT NULL,
-    row_key         text NOT NULL,
+    row_key         text COLLATE "C" NOT NULL,
     source_hash     bigint,
     target_hash     bigint,
     deleted_at      timestamptz,
@@ -44,7 +44,7 @@ CREATE INDEX IF NOT EXISTS row_state_tombstones_idx ON sync_state.row_state (dep
 CREATE TABLE IF NOT EXISTS sync_state.failed_rows (
     deployment_id uuid NOT NULL REFERENCES sync_metadata.client_deployments (deployment_id) ON DELETE CASCADE,
     table_name    text NOT NULL,
-    row_key       text NOT NULL,
+    row_key       text COLLATE "C" NOT NULL,
     key_values    text NOT NULL,
     error         text NOT NULL,
     job_id        uuid,

@@ -25,7 +25,14 @@ import {
 import { emptyTally } from './conflicts.ts';
 import { SqliteSnapshot, sourceFingerprint, toSourceError } from './sqlite-reader.ts';
 import { ChunkWriter, type RunContext, type RunStats } from './table-sync.ts';
-import { buildPlan, cursorBind, decodeKeyValues, encodeKeyValues, type TablePlan } from './table-plan.ts';
+import {
+  buildPlan,
+  cursorBind,
+  cursorSettled,
+  decodeKeyValues,
+  encodeKeyValues,
+  type TablePlan,
+} from './table-plan.ts';
 import { describeDrift, findDrift, parentsFirst, readTargetSchema, schemaExists } from './target-schema.ts';
 import { assertOpenWebUI } from './tenant-ddl.ts';
 import { detectDeletes } from './tombstones.ts';
@@ -455,6 +462,7 @@ async function fullTable(
   report: (done: number, total: number | null) => void,
 ): Promise<void> {
   const resumeKey = progress?.fullSyncPending ? progress.resumeKey : null;
+  const t0 = performance.now();
   const empty = await tableIsEmpty(ctx, plan);
   const writer = new ChunkWriter(ctx, plan, empty ? 'bulk' : 'compare', failedKeys.length > 0);
   const total = Number(ctx.snapshot.db.prepare(plan.sqlite.count).pluck().get());
@@ -499,8 +507,24 @@ async function fullTable(
   });
   report(done, total);
   void lastKey;
-  if (empty || resumeKey) await writer.fillBookkeeping();
-  await detectDeletes(ctx, plan);
+  const t1 = performance.now();
+  if ((empty && plan.directCopy) || resumeKey) await writer.fillBookkeeping(empty && !resumeKey && !writer.stagedSome);
+  const t2 = performance.now();
+  // A first load into an empty table has nothing that could have been deleted since.
+  if (empty && !resumeKey)
+    await saveProgress(ctx.client, ctx.deploymentId, plan.name, ctx.jobId, { deletesChecked: true });
+  else await detectDeletes(ctx, plan);
+  ctx.logger.debug(
+    {
+      table: plan.name,
+      rows: done,
+      mode: empty ? 'bulk' : 'compare',
+      loadMs: Math.round(t1 - t0),
+      bookkeepingMs: Math.round(t2 - t1),
+      deletesMs: Math.round(performance.now() - t2),
+    },
+    `full sync of ${plan.name}: ${done} rows`,
+  );
 }
 
 function minCursor(a: string | null, b: string | null): string | null {
@@ -525,6 +549,7 @@ async function incrementalTable(
   deletesDue: boolean,
   report: (done: number, total: number | null) => void,
 ): Promise<void> {
+  const t0 = performance.now();
   const writer = new ChunkWriter(ctx, plan, 'compare', failedKeys.length > 0);
   const cursor = new CursorTracker(plan);
   const db = ctx.snapshot.db;
@@ -549,8 +574,17 @@ async function incrementalTable(
     }
   };
   if (plan.cursorColumn && start !== null) {
-    const stmt = db.prepare(plan.sqlite.changedSince).raw(true).safeIntegers(true);
-    await feed(stmt.iterate(cursorBind(start)) as IterableIterator<unknown[]>, true);
+    // Rows at exactly the cursor value are re-read while that value is recent (a transaction still committing
+    // could add another row with it); once it is settled, paging continues strictly after (cursor, key).
+    const settledKey = progress?.cursorKey && cursorSettled(start, Date.now()) ? progress.cursorKey : null;
+    if (settledKey) {
+      const stmt = db.prepare(plan.sqlite.changedAfter).raw(true).safeIntegers(true);
+      const bound = cursorBind(start);
+      await feed(stmt.iterate(bound, bound, ...decodeKeyValues(settledKey)) as IterableIterator<unknown[]>, true);
+    } else {
+      const stmt = db.prepare(plan.sqlite.changedSince).raw(true).safeIntegers(true);
+      await feed(stmt.iterate(cursorBind(start)) as IterableIterator<unknown[]>, true);
+    }
     await feed(
       db.prepare(plan.sqlite.nullCursor).raw(true).safeIntegers(true).iterate() as IterableIterator<unknown[]>,
       false,
@@ -566,7 +600,16 @@ async function incrementalTable(
       if (values) await writer.add(values, keep);
     }
   }
+  ctx.logger.debug(
+    { table: plan.name, rows: done, ms: Math.round(performance.now() - t0) },
+    `incremental ${plan.name}`,
+  );
   const final = cursor.text() ?? start;
+  if (done === 0 && failedKeys.length === 0 && final === start) {
+    // Nothing read: leave the table's progress row as it is (saves a round trip per table).
+    if (deletesDue) await detectDeletes(ctx, plan);
+    return;
+  }
   await writer.finish({
     phase: 'done',
     rowsDone: done,

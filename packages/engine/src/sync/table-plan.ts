@@ -26,6 +26,7 @@ export type TablePlan = {
     readonly all: string;
     readonly after: string;
     readonly changedSince: string;
+    readonly changedAfter: string;
     readonly nullCursor: string;
     readonly byKey: string;
     readonly keys: string;
@@ -196,6 +197,9 @@ export function buildPlan(schemaName: string, target: TargetTable, source: Sqlit
       changedSince: cursorColumn
         ? `SELECT ${selectList} FROM ${st} WHERE ${cur} >= ? ORDER BY ${cur}, ${keyList}`
         : `SELECT ${selectList} FROM ${st} ORDER BY ${keyList}`,
+      changedAfter: cursorColumn
+        ? `SELECT ${selectList} FROM ${st} WHERE ${cur} >= ? AND (${cur} > ? OR ${keyTuple} > ${keyParamTuple}) ORDER BY ${cur}, ${keyList}`
+        : `SELECT ${selectList} FROM ${st} ORDER BY ${keyList}`,
       nullCursor: cursorColumn
         ? `SELECT ${selectList} FROM ${st} WHERE ${cur} IS NULL ORDER BY ${keyList}`
         : `SELECT ${selectList} FROM ${st} WHERE 0`,
@@ -213,11 +217,14 @@ export function buildPlan(schemaName: string, target: TargetTable, source: Sqlit
           SELECT ${keyExpression('t', key)} AS __k, ${hashTarget} AS __h FROM ${t} t
         ), rs AS (
           INSERT INTO sync_state.row_state (deployment_id, table_name, row_key, source_hash, target_hash, job_id)
-          SELECT $1::uuid, $2::text, __k, __h, __h, $3::uuid FROM w
-          ON CONFLICT (deployment_id, table_name, row_key) DO NOTHING RETURNING 1
+          SELECT $1::uuid, $2::text, w.__k, w.__h, w.__h, $3::uuid FROM w
+           WHERE $4::boolean OR NOT EXISTS (
+             SELECT 1 FROM sync_state.row_state r
+              WHERE r.deployment_id = $1::uuid AND r.table_name = $2::text AND r.row_key = w.__k)
+          RETURNING 1
         )
         UPDATE sync_state.failed_rows f SET resolved_at = now()
-         WHERE f.deployment_id = $1::uuid AND f.table_name = $2::text AND f.resolved_at IS NULL
+         WHERE $5::boolean AND f.deployment_id = $1::uuid AND f.table_name = $2::text AND f.resolved_at IS NULL
            AND f.row_key IN (SELECT __k FROM w) AND (SELECT count(*) FROM rs) >= 0`,
       write,
       bulk,
@@ -260,6 +267,17 @@ export function encodeKeyValues(values: readonly unknown[]): string {
 export function decodeKeyValues(text: string): unknown[] {
   const parsed = JSON.parse(text) as [string, unknown][];
   return parsed.map(([t, v]) => (t === 'i' ? BigInt(v as string) : t === 'b' ? Buffer.from(v as string, 'base64') : v));
+}
+
+/**
+ * True when a cursor value (epoch s, ms, µs or ns) is old enough that no transaction still in flight can commit a
+ * row carrying it; then rows at exactly the cursor value need not be re-read.
+ */
+export function cursorSettled(value: string, nowMs: number, marginSeconds = 120): boolean {
+  if (!/^-?\d+$/.test(value)) return false;
+  const v = BigInt(value);
+  const seconds = v > 10n ** 17n ? v / 10n ** 9n : v > 10n ** 14n ? v / 10n ** 6n : v > 10n ** 11n ? v / 1000n : v;
+  return seconds < BigInt(Math.floor(nowMs / 1000) - marginSeconds);
 }
 
 /** Cursor text → SQLite bind value (integers as BigInt so 19-digit values compare exactly). */

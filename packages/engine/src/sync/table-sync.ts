@@ -64,6 +64,8 @@ export class ChunkWriter {
   private bytesSinceYield = 0;
   private inflight: Promise<void> | undefined;
   written = 0;
+  /** Some rows went through the staging path (which records their hashes itself). */
+  stagedSome = false;
 
   constructor(ctx: RunContext, plan: TablePlan, mode: ChunkMode, recoverFailed: boolean) {
     this.ctx = ctx;
@@ -148,6 +150,7 @@ export class ChunkWriter {
         written = rows.length;
         await this.bumpSequences(written);
       } else if (rows.length > 0) {
+        this.stagedSome = true;
         await client.query(this.plan.sql.stageDdl);
         await copyInto(client, this.plan.sql.copyStage, payload);
         written = await this.applyStage(rows.map((r) => r.key));
@@ -204,11 +207,18 @@ export class ChunkWriter {
    * After a direct (bulk) load: record hashes for every row of the table that has none yet, and close failed
    * rows that are now present. One pass over the table, in PostgreSQL.
    */
-  async fillBookkeeping(): Promise<void> {
+  async fillBookkeeping(fresh: boolean): Promise<void> {
     const { client } = this.ctx;
     await client.query('BEGIN');
     try {
-      await client.query(this.plan.sql.fillRowState, [this.ctx.deploymentId, this.plan.name, this.ctx.jobId]);
+      // `fresh`: the table had no bookkeeping at all, so a plain insert (no per-row existence check) is safe.
+      await client.query(this.plan.sql.fillRowState, [
+        this.ctx.deploymentId,
+        this.plan.name,
+        this.ctx.jobId,
+        fresh,
+        this.recoverFailed,
+      ]);
       await client.query('COMMIT');
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
@@ -235,6 +245,7 @@ export class ChunkWriter {
     const { client } = this.ctx;
     const allFailures = [...failures];
     let written = 0;
+    this.stagedSome = true;
     await client.query('BEGIN');
     try {
       await client.query(this.plan.sql.stageDdl);
