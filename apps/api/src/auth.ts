@@ -17,10 +17,6 @@ export type AuthVariables = { principal?: Principal; jwtPayload?: unknown };
 
 const sha = (s: string) => createHash('sha256').update(s).digest();
 
-function sameToken(a: string, b: string): boolean {
-  return timingSafeEqual(sha(a), sha(b));
-}
-
 function scopesOf(payload: unknown): ApiScope[] {
   if (!payload || typeof payload !== 'object') return [];
   const p = payload as { scope?: unknown; scopes?: unknown };
@@ -54,6 +50,11 @@ export function createAuthorizer(config: ApiAuthConfig = {}): Authorizer {
   const loopbackTrusted =
     config.trustLoopback === 'auto' || config.trustLoopback === undefined ? !configured : config.trustLoopback;
   const tokenScopes = config.apiTokenScopes ?? [...API_SCOPES];
+  const staticPrincipal: Principal | null = config.apiToken
+    ? { subject: 'api-token', scopes: tokenScopes, via: 'token' }
+    : null;
+  // Compared as SHA-256 digests with timingSafeEqual: constant time whatever the presented token's length.
+  const tokenDigest = config.apiToken ? sha(config.apiToken) : null;
   const jwtMiddleware = config.jwtSecret ? jwt({ secret: config.jwtSecret, alg: 'HS256' }) : undefined;
 
   async function authenticate(c: Context<{ Variables: AuthVariables }>): Promise<Principal | null> {
@@ -64,9 +65,7 @@ export function createAuthorizer(config: ApiAuthConfig = {}): Authorizer {
       throw new HTTPException(401, { message: 'the Authorization header must be "Bearer <token>"' });
     }
     const token = match[1];
-    if (config.apiToken && sameToken(token, config.apiToken)) {
-      return { subject: 'api-token', scopes: tokenScopes, via: 'token' };
-    }
+    if (staticPrincipal && tokenDigest && timingSafeEqual(sha(token), tokenDigest)) return staticPrincipal;
     if (jwtMiddleware && token.split('.').length === 3) {
       try {
         await jwtMiddleware(c as Context, async () => undefined);

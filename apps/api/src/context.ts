@@ -3,7 +3,8 @@ import type { Context } from 'hono';
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
-import { withTransaction } from '../../../packages/engine/src/db.ts';
+import { withClient } from '../../../packages/engine/src/db.ts';
+import { quoteLiteral } from '../../../packages/schema/src/sql.ts';
 import type { SyncMetrics } from '../../../packages/engine/src/metrics.ts';
 import type { StateManager } from '../../../packages/engine/src/state/index.ts';
 import type { AuthVariables, Authorizer } from './auth.ts';
@@ -36,14 +37,43 @@ export type RouteContext = {
   readonly state: StateManager;
   /** Runs `fn` in a transaction that sees the whole cluster (RLS scope). */
   inCluster<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T>;
+  /**
+   * Shares one in-flight read among identical concurrent requests (same key): a dashboard or monitor polling many
+   * times a second costs one query per round, and every caller still gets data read after its request arrived.
+   */
+  shared<T>(key: string, fn: () => Promise<T>): Promise<T>;
 };
 
 export function routeContext(deps: ApiDeps, auth: Authorizer, state: StateManager): RouteContext {
+  // BEGIN and the per-transaction scope go in one simple-protocol round trip (no parameters needed: both values are
+  // this node's own identity, quoted); transaction-local settings never leak through a pooler.
+  const begin =
+    `BEGIN; SELECT set_config('app.current_host_id', ${quoteLiteral(deps.hostId)}, true), ` +
+    `set_config('app.current_cluster', ${quoteLiteral(deps.cluster)}, true)`;
+  const inFlight = new Map<string, Promise<unknown>>();
   return {
     deps,
     auth,
     state,
-    inCluster: (fn) => withTransaction(deps.pool, fn, { hostId: deps.hostId, cluster: deps.cluster }),
+    inCluster: (fn) =>
+      withClient(deps.pool, async (client) => {
+        await client.query(begin);
+        try {
+          const result = await fn(client);
+          await client.query('COMMIT');
+          return result;
+        } catch (error) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw error;
+        }
+      }),
+    shared<T>(key: string, fn: () => Promise<T>): Promise<T> {
+      const running = inFlight.get(key);
+      if (running) return running as Promise<T>;
+      const p = fn().finally(() => inFlight.delete(key));
+      inFlight.set(key, p);
+      return p;
+    },
   };
 }
 
@@ -53,3 +83,8 @@ export function reply(c: Context, body: unknown, status: 200 | 201 = 200): never
 }
 
 export const iso = (d: Date | null | undefined): string | null => (d ? d.toISOString() : null);
+
+/** A JSON answer already serialised (shared among concurrent identical requests). */
+export function replyJsonText(c: Context, text: string): never {
+  return c.body(text, 200, { 'Content-Type': 'application/json' }) as never;
+}

@@ -53,9 +53,11 @@ export function registerConflictRoutes(app: ApiApp, ctx: RouteContext): void {
     }),
     async (c) => {
       const q = c.req.valid('query');
-      const rows = await ctx.inCluster(async (client) => {
-        const res = await client.query<ConflictRow>(
-          `SELECT c.log_id::text AS log_id, c.client_id, c.table_name, c.row_key, c.conflict_type, c.source_data,
+      const key = `conflicts:${q.client_name ?? ''}:${q.resolved}:${q.table ?? ''}:${q.limit}`;
+      const rows = await ctx.shared(key, () =>
+        ctx.inCluster(async (client) => {
+          const res = await client.query<ConflictRow>(
+            `SELECT c.log_id::text AS log_id, c.client_id, c.table_name, c.row_key, c.conflict_type, c.source_data,
                   c.target_data, c.resolution_strategy, c.resolution, c.resolved_data, c.job_id::text AS job_id,
                   c.detected_at, c.resolved_at, c.resolved_by
              FROM sync_metadata.conflict_log c
@@ -67,10 +69,11 @@ export function registerConflictRoutes(app: ApiApp, ctx: RouteContext): void {
               AND ($4::text IS NULL OR c.table_name = $4::text)
             ORDER BY c.detected_at DESC, c.log_id DESC
             LIMIT $5::int`,
-          [deps.cluster, q.client_name ?? null, q.resolved, q.table ?? null, q.limit],
-        );
-        return res.rows;
-      });
+            [deps.cluster, q.client_name ?? null, q.resolved, q.table ?? null, q.limit],
+          );
+          return res.rows;
+        }),
+      );
       const conflicts = rows.map((r) => ({
         ...r,
         log_id: Number(r.log_id),

@@ -33,18 +33,20 @@ export function registerHealthRoutes(app: ApiApp, ctx: RouteContext): void {
       const uptime = Math.round((Date.now() - deps.startedAt.getTime()) / 100) / 10;
       try {
         // Leadership comes from the lease row: the database is the source of truth, not this process's memory.
-        const row = await ctx.inCluster(async (client) => {
-          const res = await client.query<HealthRow>(
-            `SELECT (le.leader_host_id = $2::uuid AND le.expires_at > now()) IS TRUE AS is_leader,
+        const row = await ctx.shared('health', () =>
+          ctx.inCluster(async (client) => {
+            const res = await client.query<HealthRow>(
+              `SELECT (le.leader_host_id = $2::uuid AND le.expires_at > now()) IS TRUE AS is_leader,
                     CASE WHEN le.expires_at > now() THEN le.leader_id END AS leader_id,
                     le.epoch::text AS epoch,
                     (SELECT max(d.last_sync_at) FROM sync_metadata.client_deployments d) AS last_sync
                FROM (SELECT 1) one
                LEFT JOIN sync_metadata.leader_election le ON le.cluster_name = $1::text`,
-            [deps.cluster, deps.hostId],
-          );
-          return res.rows[0];
-        });
+              [deps.cluster, deps.hostId],
+            );
+            return res.rows[0];
+          }),
+        );
         return reply(c, {
           status: 'healthy',
           node_id: deps.nodeName,

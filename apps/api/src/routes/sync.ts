@@ -4,7 +4,7 @@ import { AppError, ConflictError, ERROR_CODES, NotFoundError } from '../../../..
 import { PGBOSS_SCHEMA, SYNC_DEAD_LETTER_QUEUE, SYNC_QUEUE } from '../../../../packages/schema/src/queues.ts';
 import { quoteIdent } from '../../../../packages/schema/src/sql.ts';
 import { actor } from '../auth.ts';
-import { iso, reply, type ApiApp, type RouteContext } from '../context.ts';
+import { iso, reply, replyJsonText, type ApiApp, type RouteContext } from '../context.ts';
 import {
   errorSchema,
   jobsQuerySchema,
@@ -139,9 +139,12 @@ export function registerSyncRoutes(app: ApiApp, ctx: RouteContext): void {
     }),
     async (c) => {
       const q = c.req.valid('query');
-      const rows = await ctx.inCluster(async (client) => {
-        const res = await client.query<JobRow>(
-          `SELECT j.job_id::text AS job_id, j.client_name, j.queue_job_id, j.worker_id, j.status, j.sync_type,
+      const key = `jobs:${q.client_name ?? ''}:${q.status ?? ''}:${q.limit}`;
+      // Identical concurrent requests share the query and the serialised answer.
+      const body = await ctx.shared(key, async () => {
+        const rows = await ctx.inCluster(async (client) => {
+          const res = await client.query<JobRow>(
+            `SELECT j.job_id::text AS job_id, j.client_name, j.queue_job_id, j.worker_id, j.status, j.sync_type,
                   j.triggered_by, j.rows_synced::text AS rows_synced, j.rows_failed::text AS rows_failed,
                   j.rows_deleted::text AS rows_deleted, j.conflicts_detected, j.conflicts_unresolved,
                   j.duration_seconds::text AS duration_seconds, j.error, j.started_at, j.completed_at
@@ -153,20 +156,22 @@ export function registerSyncRoutes(app: ApiApp, ctx: RouteContext): void {
               AND ($3::text IS NULL OR j.status = $3::text)
             ORDER BY j.started_at DESC
             LIMIT $4::int`,
-          [deps.cluster, q.client_name ?? null, q.status ?? null, q.limit],
-        );
-        return res.rows;
+            [deps.cluster, q.client_name ?? null, q.status ?? null, q.limit],
+          );
+          return res.rows;
+        });
+        const jobs = rows.map((r) => ({
+          ...r,
+          rows_synced: Number(r.rows_synced),
+          rows_failed: Number(r.rows_failed),
+          rows_deleted: Number(r.rows_deleted),
+          duration_seconds: r.duration_seconds === null ? null : Number(r.duration_seconds),
+          started_at: r.started_at.toISOString(),
+          completed_at: iso(r.completed_at),
+        }));
+        return JSON.stringify({ jobs, count: jobs.length });
       });
-      const jobs = rows.map((r) => ({
-        ...r,
-        rows_synced: Number(r.rows_synced),
-        rows_failed: Number(r.rows_failed),
-        rows_deleted: Number(r.rows_deleted),
-        duration_seconds: r.duration_seconds === null ? null : Number(r.duration_seconds),
-        started_at: r.started_at.toISOString(),
-        completed_at: iso(r.completed_at),
-      }));
-      return reply(c, { jobs, count: jobs.length });
+      return replyJsonText(c, body);
     },
   );
 
