@@ -200,7 +200,8 @@ async function main(): Promise<void> {
         .pluck()
         .all(i * 1000) as string[];
       const upd = w.prepare("UPDATE chat SET title = title || ' (edited)', updated_at = ? WHERE id = ?");
-      const ts = Math.floor(Date.now() / 1000) + i;
+      // Edits made a few minutes ago, each round later than the previous one (as Open WebUI stamps them).
+      const ts = Math.floor(Date.now() / 1000) - 300 + i * 20;
       w.transaction(() => ids.forEach((id) => upd.run(ts, id)))();
       w.close();
       const t = now();

@@ -16,7 +16,10 @@ ALTER TABLE sync_metadata.client_deployments
 ALTER TABLE sync_metadata.sync_progress
     ADD COLUMN IF NOT EXISTS full_sync_pending  boolean NOT NULL DEFAULT false,
     ADD COLUMN IF NOT EXISTS resume_key         text,
-    ADD COLUMN IF NOT EXISTS deletes_checked_at timestamptz;
+    ADD COLUMN IF NOT EXISTS deletes_checked_at timestamptz,
+    -- When the snapshot that produced cursor_value was taken: rows at exactly cursor_value are settled (need no
+    -- re-reading) once that snapshot is older than the longest a write may take to commit.
+    ADD COLUMN IF NOT EXISTS cursor_read_at     timestamptz;
 
 CREATE SCHEMA IF NOT EXISTS sync_state;
 REVOKE ALL ON SCHEMA sync_state FROM PUBLIC;

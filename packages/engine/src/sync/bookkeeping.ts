@@ -286,6 +286,7 @@ export type ProgressRow = {
   resumeKey: string | null;
   deletesCheckedAt: Date | null;
   lastFullSyncAt: Date | null;
+  cursorReadAt: Date | null;
 };
 
 export async function loadProgress(client: Queryable, deploymentId: string): Promise<Map<string, ProgressRow>> {
@@ -300,9 +301,10 @@ export async function loadProgress(client: Queryable, deploymentId: string): Pro
     resume_key: string | null;
     deletes_checked_at: Date | null;
     last_full_sync_at: Date | null;
+    cursor_read_at: Date | null;
   }>(
     `SELECT table_name, cursor_value, cursor_key, rows_done, rows_total, phase, full_sync_pending, resume_key,
-            deletes_checked_at, last_full_sync_at
+            deletes_checked_at, last_full_sync_at, cursor_read_at
        FROM sync_metadata.sync_progress WHERE deployment_id = $1::uuid`,
     [deploymentId],
   );
@@ -320,6 +322,7 @@ export async function loadProgress(client: Queryable, deploymentId: string): Pro
         resumeKey: r.resume_key,
         deletesCheckedAt: r.deletes_checked_at,
         lastFullSyncAt: r.last_full_sync_at,
+        cursorReadAt: r.cursor_read_at,
       },
     ]),
   );
@@ -335,6 +338,8 @@ export type ProgressUpdate = {
   resumeKey?: string | null;
   deletesChecked?: boolean;
   fullSyncDone?: boolean;
+  /** When the snapshot the cursor comes from was taken (stored with the cursor). */
+  cursorReadAt?: Date;
 };
 
 /** Upserts one table's sync_progress row; only the given fields change. */
@@ -362,6 +367,7 @@ export async function saveProgress(
        resume_key = CASE WHEN $15::boolean THEN EXCLUDED.resume_key ELSE p.resume_key END,
        deletes_checked_at = CASE WHEN $11::boolean THEN now() ELSE p.deletes_checked_at END,
        last_full_sync_at = CASE WHEN $12::boolean THEN now() ELSE p.last_full_sync_at END,
+       cursor_read_at = CASE WHEN $13::boolean THEN coalesce($16::timestamptz, p.cursor_read_at) ELSE p.cursor_read_at END,
        last_job_id = $3::uuid, last_run_at = now(), updated_at = now()`,
     [
       deploymentId,
@@ -379,6 +385,7 @@ export async function saveProgress(
       'cursorValue' in u || 'cursorKey' in u,
       'rowsTotal' in u,
       'resumeKey' in u,
+      u.cursorReadAt ?? null,
     ],
   );
 }

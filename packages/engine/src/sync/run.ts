@@ -284,6 +284,7 @@ async function syncDeployment(
     );
   }
   const conflictConfig = parseConflictConfig(dep);
+  const tStart = performance.now();
   const client = await opts.pool.connect();
   let snapshot: SqliteSnapshot | undefined;
   let broken = false;
@@ -300,6 +301,7 @@ async function syncDeployment(
       );
       if ((open.rows[0]?.n ?? 0) === 0) return { syncType, fullSyncCompleted: false, fingerprint, skipped: true };
     }
+    const snapshotAt = new Date();
     try {
       snapshot = await SqliteSnapshot.open(dep.sqlitePath, { signal, lockRetryMs: opts.lockRetryMs ?? 10_000 });
     } catch (e) {
@@ -326,6 +328,7 @@ async function syncDeployment(
         { drift },
       );
     }
+    logger.debug({ ms: Math.round(performance.now() - tStart) }, 'snapshot opened and schemas compared');
     const sourceByName = new Map(sourceSchema.tables.map((t) => [t.name, t]));
     const names = parentsFirst(
       [...target.tables.keys()].filter((n) => sourceByName.has(n)),
@@ -377,6 +380,7 @@ async function syncDeployment(
       logger,
       stats,
       onRows: () => undefined,
+      snapshotAt,
     };
     const freshProgress = await loadProgress(client, dep.deploymentId);
     const intervalMs = (opts.deleteCheckIntervalSeconds ?? 3600) * 1000;
@@ -398,6 +402,7 @@ async function syncDeployment(
         throw e;
       }
     }
+    logger.debug({ ms: Math.round(performance.now() - tStart) }, 'all tables synced');
     return { syncType, fullSyncCompleted: syncType === 'full', fingerprint, skipped: false };
   } catch (e) {
     broken = isBrokenConnection(e);
@@ -503,6 +508,7 @@ async function fullTable(
     rowsTotal: total,
     cursorValue: finalCursor,
     cursorKey: finalCursor === cursor.text() ? cursor.key : (progress?.cursorKey ?? null),
+    ...(finalCursor === cursor.text() ? { cursorReadAt: ctx.snapshotAt } : {}),
     fullSyncDone: true,
   });
   report(done, total);
@@ -513,7 +519,7 @@ async function fullTable(
   // A first load into an empty table has nothing that could have been deleted since.
   if (empty && !resumeKey)
     await saveProgress(ctx.client, ctx.deploymentId, plan.name, ctx.jobId, { deletesChecked: true });
-  else await detectDeletes(ctx, plan);
+  else await detectDeletes(ctx, plan, { failures: writer.failed + failedKeys.length });
   ctx.logger.debug(
     {
       table: plan.name,
@@ -558,7 +564,9 @@ async function incrementalTable(
   const keep = () => ({
     phase: 'running' as const,
     rowsDone: done,
-    ...(cursor.text() !== null ? { cursorValue: cursor.text(), cursorKey: cursor.key } : {}),
+    ...(cursor.text() !== null
+      ? { cursorValue: cursor.text(), cursorKey: cursor.key, cursorReadAt: ctx.snapshotAt }
+      : {}),
   });
   const feed = async (iter: IterableIterator<unknown[]>, trackCursor: boolean) => {
     try {
@@ -576,7 +584,8 @@ async function incrementalTable(
   if (plan.cursorColumn && start !== null) {
     // Rows at exactly the cursor value are re-read while that value is recent (a transaction still committing
     // could add another row with it); once it is settled, paging continues strictly after (cursor, key).
-    const settledKey = progress?.cursorKey && cursorSettled(start, Date.now()) ? progress.cursorKey : null;
+    const readAt = progress?.cursorReadAt?.getTime() ?? 0;
+    const settledKey = progress?.cursorKey && cursorSettled(start, readAt) ? progress.cursorKey : null;
     if (settledKey) {
       const stmt = db.prepare(plan.sqlite.changedAfter).raw(true).safeIntegers(true);
       const bound = cursorBind(start);
@@ -607,7 +616,7 @@ async function incrementalTable(
   const final = cursor.text() ?? start;
   if (done === 0 && failedKeys.length === 0 && final === start) {
     // Nothing read: leave the table's progress row as it is (saves a round trip per table).
-    if (deletesDue) await detectDeletes(ctx, plan);
+    if (deletesDue) await detectDeletes(ctx, plan, { failures: failedKeys.length });
     return;
   }
   await writer.finish({
@@ -615,7 +624,12 @@ async function incrementalTable(
     rowsDone: done,
     cursorValue: final,
     cursorKey: cursor.text() !== null ? cursor.key : (progress?.cursorKey ?? null),
+    ...(cursor.text() !== null ? { cursorReadAt: ctx.snapshotAt } : {}),
   });
   report(done, null);
-  if (deletesDue) await detectDeletes(ctx, plan);
+  if (deletesDue) await detectDeletes(ctx, plan, { failures: writer.failed + failedKeys.length });
+  ctx.logger.debug(
+    { table: plan.name, rows: done, ms: Math.round(performance.now() - t0) },
+    `incremental ${plan.name} done`,
+  );
 }

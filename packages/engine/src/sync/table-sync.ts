@@ -32,6 +32,8 @@ export type RunContext = {
   readonly signal: AbortSignal | undefined;
   readonly logger: Logger;
   readonly onRows: (table: string, delta: number) => void;
+  /** When this run's SQLite snapshot was taken. */
+  readonly snapshotAt: Date;
   readonly stats: RunStats;
 };
 
@@ -66,6 +68,8 @@ export class ChunkWriter {
   written = 0;
   /** Some rows went through the staging path (which records their hashes itself). */
   stagedSome = false;
+  /** Rows of this table that could not be written in this run. */
+  failed = 0;
 
   constructor(ctx: RunContext, plan: TablePlan, mode: ChunkMode, recoverFailed: boolean) {
     this.ctx = ctx;
@@ -141,7 +145,9 @@ export class ChunkWriter {
     progress: ProgressUpdate,
   ): Promise<void> {
     const { client } = this.ctx;
-    await client.query('BEGIN');
+    const staged = rows.length > 0 && !(this.mode === 'bulk' && this.plan.directCopy);
+    // One round trip for BEGIN and the staging table.
+    await client.query(staged ? `BEGIN; ${this.plan.sql.stageDdl}` : 'BEGIN');
     try {
       let written = 0;
       if (rows.length > 0 && this.mode === 'bulk' && this.plan.directCopy) {
@@ -151,7 +157,6 @@ export class ChunkWriter {
         await this.bumpSequences(written);
       } else if (rows.length > 0) {
         this.stagedSome = true;
-        await client.query(this.plan.sql.stageDdl);
         await copyInto(client, this.plan.sql.copyStage, payload);
         written = await this.applyStage(rows.map((r) => r.key));
       }
@@ -175,6 +180,7 @@ export class ChunkWriter {
     this.ctx.stats.rowsSynced += written;
     this.ctx.onRows(this.plan.name, written);
     this.ctx.stats.rowsFailed += failures.length;
+    this.failed += failures.length;
     for (const f of failures) {
       if (this.ctx.stats.failures.length < 50) {
         this.ctx.stats.failures.push({ table: this.plan.name, key: f.key, error: f.error });

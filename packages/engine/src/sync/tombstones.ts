@@ -18,8 +18,21 @@ import { CopyEncoder, copyHeader, copyTrailer } from './value-codec.ts';
  * marked deleted in sync_state.row_state with the time. Nothing is removed from the tenant schema; an admin may
  * purge tombstoned rows (purgeTombstones).
  */
-export async function detectDeletes(ctx: RunContext, plan: TablePlan): Promise<number> {
+export async function detectDeletes(ctx: RunContext, plan: TablePlan, opts: { failures: number }): Promise<number> {
   const { client } = ctx;
+  if (opts.failures === 0) {
+    // Every source key is tracked (nothing failed), so equal counts mean no tracked key is missing from the source.
+    const sourceCount = Number(ctx.snapshot.db.prepare(plan.sqlite.count).pluck().get());
+    const live = await client.query<{ n: string }>(
+      `SELECT count(*) AS n FROM sync_state.row_state
+        WHERE deployment_id = $1::uuid AND table_name = $2::text AND deleted_at IS NULL`,
+      [ctx.deploymentId, plan.name],
+    );
+    if (Number(live.rows[0]?.n ?? -1) === sourceCount) {
+      await saveProgress(client, ctx.deploymentId, plan.name, ctx.jobId, { deletesChecked: true });
+      return 0;
+    }
+  }
   const keyKinds = plan.keyIndexes.map((i) => plan.kinds[i] ?? 'text');
   const stmt = ctx.snapshot.db.prepare(plan.sqlite.keys).raw(true).safeIntegers(true);
   async function* payload(): AsyncGenerator<Buffer> {
