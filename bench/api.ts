@@ -155,9 +155,10 @@ async function main(): Promise<void> {
       for (const e of endpoints) results.set(e.name, [...(results.get(e.name) ?? []), await wrk(e.url)]);
     }
     const baseline = median((results.get(endpoints[0]!.name) ?? []).map((r) => r.p99));
+    const os = await import('node:os');
     console.log(
       `wrk -t${args.threads} -c${args.connections} -d${args.duration}s on loopback, service pool of 10, ` +
-        `${(await import('node:os')).cpus().length} CPUs; medians of 3 runs`,
+        `${os.cpus().length} CPUs, load average ${os.loadavg()[0]?.toFixed(1)} at the end; medians of 3 runs`,
     );
     console.log('| endpoint | requests/s | p50 | p90 | p99 | p99 vs baseline | errors |');
     console.log('|---|---:|---:|---:|---:|---:|---:|');
