@@ -83,6 +83,13 @@ async function runDemo(
       90_000,
     );
     expect(job.client_name).toBe('chat-test');
+    // The live feed reports leadership and the finished sync.
+    await until(
+      'the feed to show the sync',
+      async () => (/chat-test: full sync success/.test(output) ? true : undefined),
+      15_000,
+    );
+    expect(output).toMatch(/👑 leader: node-[ab]@\S+ \(epoch \d+\)/);
     expect(Number(job.rows_synced)).toBeGreaterThan(0);
     expect(output).toMatch(/Dashboard: http:\/\/127\.0\.0\.1:\d+\//);
     expect(output).toMatch(/curl -s http:\/\/127\.0\.0\.1:\d+\/health/);

@@ -11,11 +11,10 @@ import { DEFAULT_SERVICE_ROLE } from '../../../packages/schema/src/install.ts';
 import { generateDemoTenant } from './demo-tenant.ts';
 import type { Command } from './command.ts';
 import type { CliContext } from './context.ts';
-import { duration } from './format.ts';
 import { initialize } from './ops/init.ts';
 import { registerTenant } from './ops/register.ts';
 import { setSyncEnabled } from './ops/tenants.ts';
-import { appendChat } from './demo-activity.ts';
+import { appendChat, liveFeed } from './demo-activity.ts';
 
 /**
  * `npm start`: the whole system on one machine. PostgreSQL (embedded unless ADMIN_URL/DATABASE_URL is set), init,
@@ -285,53 +284,14 @@ async function runDemo(ctx: CliContext, s: DemoSettings): Promise<number> {
     );
 
     ready = true;
-    // Live feed: leadership changes and finished sync jobs.
-    let lastLeader = '';
-    let since = new Date(Date.now() - 60_000).toISOString();
-    let activityTick = 0;
-    const feedPool = pool;
-    const poll = async () => {
-      try {
-        const l = await feedPool.query<{ leader_id: string; epoch: string }>(
-          'SELECT leader_id, epoch FROM sync_metadata.leader_election WHERE cluster_name = $1::text AND expires_at > now()',
-          [s.cluster],
-        );
-        const leader = l.rows[0] ? `${l.rows[0].leader_id} (epoch ${l.rows[0].epoch})` : 'none';
-        if (leader !== lastLeader) {
-          say(`${time()} 👑 leader: ${leader}`);
-          lastLeader = leader;
-        }
-        const jobs = await feedPool.query<{
-          client_name: string;
-          status: string;
-          sync_type: string;
-          triggered_by: string;
-          worker_id: string | null;
-          rows_synced: string;
-          duration_seconds: string | null;
-          completed: string;
-          error: string | null;
-        }>(
-          // completed_at as text keeps its microseconds, so the next poll starts exactly after this row.
-          `SELECT client_name, status, sync_type, triggered_by, worker_id, rows_synced, duration_seconds,
-                  completed_at::text AS completed, error
-             FROM sync_metadata.sync_jobs WHERE completed_at > $1::timestamptz ORDER BY completed_at`,
-          [since],
-        );
-        for (const j of jobs.rows) {
-          since = j.completed;
-          const icon = j.status === 'success' ? '🔄' : j.status === 'conflict' ? '⚠️ ' : '❌';
-          say(
-            `${time()} ${icon} ${j.client_name}: ${j.sync_type} sync ${j.status} (by ${j.triggered_by}` +
-              `${j.worker_id ? ` on ${j.worker_id}` : ''}): ${j.rows_synced} rows in ${duration(j.duration_seconds)}` +
-              `${j.error ? ` — ${j.error}` : ''}`,
-          );
-        }
-        if (s.activity && ++activityTick % 5 === 0) appendChat(sqlitePath);
-      } catch (error) {
-        if (!stopping) say(`${time()} ⚠️  ${errorMessage(error)}`);
-      }
-    };
+    // Live feed: leadership changes and finished sync jobs (and, optionally, new chats in the tenant).
+    const poll = liveFeed({
+      pool,
+      cluster: s.cluster,
+      say,
+      onTick: s.activity ? (tick) => tick % 5 === 0 && appendChat(sqlitePath) : undefined,
+      quiet: () => stopping,
+    });
     await poll();
     timer = setInterval(() => void poll(), 2000);
     await stopSignal;
