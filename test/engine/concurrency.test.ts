@@ -129,9 +129,11 @@ describe('one run per tenant, dead workers, aborts, lost connections, live write
     expect(aborted).toMatchObject({ status: 'failed', exitCode: 1 });
     expect(aborted.error).toMatch(/aborted/);
     const progress = await admin.query<{ resume_key: string; rows_done: string }>(
-      "SELECT resume_key, rows_done FROM sync_metadata.sync_progress WHERE table_name = 'chat'",
+      `SELECT p.resume_key, p.rows_done FROM sync_metadata.sync_progress p
+         JOIN sync_metadata.client_deployments d USING (deployment_id)
+        WHERE d.client_name = 'abort' AND p.table_name = 'chat'`,
     );
-    expect(progress.rows[0]?.resume_key).toBeTruthy();
+    expect(progress.rows[0]?.resume_key, JSON.stringify(progress.rows)).toBeTruthy();
     const partial = await admin.query('SELECT count(*)::int AS n FROM client_abort.chat');
     expect(partial.rows[0]?.n).toBeGreaterThan(0);
     expect(partial.rows[0]?.n).toBeLessThan(2000);

@@ -287,6 +287,7 @@ async function syncDeployment(
   const tStart = performance.now();
   const client = await opts.pool.connect();
   let snapshot: SqliteSnapshot | undefined;
+  let side: pg.PoolClient | undefined;
   let broken = false;
   let syncType: 'full' | 'incremental' = opts.fullSync ? 'full' : 'incremental';
   try {
@@ -367,7 +368,12 @@ async function syncDeployment(
       list.push(decodeKeyValues(r.key_values));
       failedByTable.set(r.table_name, list);
     }
+    // A second connection records bookkeeping while the next chunk loads, when the pool can spare one (the claim
+    // renewal needs a third).
+    const poolMax = (opts.pool as unknown as { options?: { max?: number } }).options?.max ?? 10;
+    if (syncType === 'full' && poolMax >= 3) side = await opts.pool.connect();
     const ctx: RunContext = {
+      side,
       client,
       snapshot,
       deploymentId: dep.deploymentId,
@@ -411,6 +417,7 @@ async function syncDeployment(
   } finally {
     snapshot?.close();
     client.release(broken ? new Error('connection lost during sync') : undefined);
+    side?.release(broken ? new Error('connection lost during sync') : undefined);
   }
 }
 
@@ -514,7 +521,8 @@ async function fullTable(
   report(done, total);
   void lastKey;
   const t1 = performance.now();
-  if ((empty && plan.directCopy) || resumeKey) await writer.fillBookkeeping(empty && !resumeKey && !writer.stagedSome);
+  if (resumeKey) await writer.fillBookkeeping(false);
+  else if (empty && plan.directCopy && writer.filledAlongside === 0) await writer.fillBookkeeping(!writer.stagedSome);
   const t2 = performance.now();
   // A first load into an empty table has nothing that could have been deleted since.
   if (empty && !resumeKey)

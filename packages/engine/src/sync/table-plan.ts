@@ -37,6 +37,7 @@ export type TablePlan = {
     readonly copyStage: string;
     readonly copyTarget: string;
     readonly fillRowState: string;
+    readonly fillKeys: string;
     readonly write: string;
     readonly bulk: string;
     readonly keysDdl: string;
@@ -225,6 +226,17 @@ export function buildPlan(schemaName: string, target: TargetTable, source: Sqlit
         )
         UPDATE sync_state.failed_rows f SET resolved_at = now()
          WHERE $5::boolean AND f.deployment_id = $1::uuid AND f.table_name = $2::text AND f.resolved_at IS NULL
+           AND f.row_key IN (SELECT __k FROM w) AND (SELECT count(*) FROM rs) >= 0`,
+      fillKeys: `WITH w AS MATERIALIZED (
+          SELECT ${keyExpression('t', key)} AS __k, ${hashTarget} AS __h
+            FROM unnest(${keyCols.map((k, i) => `$${i + 5}::${k.type}[]`).join(', ')}) AS u(${key.map((_, i) => `k${i}`).join(', ')})
+            JOIN ${t} t ON ${key.map((k, i) => `t.${quoteIdent(k)} = u.k${i}`).join(' AND ')}
+        ), rs AS (
+          INSERT INTO sync_state.row_state (deployment_id, table_name, row_key, source_hash, target_hash, job_id)
+          SELECT $1::uuid, $2::text, w.__k, w.__h, w.__h, $3::uuid FROM w RETURNING 1
+        )
+        UPDATE sync_state.failed_rows f SET resolved_at = now()
+         WHERE $4::boolean AND f.deployment_id = $1::uuid AND f.table_name = $2::text AND f.resolved_at IS NULL
            AND f.row_key IN (SELECT __k FROM w) AND (SELECT count(*) FROM rs) >= 0`,
       write,
       bulk,

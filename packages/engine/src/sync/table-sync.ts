@@ -11,7 +11,7 @@ import { saveProgress, type ProgressUpdate } from './bookkeeping.ts';
 import { resolveChunkConflicts, type ConflictTally } from './conflicts.ts';
 import type { SqliteSnapshot } from './sqlite-reader.ts';
 import { rowKeyText, type TablePlan } from './table-plan.ts';
-import { CopyEncoder, ValueError, copyHeader, copyTrailer } from './value-codec.ts';
+import { CopyEncoder, ValueError, copyHeader, copyTrailer, stripNul } from './value-codec.ts';
 
 /**
  * Moves rows of one table from the SQLite snapshot into PostgreSQL in chunks, one transaction per chunk:
@@ -22,6 +22,8 @@ import { CopyEncoder, ValueError, copyHeader, copyTrailer } from './value-codec.
 
 export type RunContext = {
   readonly client: pg.PoolClient;
+  /** A second connection for bookkeeping that can run while the next chunk loads (absent on small pools). */
+  readonly side: pg.PoolClient | undefined;
   readonly snapshot: SqliteSnapshot;
   readonly deploymentId: string;
   readonly clientName: string;
@@ -70,6 +72,11 @@ export class ChunkWriter {
   stagedSome = false;
   /** Rows of this table that could not be written in this run. */
   failed = 0;
+  /** Bookkeeping of directly loaded chunks, running on the side connection. */
+  private fills: Promise<void> = Promise.resolve();
+  private fillError: unknown;
+  /** Directly loaded chunks whose bookkeeping is recorded by the side connection. */
+  filledAlongside = 0;
 
   constructor(ctx: RunContext, plan: TablePlan, mode: ChunkMode, recoverFailed: boolean) {
     this.ctx = ctx;
@@ -119,10 +126,52 @@ export class ChunkWriter {
     run.catch(() => undefined);
   }
 
+  /** Records hashes of a committed direct-load chunk on the side connection, overlapping the next chunk. */
+  private fillAlongside(rows: PendingRow[]): void {
+    const side = this.ctx.side;
+    if (!side) return;
+    this.filledAlongside += 1;
+    const columns = this.plan.keyIndexes.map((_, i) =>
+      rows.map((r) => {
+        const v = r.keyValues[i];
+        return typeof v === 'string' ? stripNul(v) : v === null || v === undefined ? null : String(v);
+      }),
+    );
+    this.fills = this.fills.then(async () => {
+      if (this.fillError) return;
+      try {
+        await side.query(this.plan.sql.fillKeys, [
+          this.ctx.deploymentId,
+          this.plan.name,
+          this.ctx.jobId,
+          this.recoverFailed,
+          ...columns,
+        ]);
+      } catch (error) {
+        this.fillError = error;
+      }
+    });
+  }
+
+  /** Waits for the side connection's bookkeeping; rethrows its first failure. */
+  async settleFills(): Promise<void> {
+    await this.fills;
+    if (this.fillError) throw this.fillError;
+  }
+
   /** Flushes what is left and waits for every chunk to be committed. */
   async finish(progress: ProgressUpdate): Promise<void> {
-    if (this.rows.length > 0 || this.failures.length > 0) await this.flush(progress);
-    else {
+    if (this.rows.length > 0 || this.failures.length > 0) {
+      // The last chunk carries the final progress; settle the side bookkeeping first so "done" is never early.
+      const last = progress;
+      const { fullSyncPending: _p, resumeKey: _r, fullSyncDone: _d, deletesChecked: _c, ...mid } = last;
+      await this.flush({ ...mid, phase: 'running' });
+      await this.inflight;
+      this.inflight = undefined;
+      await this.settleFills();
+      await saveProgress(this.ctx.client, this.ctx.deploymentId, this.plan.name, this.ctx.jobId, last);
+    } else {
+      await this.settleFills();
       await this.inflight;
       this.inflight = undefined;
       await saveProgress(this.ctx.client, this.ctx.deploymentId, this.plan.name, this.ctx.jobId, progress);
@@ -164,6 +213,7 @@ export class ChunkWriter {
       await saveProgress(client, this.ctx.deploymentId, this.plan.name, this.ctx.jobId, progress);
       await client.query('COMMIT');
       this.account(written, failures);
+      if (!staged && rows.length > 0) this.fillAlongside(rows);
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
       if (isConnectionError(error) || !isRowError(error) || rows.length === 0) throw error;
