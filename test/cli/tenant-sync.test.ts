@@ -64,7 +64,7 @@ describe('syncctl tenant registration and manual syncs', () => {
     expect(full.code, full.stdout + full.stderr).toBe(0);
     expect(full.json()).toMatchObject({ client: 'acme', status: 'success', syncType: 'full', exitCode: 0 });
     expect((await q('SELECT count(*)::int AS n FROM client_acme.chat'))[0].n).toBe(5);
-    const human = await syncctl(['client', 'sync', 'acme', '--triggered-by', 'alice'], { env: env() });
+    const human = await syncctl(['client', 'sync', 'acme', 'alice'], { env: env() });
     expect(human.code, human.stderr).toBe(0);
     expect(human.stdout).toMatch(/incremental sync of "acme" success: \d+ rows synced/);
     const jobs = await q(

@@ -89,7 +89,10 @@ export const clientSyncCommand: Command = {
   description:
     'Runs in this process with the service role (DATABASE_URL) and records a sync_jobs row like any scheduled run.\n' +
     'With --via-queue the sync is queued for the cluster’s workers instead (coalescing with a queued one).',
-  positionals: [NAME],
+  positionals: [
+    NAME,
+    { name: 'TRIGGERED_BY', description: 'who asked, as in sync-client-to-supabase.sh (same as --triggered-by)' },
+  ],
   options: {
     full: { type: 'boolean', description: 'full sync (default: incremental)' },
     'triggered-by': { type: 'string', placeholder: 'WHO', description: 'recorded in sync_jobs (default: manual)' },
@@ -99,13 +102,14 @@ export const clientSyncCommand: Command = {
   examples: [
     'syncctl client sync chat-test',
     'syncctl client sync chat-test --full --triggered-by alice',
+    'syncctl client sync chat-test scheduler --full',
     'syncctl client sync chat-test --via-queue',
   ],
   async run(ctx, { positionals, values }) {
     return manualSync(ctx, {
       name: positionals[0] as string,
       full: Boolean(values.full),
-      triggeredBy: (values['triggered-by'] as string | undefined) ?? 'manual',
+      triggeredBy: (values['triggered-by'] as string | undefined) ?? positionals[1] ?? 'manual',
       viaQueue: Boolean(values['via-queue']),
       force: Boolean(values.force),
     });
