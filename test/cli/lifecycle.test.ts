@@ -296,6 +296,9 @@ describe('syncctl lifecycle commands against a real server', () => {
   it('the installed bin prints help, exit codes and what to do when nothing is configured', async () => {
     const help = await exec(process.execPath, [BIN, 'client', 'deregister', '--help']);
     expect(help.stdout).toMatch(/--drop-schema/);
+    // npm links the workspace bin, so `npx syncctl` works from the checkout.
+    const viaNpx = await exec('npx', ['--no-install', 'syncctl', '--version']);
+    expect(viaNpx.stdout).toMatch(/^syncctl \d+\.\d+\.\d+/);
     const failure = await exec(process.execPath, [BIN, 'clients'], {
       cwd: dir + '/..',
       env: { PATH: process.env.PATH ?? '' },
