@@ -1,7 +1,8 @@
 /**
  * API benchmark: wrk on loopback against a real API server (service-role pool of 10, bearer token, real database
- * with 50 tenants and 5,000 sync jobs). Measures GET /health (lease read) and GET /api/v1/sync/jobs (50 newest jobs)
- * against a baseline served by the same server without the database (GET /docs, static HTML). Each endpoint is
+ * with 50 tenants and 5,000 sync jobs). Measures GET /health (lease read) and GET /api/v1/sync/jobs
+ * (default page of 20; also 100 for information) against a baseline served by the same server without the
+ * database (GET /docs, static HTML). Each endpoint is
  * measured three times; figures are medians of the runs. Requires wrk (apt-get install -y wrk).
  *
  *   npx tsx bench/api.ts [--duration 5] [--connections 16] [--threads 2]
@@ -148,6 +149,7 @@ async function main(): Promise<void> {
       { name: 'GET /docs (baseline: no database)', url: `${base}/docs` },
       { name: 'GET /health', url: `${base}/health` },
       { name: 'GET /api/v1/sync/jobs', url: `${base}/api/v1/sync/jobs` },
+      { name: 'GET /api/v1/sync/jobs?limit=100', url: `${base}/api/v1/sync/jobs?limit=100`, extra: true },
     ];
     await wrk(`${base}/health`); // warm-up: connections, JIT
     const results = new Map<string, WrkResult[]>();
@@ -167,7 +169,7 @@ async function main(): Promise<void> {
       const rs = results.get(e.name) ?? [];
       const p99 = median(rs.map((r) => r.p99));
       const errors = rs.reduce((n, r) => n + r.errors, 0);
-      if (e !== endpoints[0] && (p99 >= 50 || errors > 0)) pass = false;
+      if (e !== endpoints[0] && !('extra' in e) && (p99 >= 50 || errors > 0)) pass = false;
       console.log(
         `| ${e.name} | ${median(rs.map((r) => r.rps)).toFixed(0)} | ${median(rs.map((r) => r.p50)).toFixed(2)} ms | ` +
           `${median(rs.map((r) => r.p90)).toFixed(2)} ms | ${p99.toFixed(2)} ms | ${(p99 / baseline).toFixed(1)}× | ${errors} |`,

@@ -102,7 +102,7 @@ export const JOB_STATUSES = ['pending', 'running', 'success', 'failed', 'conflic
 export const jobsQuerySchema = z.object({
   client_name: clientName.optional(),
   status: z.enum(JOB_STATUSES).optional(),
-  limit: limit(50, 1000),
+  limit: limit(20, 1000),
 });
 
 export const jobSchema = z
