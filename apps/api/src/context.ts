@@ -39,7 +39,8 @@ export type RouteContext = {
   inCluster<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T>;
   /**
    * Shares one in-flight read among identical concurrent requests (same key): a dashboard or monitor polling many
-   * times a second costs one query per round, and every caller still gets data read after its request arrived.
+   * times a second costs one query per round. A caller that joins a read already under way gets data at most one
+   * query older than its request; nothing is kept once the read has finished.
    */
   shared<T>(key: string, fn: () => Promise<T>): Promise<T>;
 };
