@@ -3,9 +3,9 @@
  * with 50 tenants and 5,000 sync jobs). Measures GET /health (lease read) and GET /api/v1/sync/jobs
  * (default page of 20; also 100 for information) against a baseline served by the same server without the
  * database (GET /docs, static HTML). Each endpoint is
- * measured three times; figures are medians of the runs. Requires wrk (apt-get install -y wrk).
+ * measured --rounds times (interleaved); figures are medians of the runs. Requires wrk (apt-get install -y wrk).
  *
- *   npx tsx bench/api.ts [--duration 5] [--connections 16] [--threads 2]
+ *   npx tsx bench/api.ts [--duration 5] [--connections 16] [--threads 2] [--rounds 3]
  *
  * Uses BENCH_DATABASE_URL / TEST_DATABASE_URL (superuser) or postgres://postgres@127.0.0.1:5432/postgres, creates
  * its own database and service role, and drops both at the end.
@@ -27,6 +27,7 @@ const { values: args } = parseArgs({
     duration: { type: 'string', default: '5' },
     connections: { type: 'string', default: '16' },
     threads: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '3' },
   },
 });
 
@@ -153,14 +154,14 @@ async function main(): Promise<void> {
     ];
     await wrk(`${base}/health`); // warm-up: connections, JIT
     const results = new Map<string, WrkResult[]>();
-    for (let round = 0; round < 3; round += 1) {
+    for (let round = 0; round < Number(args.rounds); round += 1) {
       for (const e of endpoints) results.set(e.name, [...(results.get(e.name) ?? []), await wrk(e.url)]);
     }
     const baseline = median((results.get(endpoints[0]!.name) ?? []).map((r) => r.p99));
     const os = await import('node:os');
     console.log(
       `wrk -t${args.threads} -c${args.connections} -d${args.duration}s on loopback, service pool of 10, ` +
-        `${os.cpus().length} CPUs, load average ${os.loadavg()[0]?.toFixed(1)} at the end; medians of 3 runs`,
+        `${os.cpus().length} CPUs, load average ${os.loadavg()[0]?.toFixed(1)} at the end; medians of ${args.rounds} runs`,
     );
     console.log('| endpoint | requests/s | p50 | p90 | p99 | p99 vs baseline | errors |');
     console.log('|---|---:|---:|---:|---:|---:|---:|');
