@@ -116,7 +116,7 @@ async function main(): Promise<void> {
     console.log(`source: ${file} (${sizeMb.toFixed(1)} MB, prepared in ${((now() - t0) / 1000).toFixed(1)} s)`);
     await install({ adminUrl, serviceRole: role, servicePassword: password, withQueue: false });
     admin = createPool(adminUrl, { max: 2 });
-    service = createPool(withUser(adminUrl, role, password), { max: 2 });
+    service = createPool(withUser(adminUrl, role, password), { max: 4 });
     const host = await admin.query<{ host_id: string }>(
       `INSERT INTO sync_metadata.hosts (host_id, hostname, cluster_name, node_name)
        VALUES (sync_metadata.host_identity('bench', 'bench', 'node'), 'bench', 'bench', 'node') RETURNING host_id`,
@@ -160,6 +160,10 @@ async function main(): Promise<void> {
 
       const eng = await register(`eng-${r}`);
       await admin.query('CHECKPOINT');
+      if (r === 0)
+        console.log(
+          `benchmark process RSS before the first engine run: ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB`,
+        );
       let peak = process.memoryUsage().rss;
       const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 25);
       t = now();

@@ -67,7 +67,7 @@ export type RunTenantSyncOptions = {
   triggeredBy: string;
   queueJobId?: string;
   workerId?: string;
-  /** Rows per transaction (default 5000; a chunk also closes at ~8 MB of encoded data). */
+  /** Rows per transaction (default 5000; a chunk also closes at ~4 MB of encoded data). */
   batchSize?: number;
   signal?: AbortSignal;
   logger?: Logger;
@@ -84,7 +84,7 @@ export type RunTenantSyncOptions = {
 };
 
 export const DEFAULT_BATCH_SIZE = 5000;
-const CHUNK_BYTES = 8 << 20;
+const CHUNK_BYTES = 4 << 20;
 
 /** The exit code a CLI should use for a run result: 0 success, 1 failed, 2 unresolved manual conflicts. */
 export function exitCodeFor(status: SyncRunResult['status']): 0 | 1 | 2 {

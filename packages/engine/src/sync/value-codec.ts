@@ -257,7 +257,7 @@ export class CopyEncoder {
   /** Hands over the encoded bytes without copying; the encoder continues in a fresh buffer. */
   detach(): Buffer {
     const out = this.buf.subarray(0, this.pos);
-    this.buf = Buffer.allocUnsafe(Math.max(1 << 16, Math.min(this.buf.length, 16 << 20)));
+    this.buf = Buffer.allocUnsafe(Math.max(1 << 16, Math.min(this.buf.length, 4 << 20)));
     this.pos = 0;
     return out;
   }
