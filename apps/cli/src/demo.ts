@@ -115,6 +115,12 @@ async function runDemo(ctx: CliContext, s: DemoSettings): Promise<number> {
     resolveStop();
   };
   for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
+  // If the front process is killed outright (kill -9), stop too rather than leave the cluster running unseen.
+  const parent = process.ppid;
+  const orphanCheck = setInterval(() => {
+    if (process.ppid !== parent) onSignal();
+  }, 1000);
+  orphanCheck.unref();
 
   const children: Child[] = [];
   let local: LocalPostgres | undefined;
@@ -316,6 +322,7 @@ async function runDemo(ctx: CliContext, s: DemoSettings): Promise<number> {
     await pool?.end().catch(() => undefined);
     await local?.stop().catch(() => undefined);
     for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
+    clearInterval(orphanCheck);
     say(code === 0 ? '✅ Stopped cleanly.' : 'Stopped.');
   }
   return code;
