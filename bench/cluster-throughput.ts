@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createBoss } from '../packages/engine/src/cluster/queue.ts';
+import { clusterPriority, createBoss } from '../packages/engine/src/cluster/queue.ts';
 import { createPool } from '../packages/engine/src/db.ts';
 import { provisionTenant, tenantSchemaName } from '../packages/engine/src/sync/index.ts';
 import { SYNC_QUEUE } from '../packages/schema/src/index.ts';
@@ -109,6 +109,7 @@ export async function runThroughputBench(opts: {
         names.map((name) => ({
           data: { deployment_id: deployments.get(name), client_name: name, full_sync: true, triggered_by: 'bench' },
           singletonKey: name,
+          priority: clusterPriority('bench'),
         })),
       );
       for (;;) {

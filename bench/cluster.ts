@@ -174,11 +174,17 @@ async function main(): Promise<void> {
       });
       await new Promise((r) => setTimeout(r, 1500));
       const latencies: number[] = [];
+      const ids = new Map<string, string>(
+        (
+          await admin(adminUrl, 'SELECT client_name, deployment_id::text AS id FROM sync_metadata.client_deployments')
+        ).rows.map((r: { client_name: string; id: string }) => [r.client_name, r.id]),
+      );
       for (let i = 0; i < samples; i += 1) {
         const client = `b${1 + Math.floor(Math.random() * tenants)}`;
         const sentAt = performance.now();
+        // As the API does: the cluster is looked up from the deployment.
         const res = await enqueueSync(boss, {
-          deployment_id: randomUUID(),
+          deployment_id: ids.get(client)!,
           client_name: client,
           full_sync: false,
           triggered_by: 'bench',

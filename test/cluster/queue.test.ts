@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBoss, enqueueSync, queueCounts } from '../../packages/engine/src/cluster/queue.ts';
+import { clusterPriority, createBoss, enqueueSync, queueCounts } from '../../packages/engine/src/cluster/queue.ts';
+import { NotFoundError } from '../../packages/engine/src/errors.ts';
 import { SYNC_QUEUE } from '../../packages/schema/src/index.ts';
 import { adminQuery, useTestDatabase } from '../support/db.ts';
 import { clusterUrl, poolerRequested } from '../support/pooler.ts';
@@ -35,13 +36,13 @@ describe('sync queue', () => {
   });
 
   it('coalesces a second trigger with the queued job and allows one more once it runs', async () => {
-    const first = await enqueueSync(boss, payload('acme'));
+    const first = await enqueueSync(boss, payload('acme'), { cluster: 'test' });
     expect(first.coalesced).toBe(false);
     expect(first.jobId).toBeTruthy();
-    const second = await enqueueSync(boss, { ...payload('acme'), triggered_by: 'api' });
+    const second = await enqueueSync(boss, { ...payload('acme'), triggered_by: 'api' }, { cluster: 'test' });
     expect(second).toMatchObject({ coalesced: true, jobId: first.jobId });
 
-    const other = await enqueueSync(boss, payload('globex'));
+    const other = await enqueueSync(boss, payload('globex'), { cluster: 'test' });
     expect(other.coalesced).toBe(false);
 
     const counts = await queueCounts(boss);
@@ -52,9 +53,9 @@ describe('sync queue', () => {
     // Start acme's job: a new trigger may queue exactly one more behind it.
     const fetched = await boss.fetch(SYNC_QUEUE, { batchSize: 10 });
     expect(fetched.map((j) => (j.data as { client_name: string }).client_name).sort()).toEqual(['acme', 'globex']);
-    const third = await enqueueSync(boss, payload('acme'));
+    const third = await enqueueSync(boss, payload('acme'), { cluster: 'test' });
     expect(third.coalesced).toBe(false);
-    const fourth = await enqueueSync(boss, payload('acme'));
+    const fourth = await enqueueSync(boss, payload('acme'), { cluster: 'test' });
     expect(fourth).toMatchObject({ coalesced: true, jobId: third.jobId });
 
     // While acme's first job is active, its queued one is not handed out (at most one running per tenant).
@@ -66,6 +67,42 @@ describe('sync queue', () => {
 
     const viaPool = await queueCounts(pool);
     expect(viaPool.find((c) => c.queue === SYNC_QUEUE)?.states).toMatchObject({ active: 2, completed: 1, created: 0 });
+  });
+
+  it("routes a tenant's job to its own cluster's workers only", async () => {
+    for (const [cluster, name] of [
+      ['cluster-a', 'alpha'],
+      ['cluster-b', 'beta'],
+    ] as const) {
+      await adminQuery(
+        db.current.adminUrl,
+        `INSERT INTO sync_metadata.hosts (host_id, hostname, cluster_name, node_name)
+         VALUES (sync_metadata.host_identity($1, 'h', 'node-a'), 'h', $1, 'node-a')`,
+        [cluster],
+      );
+      await adminQuery(
+        db.current.adminUrl,
+        `INSERT INTO sync_metadata.client_deployments (client_name, host_id, schema_name)
+         VALUES ($2, sync_metadata.host_identity($1, 'h', 'node-a'), 'client_' || $2)`,
+        [cluster, name],
+      );
+    }
+    const ids = await adminQuery(
+      db.current.adminUrl,
+      `SELECT client_name, deployment_id::text AS id FROM sync_metadata.client_deployments`,
+    );
+    const dep = (n: string) => ids.rows.find((r: { client_name: string }) => r.client_name === n).id as string;
+    // Without being told, enqueueSync finds each deployment's cluster (row-level security hides the other one).
+    const a = await enqueueSync(boss, { ...payload('alpha'), deployment_id: dep('alpha') });
+    const b = await enqueueSync(boss, { ...payload('beta'), deployment_id: dep('beta') });
+    const only = (cluster: string) => ({
+      batchSize: 10,
+      minPriority: clusterPriority(cluster),
+      maxPriority: clusterPriority(cluster),
+    });
+    expect((await boss.fetch(SYNC_QUEUE, only('cluster-c'))).map((j) => j.id)).toEqual([]);
+    expect((await boss.fetch(SYNC_QUEUE, only('cluster-b'))).map((j) => j.id)).toEqual([b.jobId]);
+    expect((await boss.fetch(SYNC_QUEUE, only('cluster-a'))).map((j) => j.id)).toEqual([a.jobId]);
   });
 
   it('LISTENs for new jobs on a direct connection and never behind a transaction pooler', async () => {
@@ -89,6 +126,8 @@ describe('sync queue', () => {
   });
 
   it('rejects an invalid payload before touching the queue', async () => {
-    await expect(enqueueSync(boss, { ...payload('x'), deployment_id: 'nope' })).rejects.toThrow();
+    await expect(enqueueSync(boss, { ...payload('x'), deployment_id: 'nope' }, { cluster: 'test' })).rejects.toThrow();
+    // A deployment nobody registered cannot be routed to any cluster.
+    await expect(enqueueSync(boss, payload('ghost'))).rejects.toBeInstanceOf(NotFoundError);
   });
 });

@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBoss, enqueueSync } from '../../packages/engine/src/cluster/queue.ts';
 import { provisionTenant, tenantSchemaName } from '../../packages/engine/src/sync/index.ts';
 import { PGBOSS_SCHEMA, SYNC_QUEUE } from '../../packages/schema/src/index.ts';
 import { makeMiniOpenWebUI, scratchDir } from '../engine/helpers.ts';
@@ -23,6 +24,13 @@ describe('sync workers with real processes', () => {
   beforeAll(async () => {
     url = await clusterUrl(db.current.serviceUrl);
     adminPool = new pg.Pool({ connectionString: db.current.adminUrl, max: 4 });
+    // Shorter job heartbeat deadline (pg-boss's minimum) and retry delay than production's, so a dead worker's
+    // job is noticed and retried quickly.
+    const adminBoss = new PgBoss({ connectionString: db.current.adminUrl, schema: PGBOSS_SCHEMA, migrate: false });
+    adminBoss.on('error', () => undefined);
+    await adminBoss.start();
+    await adminBoss.updateQueue(SYNC_QUEUE, { heartbeatSeconds: 10, retryDelay: 1 });
+    await adminBoss.stop({ graceful: false });
   });
 
   afterAll(async () => {
@@ -146,17 +154,21 @@ describe('sync workers with real processes', () => {
     await Promise.all(procs.map((p) => p.waitForLog(/started in cluster/, 30_000)));
 
     // Manual triggers pile on while the scheduled runs go: they coalesce or queue behind, never run alongside.
-    const boss = new PgBoss({ connectionString: url.url, schema: PGBOSS_SCHEMA, migrate: false, supervise: false });
-    boss.on('error', () => undefined);
+    const boss = createBoss({ connectionString: url.url, pooled: url.pooled, max: 2 });
     await boss.start();
     try {
       await sleep(1500);
-      for (const name of files.keys()) {
-        await boss.send(
-          SYNC_QUEUE,
-          { deployment_id: crypto.randomUUID(), client_name: name, full_sync: false, triggered_by: 'test' },
-          { singletonKey: name },
-        );
+      const deployments = await adminQuery(
+        db.current.adminUrl,
+        'SELECT client_name, deployment_id::text AS id FROM sync_metadata.client_deployments',
+      );
+      for (const row of deployments.rows as { client_name: string; id: string }[]) {
+        await enqueueSync(boss, {
+          deployment_id: row.id,
+          client_name: row.client_name,
+          full_sync: false,
+          triggered_by: 'test',
+        });
       }
     } finally {
       await boss.stop({ graceful: false });
@@ -209,13 +221,6 @@ describe('sync workers with real processes', () => {
 
   it('kill -9 a worker mid-sync: the job is retried elsewhere, data ends identical, no run stuck "running"', async () => {
     const cluster = 'e2e-kill-worker';
-    // Shorter job heartbeat deadline than production's 30 s, so the dead worker's job is noticed quickly.
-    const adminBoss = new PgBoss({ connectionString: db.current.adminUrl, schema: PGBOSS_SCHEMA, migrate: false });
-    adminBoss.on('error', () => undefined);
-    await adminBoss.start();
-    await adminBoss.updateQueue(SYNC_QUEUE, { heartbeatSeconds: 10, retryDelay: 1 });
-    await adminBoss.stop({ graceful: false });
-
     const file = await addTenant(cluster, 'bigco', 6000);
     const node = startApp('node-a', 'node', env(cluster, 'node-a', { WORKER_CONCURRENCY: '0' }));
     const workers = [
@@ -249,7 +254,8 @@ describe('sync workers with real processes', () => {
       async () => {
         const r = await adminQuery(
           db.current.adminUrl,
-          `SELECT count(*)::int AS n FROM sync_metadata.sync_jobs WHERE status = 'success' AND worker_id LIKE $1`,
+          `SELECT count(*)::int AS n FROM sync_metadata.sync_jobs
+            WHERE client_name = 'bigco' AND status = 'success' AND worker_id LIKE $1`,
           [`${survivor.name}@%`],
         );
         return r.rows[0].n > 0;
@@ -270,6 +276,64 @@ describe('sync workers with real processes', () => {
     );
     expect(stuck.rows[0].n).toBe(0);
     await expectSameData('bigco', file);
+    node.signal('SIGTERM');
+    survivor.signal('SIGTERM');
+    expect(await Promise.all([node.exited, survivor.exited])).toEqual([0, 0]);
+  }, 180_000);
+
+  it('SIGTERM a worker mid-sync: it hands the job back and exits, another worker finishes the tenant', async () => {
+    const cluster = 'e2e-term-worker';
+    const file = await addTenant(cluster, 'termco', 6000);
+    const extra = { WORKER_CONCURRENCY: '1', BATCH_SIZE: '50', SHUTDOWN_TIMEOUT: '1' };
+    const node = startApp('node-a', 'node', env(cluster, 'node-a', { WORKER_CONCURRENCY: '0' }));
+    const workers = [
+      startApp('worker-1', 'worker', env(cluster, 'worker-1', extra)),
+      startApp('worker-2', 'worker', env(cluster, 'worker-2', extra)),
+    ];
+    await Promise.all([node, ...workers].map((p) => p.waitForLog(/started in cluster/, 30_000)));
+    const running = await waitUntil(
+      'a sync in progress',
+      async () => {
+        const r = await adminQuery(
+          db.current.adminUrl,
+          `SELECT j.job_id, j.worker_id FROM sync_metadata.sync_jobs j
+             JOIN sync_metadata.sync_progress p ON p.deployment_id = j.deployment_id
+            WHERE j.status = 'running' AND j.client_name = 'termco' AND p.rows_done > 0 LIMIT 1`,
+        );
+        return r.rows[0] as { job_id: string; worker_id: string } | undefined;
+      },
+      30_000,
+      20,
+    );
+    const victim = workers.find((w) => running.worker_id.startsWith(`${w.name}@`))!;
+    const survivor = workers.find((w) => w !== victim)!;
+    const termAt = Date.now();
+    victim.signal('SIGTERM');
+    expect(await victim.exited).toBe(0);
+    expect(Date.now() - termAt).toBeLessThan(10_000);
+    await victim.waitForLog(/handing back/, 1000).catch(() => undefined);
+
+    await waitUntil(
+      'the tenant synced by the other worker',
+      async () => {
+        const r = await adminQuery(
+          db.current.adminUrl,
+          `SELECT count(*)::int AS n FROM sync_metadata.sync_jobs
+            WHERE client_name = 'termco' AND status = 'success' AND worker_id LIKE $1`,
+          [`${survivor.name}@%`],
+        );
+        return r.rows[0].n > 0;
+      },
+      60_000,
+      250,
+    );
+    const handedBack = await adminQuery(
+      db.current.adminUrl,
+      `SELECT status FROM sync_metadata.sync_jobs WHERE job_id = $1`,
+      [running.job_id],
+    );
+    expect(handedBack.rows[0].status).toBe('failed');
+    await expectSameData('termco', file);
     node.signal('SIGTERM');
     survivor.signal('SIGTERM');
     expect(await Promise.all([node.exited, survivor.exited])).toEqual([0, 0]);

@@ -10,3 +10,17 @@
 
 ALTER TABLE sync_metadata.client_deployments ADD COLUMN IF NOT EXISTS next_sync_at timestamptz;
 ALTER TABLE sync_metadata.client_deployments SET (fillfactor = 70);
+
+-- The cluster a deployment belongs to, for routing a manually triggered job to that cluster's workers. A service
+-- session's row-level security hides other clusters' rows, and the caller may not know the cluster yet, so this
+-- looks past it and reveals nothing but the cluster name of a deployment whose id the caller already holds.
+CREATE OR REPLACE FUNCTION sync_metadata.deployment_cluster(p_deployment_id uuid)
+RETURNS text LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT h.cluster_name
+      FROM sync_metadata.client_deployments d
+      JOIN sync_metadata.hosts h ON h.host_id = d.host_id
+     WHERE d.deployment_id = p_deployment_id
+$$;
+REVOKE ALL ON FUNCTION sync_metadata.deployment_cluster(uuid) FROM PUBLIC;

@@ -33,13 +33,17 @@ export const clusterConfigShape = {
    * Seconds a running sync's claim on its tenant lasts without renewal (renewed every third of it). After a worker
    * dies, the tenant can be synced again once its claim has lapsed.
    */
-  SYNC_CLAIM_TTL: intFromEnv(3, 3600).default(60),
+  SYNC_CLAIM_TTL: intFromEnv(3, 3600).default(30),
   /** Hosts silent for longer than this are marked offline by the leader (seconds). */
   OFFLINE_AFTER: intFromEnv(10, 86_400).default(300),
   ENABLE_API: booleanFromEnv.default(true),
 } as const;
 
-export const clusterConfigSchema = z.object(clusterConfigShape).superRefine((cfg, ctx) => {
+/** Cross-field checks shared by every schema built on clusterConfigShape. */
+export function refineClusterConfig(
+  cfg: { LEASE_DURATION: number; HEARTBEAT_INTERVAL: number; DATABASE_URL?: string | undefined },
+  ctx: z.RefinementCtx,
+): void {
   if (cfg.LEASE_DURATION <= cfg.HEARTBEAT_INTERVAL) {
     ctx.addIssue({
       code: 'custom',
@@ -54,7 +58,9 @@ export const clusterConfigSchema = z.object(clusterConfigShape).superRefine((cfg
       message: 'is required (the service-role URL; or SYNC_URL in .credentials)',
     });
   }
-});
+}
+
+export const clusterConfigSchema = z.object(clusterConfigShape).superRefine(refineClusterConfig);
 export type ClusterConfig = z.infer<typeof clusterConfigSchema>;
 
 /** True when connections go through a transaction-mode pooler (no LISTEN/NOTIFY, no session state). */

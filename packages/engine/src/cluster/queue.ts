@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { PgBoss, type Db as BossDb } from 'pg-boss';
 import type { Logger } from 'pino';
@@ -9,7 +10,7 @@ import {
   syncJobPayloadSchema,
   type SyncJobPayload,
 } from '../../../schema/src/index.ts';
-import { errorMessage } from '../errors.ts';
+import { NotFoundError, errorMessage } from '../errors.ts';
 
 /**
  * Access to the pg-boss sync queue. pg-boss runs as the restricted service role: its schema and queues are created
@@ -95,7 +96,20 @@ export type EnqueueResult = {
   readonly queuedAt: string;
 };
 
+/**
+ * Jobs of different clusters sharing one database go through the same queue; each cluster's jobs carry its own
+ * pg-boss priority and its workers fetch only that priority, so a worker never takes a tenant of another cluster
+ * (whose SQLite files live elsewhere). A stable hash of the cluster name, 1 … 2^30.
+ */
+export function clusterPriority(cluster: string): number {
+  return (createHash('sha256').update(cluster).digest().readUInt32BE(0) & 0x3fffffff) + 1;
+}
+
+const DEPLOYMENT_CLUSTER_SQL = 'SELECT sync_metadata.deployment_cluster($1::uuid) AS cluster';
+
 export type EnqueueOptions = {
+  /** The tenant's cluster, when the caller knows it (otherwise it is looked up from the deployment). */
+  readonly cluster?: string;
   /**
    * Run the insert through this executor instead of pg-boss's pool, e.g. a transaction that also checked the
    * leader's lease (see fencedTransaction), so the job exists only if the check held at commit.
@@ -129,9 +143,23 @@ export async function enqueueSync(
     requested_at: payload.requested_at ?? new Date().toISOString(),
   });
   const key = data.client_name;
+  let cluster = options.cluster;
+  if (!cluster) {
+    const db = options.db ?? boss.getDb();
+    const res = await db.executeSql(DEPLOYMENT_CLUSTER_SQL, [data.deployment_id]);
+    cluster = (res.rows[0] as { cluster: string | null } | undefined)?.cluster ?? undefined;
+    if (!cluster) {
+      throw new NotFoundError(`tenant "${data.client_name}" is not registered (deployment ${data.deployment_id})`);
+    }
+  }
+  const priority = clusterPriority(cluster);
   // A queued job can start between a refused insert and the look-up; then the next insert succeeds.
   for (let attempt = 0; attempt < 3; attempt += 1) {
-    const jobId = await boss.send(SYNC_QUEUE, data, { singletonKey: key, ...(options.db ? { db: options.db } : {}) });
+    const jobId = await boss.send(SYNC_QUEUE, data, {
+      singletonKey: key,
+      priority,
+      ...(options.db ? { db: options.db } : {}),
+    });
     if (jobId) return { jobId, coalesced: false, queuedAt: data.requested_at ?? new Date().toISOString() };
     const queued = await boss.findJobs<SyncJobPayload>(SYNC_QUEUE, {
       key,

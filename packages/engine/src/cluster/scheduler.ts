@@ -8,7 +8,7 @@ import { LeadershipLostError, errorMessage } from '../errors.ts';
 import type { SyncMetrics } from '../metrics.ts';
 import { OFFLINE_AFTER_SECONDS, markSilentHostsOffline } from './host-registry.ts';
 import type { LeaderElector, Lease } from './leader-election.ts';
-import { bossExecutor } from './queue.ts';
+import { bossExecutor, clusterPriority } from './queue.ts';
 
 /**
  * The scheduler runs on every node and acts only while its node leads. Each tick, in one fenced transaction:
@@ -98,7 +98,7 @@ export async function runSchedulerTick(opts: SchedulerTickOptions): Promise<Sche
             requested_at: requestedAt,
             epoch: lease.epoch,
           };
-          return { id: randomUUID(), data, singletonKey: row.client_name };
+          return { id: randomUUID(), data, singletonKey: row.client_name, priority: clusterPriority(cluster) };
         });
         const ids = await boss.insert(SYNC_QUEUE, jobs, { db: bossExecutor(client), returnId: true });
         enqueued = ids?.length ?? 0;

@@ -5,7 +5,7 @@ import { SYNC_QUEUE, syncJobPayloadSchema, type SyncJobPayload } from '../../../
 import { withTransaction, type DbScope } from '../db.ts';
 import { errorMessage } from '../errors.ts';
 import type { SyncMetrics } from '../metrics.ts';
-import { bossSettings } from './queue.ts';
+import { bossSettings, clusterPriority } from './queue.ts';
 
 /**
  * Sync workers: pg-boss hands out one job at a time per slot (its fetch uses FOR UPDATE SKIP LOCKED, and the
@@ -102,6 +102,8 @@ export async function startSyncWorker(opts: SyncWorkerOptions): Promise<SyncWork
   const scope: DbScope = { hostId: opts.hostId, cluster: opts.cluster };
   const running = new Map<string, AbortController>();
   const pollingIntervalSeconds = opts.pollingIntervalSeconds ?? bossSettings(boss).pollingIntervalSeconds;
+  // Only this cluster's jobs (see clusterPriority).
+  const priority = clusterPriority(opts.cluster);
 
   const handle = async (job: Job<unknown>) => {
     const parsed = syncJobPayloadSchema.safeParse(job.data);
@@ -156,7 +158,7 @@ export async function startSyncWorker(opts: SyncWorkerOptions): Promise<SyncWork
     const slot: { id?: string } = {};
     slot.id = await boss.work<unknown>(
       SYNC_QUEUE,
-      { localConcurrency: 1, batchSize: 1, pollingIntervalSeconds },
+      { localConcurrency: 1, batchSize: 1, pollingIntervalSeconds, minPriority: priority, maxPriority: priority },
       async (jobs) => {
         const [job] = jobs;
         if (!job) return null;
