@@ -1,12 +1,16 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiServer } from '../../apps/api/src/server.ts';
 import { createBoss } from '../../packages/engine/src/cluster/queue.ts';
 import { SYNC_QUEUE } from '../../packages/schema/src/queues.ts';
-import { useTestDatabase } from '../support/db.ts';
+import { provisionTenant } from '../../packages/engine/src/sync/index.ts';
+import { useTestDatabase, withConnection } from '../support/db.ts';
+import { makeMiniOpenWebUI, scratchDir } from '../engine/helpers.ts';
+import { freePort, killAllProcesses, startApp } from '../support/processes.ts';
 import { TEST_TOKEN, seedCluster, tenantName, testApi, type SeededCluster, type TestApi } from './support.ts';
 
 /**
@@ -39,6 +43,7 @@ describe('dashboard in a browser', () => {
   });
 
   afterAll(async () => {
+    await killAllProcesses();
     await browser?.close();
     await server?.close();
     await boss?.stop({ graceful: false });
@@ -98,5 +103,75 @@ describe('dashboard in a browser', () => {
     await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard.png'), fullPage: true });
     expect(errors).toEqual([]);
     await page.close();
+  });
+
+  it('a sync triggered on the page runs on a real node and shows up as a successful api job', async () => {
+    // A real tenant: an Open WebUI SQLite file, its schema provisioned, registered and enabled.
+    const scratch = scratchDir('owui-dash-');
+    const sqlite = scratch.file('webui.db');
+    makeMiniOpenWebUI(sqlite, { chats: 5 });
+    const adminPool = new pg.Pool({ connectionString: db.current.adminUrl, max: 2 });
+    try {
+      await provisionTenant({
+        adminPool,
+        clientName: 'chat-test',
+        sqlitePath: sqlite,
+        serviceRole: db.current.serviceRole,
+      });
+    } finally {
+      await adminPool.end();
+    }
+    await withConnection(db.current.adminUrl, async (c) => {
+      const host = await c.query<{ host_id: string }>(
+        `INSERT INTO sync_metadata.hosts (host_id, hostname, cluster_name, node_name, role)
+         VALUES (sync_metadata.host_identity('dash-live', 'dash-host', 'registrar'), 'dash-host', 'dash-live',
+                 'registrar', 'admin') RETURNING host_id`,
+      );
+      // A long interval: the only sync of this test is the one triggered from the page.
+      await c.query(
+        `INSERT INTO sync_metadata.client_deployments (client_name, host_id, schema_name, sqlite_path, sync_enabled,
+                                                        status, sync_interval, last_sync_at)
+         VALUES ('chat-test', $1, 'client_chat_test', $2, true, 'active', 86400, now())`,
+        [host.rows[0]?.host_id, sqlite],
+      );
+    });
+    const port = await freePort();
+    const node = startApp('node-a', 'node', {
+      DATABASE_URL: db.current.serviceUrl,
+      DATABASE_POOLER: 'none',
+      CLUSTER_NAME: 'dash-live',
+      ROLE: 'node-a',
+      HOST_NAME: 'dash-host',
+      LEASE_DURATION: '3',
+      HEARTBEAT_INTERVAL: '1',
+      WORKER_CONCURRENCY: '1',
+      API_PORT: String(port),
+      API_HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+    });
+    try {
+      await node.waitForLog(/API listening/, 30_000);
+      const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+      await page.goto(`http://127.0.0.1:${port}/`);
+      const row = page.locator('#tenants tr[data-client="chat-test"]');
+      await row.waitFor({ timeout: 10_000 });
+      await page.locator('#leader', { hasText: 'node-a' }).waitFor({ timeout: 10_000 });
+      await row.locator('button', { hasText: 'full' }).click();
+      await page.locator('#msg', { hasText: 'sync of chat-test queued' }).waitFor({ timeout: 10_000 });
+      const job = page.locator('#jobs tbody tr', { hasText: 'chat-test' });
+      await job.filter({ hasText: 'success' }).waitFor({ timeout: 30_000 });
+      expect(await job.first().innerText()).toMatch(/success\s+full\s+api\s+[1-9]\d*/);
+      const synced = await withConnection(db.current.adminUrl, (c) =>
+        c.query<{ n: number }>('SELECT count(*)::int AS n FROM client_chat_test.chat'),
+      );
+      expect(synced.rows[0]?.n).toBe(5);
+      mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-live.png'), fullPage: true });
+      await page.close();
+    } finally {
+      node.signal('SIGTERM');
+      await node.exited;
+      scratch.cleanup();
+    }
   });
 });

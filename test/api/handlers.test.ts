@@ -90,7 +90,15 @@ describe('API handlers', () => {
     expect(second.body).toMatchObject({ status: 'queued', coalesced: true, job_id: first.body.job_id });
     expect(second.body.message).toMatch(/already queued/);
 
+    // Another cluster's job in the same queue is neither counted nor listed here.
+    await boss.send(SYNC_QUEUE, {
+      deployment_id: '00000000-0000-4000-8000-000000000001',
+      client_name: 'elsewhere',
+      full_sync: false,
+      triggered_by: 'api',
+    });
     const queue = await get('/api/v1/queue');
+    expect(queue.body.cluster_name).toBe('handlers-c');
     const sync = (queue.body.queues as { queue: string; states: Record<string, number> }[]).find(
       (q) => q.queue === SYNC_QUEUE,
     );

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPool } from '../../packages/engine/src/db.ts';
 import { createMetrics, type SyncMetrics } from '../../packages/engine/src/metrics.ts';
 import { createStateManager, type StateManager } from '../../packages/engine/src/state/index.ts';
 import { useTestDatabase } from '../support/db.ts';
@@ -15,7 +16,7 @@ describe('state manager', () => {
 
   beforeAll(async () => {
     seed = await seedCluster(db.current, 'state-m');
-    pool = new pg.Pool({ connectionString: db.current.serviceUrl, max: 4 });
+    pool = createPool(db.current.serviceUrl, { max: 4 });
   });
 
   afterAll(async () => {

@@ -1,7 +1,8 @@
-import pg from 'pg';
+import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { createApp, type ApiDeps } from '../../apps/api/src/server.ts';
 import type { ApiAuthConfig } from '../../apps/api/src/config.ts';
+import { createPool } from '../../packages/engine/src/db.ts';
 import { silentLogger } from '../../packages/engine/src/logger.ts';
 import { createMetrics } from '../../packages/engine/src/metrics.ts';
 import { quoteIdent } from '../../packages/schema/src/sql.ts';
@@ -106,7 +107,8 @@ export function testApi(opts: {
   cacheTtlSeconds?: number;
   enableMetrics?: boolean;
 }): TestApi {
-  const pool = opts.pool ?? new pg.Pool({ connectionString: opts.db.serviceUrl, max: 4 });
+  // createPool logs connection errors instead of throwing them (the test database is dropped WITH (FORCE)).
+  const pool = opts.pool ?? createPool(opts.db.serviceUrl, { max: 4 });
   const deps: ApiDeps = {
     pool,
     ...(opts.boss ? { boss: opts.boss } : {}),

@@ -230,6 +230,7 @@ export const statePutResponseSchema = z
 
 export const queueResponseSchema = z
   .object({
+    cluster_name: z.string(),
     queues: z.array(
       z.object({
         queue: z.string(),

@@ -1,5 +1,6 @@
+import type pg from 'pg';
 import { createRoute } from '@hono/zod-openapi';
-import { enqueueSync, queueCounts } from '../../../../packages/engine/src/cluster/queue.ts';
+import { enqueueSync, JOB_STATES, type QueueCount } from '../../../../packages/engine/src/cluster/queue.ts';
 import { AppError, ConflictError, ERROR_CODES, NotFoundError } from '../../../../packages/engine/src/errors.ts';
 import { PGBOSS_SCHEMA, SYNC_DEAD_LETTER_QUEUE, SYNC_QUEUE } from '../../../../packages/schema/src/queues.ts';
 import { quoteIdent } from '../../../../packages/schema/src/sql.ts';
@@ -23,6 +24,30 @@ const errors = {
   401: { description: 'no or invalid token', content: json(errorSchema) },
   403: { description: 'token lacks the scope', content: json(errorSchema) },
 } as const;
+
+/** queueCounts (cluster/queue.ts) restricted to the given tenants' jobs. */
+async function clusterQueueCounts(pool: pg.Pool, deploymentIds: string[]): Promise<QueueCount[]> {
+  const queues = [SYNC_QUEUE, SYNC_DEAD_LETTER_QUEUE];
+  const res = await pool.query<{ name: string; state: string; n: number; oldest: number | null }>(
+    `SELECT j.name, j.state::text AS state, count(*)::int AS n,
+            EXTRACT(EPOCH FROM now() - min(j.created_on)
+              FILTER (WHERE j.state IN ('created', 'retry') AND j.start_after <= now()))::float8 AS oldest
+       FROM ${quoteIdent(PGBOSS_SCHEMA)}.job j
+      WHERE j.name = ANY($1::text[]) AND j.data->>'deployment_id' = ANY($2::text[])
+      GROUP BY j.name, j.state`,
+    [queues, deploymentIds],
+  );
+  return queues.map((queue) => {
+    const states: Record<string, number> = Object.fromEntries(JOB_STATES.map((s) => [s, 0]));
+    let oldest: number | null = null;
+    for (const row of res.rows) {
+      if (row.name !== queue) continue;
+      states[row.state] = row.n;
+      if (row.oldest !== null && (oldest === null || row.oldest > oldest)) oldest = row.oldest;
+    }
+    return { queue, states, oldestWaitingSeconds: oldest === null ? null : Math.max(0, Math.round(oldest)) };
+  });
+}
 
 type JobRow = {
   job_id: string;
@@ -186,8 +211,8 @@ export function registerSyncRoutes(app: ApiApp, ctx: RouteContext): void {
       responses: { 200: { description: 'queue', content: json(queueResponseSchema) }, ...errors },
     }),
     async (c) => {
-      const counts = await queueCounts(deps.boss ?? deps.pool);
-      // pg-boss's job table has no cluster column: only jobs of this cluster's tenants are listed.
+      // pg-boss's job table has no cluster column: counts and jobs are those of this cluster's tenants (several
+      // clusters may share one database and queue).
       const tenants = new Set(
         await ctx.inCluster(async (client) => {
           const res = await client.query<{ deployment_id: string }>(
@@ -198,6 +223,7 @@ export function registerSyncRoutes(app: ApiApp, ctx: RouteContext): void {
           return res.rows.map((r) => r.deployment_id);
         }),
       );
+      const counts = await clusterQueueCounts(deps.pool, [...tenants]);
       const recent = await deps.pool.query<{
         id: string;
         name: string;
@@ -216,6 +242,7 @@ export function registerSyncRoutes(app: ApiApp, ctx: RouteContext): void {
         [[SYNC_QUEUE, SYNC_DEAD_LETTER_QUEUE], [...tenants]],
       );
       return reply(c, {
+        cluster_name: deps.cluster,
         queues: counts.map((q) => ({
           queue: q.queue,
           states: q.states,
