@@ -51,6 +51,8 @@ export type RunStats = {
 
 export type ChunkMode = 'bulk' | 'compare';
 
+const ASYNC_COMMIT = "SELECT set_config('synchronous_commit', 'off', true)";
+
 /** Only the key is kept per row; a refused chunk is re-read from the snapshot by key (memory stays bounded). */
 type PendingRow = { keyValues: unknown[]; key: string };
 
@@ -195,8 +197,9 @@ export class ChunkWriter {
   ): Promise<void> {
     const { client } = this.ctx;
     const staged = rows.length > 0 && !(this.mode === 'bulk' && this.plan.directCopy);
-    // One round trip for BEGIN and the staging table.
-    await client.query(staged ? `BEGIN; ${this.plan.sql.stageDdl}` : 'BEGIN');
+    // One round trip for BEGIN, the commit mode and the staging table. A chunk's commit need not wait for the WAL
+    // flush: its progress row is in the same transaction, so a chunk lost in a server crash is simply redone.
+    await client.query(`BEGIN; ${ASYNC_COMMIT}${staged ? `; ${this.plan.sql.stageDdl}` : ''}`);
     try {
       let written = 0;
       if (rows.length > 0 && this.mode === 'bulk' && this.plan.directCopy) {
