@@ -221,7 +221,7 @@ describe('sync workers with real processes', () => {
 
   it('kill -9 a worker mid-sync: the job is retried elsewhere, data ends identical, no run stuck "running"', async () => {
     const cluster = 'e2e-kill-worker';
-    const file = await addTenant(cluster, 'bigco', 6000);
+    const file = await addTenant(cluster, 'bigco', 3000);
     const node = startApp('node-a', 'node', env(cluster, 'node-a', { WORKER_CONCURRENCY: '0' }));
     const workers = [
       startApp('worker-1', 'worker', env(cluster, 'worker-1', { WORKER_CONCURRENCY: '1', BATCH_SIZE: '50' })),
@@ -283,7 +283,7 @@ describe('sync workers with real processes', () => {
 
   it('SIGTERM a worker mid-sync: it hands the job back and exits, another worker finishes the tenant', async () => {
     const cluster = 'e2e-term-worker';
-    const file = await addTenant(cluster, 'termco', 6000);
+    const file = await addTenant(cluster, 'termco', 3000);
     const extra = { WORKER_CONCURRENCY: '1', BATCH_SIZE: '50', SHUTDOWN_TIMEOUT: '1' };
     const node = startApp('node-a', 'node', env(cluster, 'node-a', { WORKER_CONCURRENCY: '0' }));
     const workers = [

@@ -158,7 +158,16 @@ export async function startSyncWorker(opts: SyncWorkerOptions): Promise<SyncWork
     const slot: { id?: string } = {};
     slot.id = await boss.work<unknown>(
       SYNC_QUEUE,
-      { localConcurrency: 1, batchSize: 1, pollingIntervalSeconds, minPriority: priority, maxPriority: priority },
+      {
+        localConcurrency: 1,
+        batchSize: 1,
+        pollingIntervalSeconds,
+        // Retries and jobs whose start time arrives send no notification; while LISTEN is up, poll for them every
+        // couple of seconds rather than pg-boss's 30 s.
+        notifyPollingIntervalSeconds: Math.max(2, pollingIntervalSeconds),
+        minPriority: priority,
+        maxPriority: priority,
+      },
       async (jobs) => {
         const [job] = jobs;
         if (!job) return null;
