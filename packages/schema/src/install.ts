@@ -128,6 +128,10 @@ async function grantServiceRole(client: pg.Client, role: string): Promise<void> 
        GRANT SELECT, INSERT, UPDATE ON TABLES TO ${r}`,
     `ALTER DEFAULT PRIVILEGES FOR ROLE ${quoteIdent(owner)} IN SCHEMA sync_metadata
        GRANT USAGE, SELECT ON SEQUENCES TO ${r}`,
+    // Sync engine bookkeeping (migration 000002): upserts only, never DELETE.
+    `GRANT USAGE ON SCHEMA sync_state TO ${r}`,
+    `REVOKE CREATE ON SCHEMA sync_state FROM ${r}`,
+    `GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA sync_state TO ${r}`,
   ];
   await client.query('BEGIN');
   try {
