@@ -5,7 +5,7 @@ import { registerHost } from '../../packages/engine/src/cluster/host-registry.ts
 import { LeaderElector, readLease } from '../../packages/engine/src/cluster/leader-election.ts';
 import { createBoss, queueCounts } from '../../packages/engine/src/cluster/queue.ts';
 import { runSchedulerTick } from '../../packages/engine/src/cluster/scheduler.ts';
-import { LeadershipLostError, silentLogger } from '../../packages/engine/src/index.ts';
+import { LeadershipLostError, silentLogger, withTransaction } from '../../packages/engine/src/index.ts';
 import { SYNC_QUEUE } from '../../packages/schema/src/index.ts';
 import { adminQuery, useTestDatabase } from '../support/db.ts';
 import { clusterUrl } from '../support/pooler.ts';
@@ -71,6 +71,26 @@ describe('leader election and scheduling', () => {
     const firstEpoch = leader.epoch()!;
     const lease = await readLease(pool, CLUSTER);
     expect(lease).toMatchObject({ leaderId: leader.leaderId, epoch: firstEpoch, valid: true });
+
+    // v_cluster_health (as the service sees it with the cluster scope) names the leader and the follower.
+    const view = await withTransaction(
+      pool,
+      async (c) =>
+        (
+          await c.query(
+            `SELECT node_name, hostname, leader_status, leader_lease_expires > now() AS lease_valid,
+                    seconds_since_heartbeat FROM sync_metadata.v_cluster_health ORDER BY node_name`,
+          )
+        ).rows,
+      { cluster: CLUSTER },
+    );
+    expect(view).toEqual([
+      expect.objectContaining({ node_name: 'node-a', hostname: 'test-host', lease_valid: true }),
+      expect.objectContaining({ node_name: 'node-b', hostname: 'test-host', lease_valid: true }),
+    ]);
+    expect(view.find((r) => r.leader_status === 'leader')?.node_name).toBe(leader.leaderId.split('@')[0]);
+    expect(view.filter((r) => r.leader_status === 'follower')).toHaveLength(1);
+    expect(view.every((r) => r.seconds_since_heartbeat >= 0 && r.seconds_since_heartbeat < 60)).toBe(true);
 
     // Renewals keep the epoch.
     await sleep(1500);
