@@ -1,0 +1,71 @@
+import os from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../errors.ts';
+import { loadConfig } from '../config.ts';
+import { clusterConfigSchema, processIdentity, usesTransactionPooler } from './config.ts';
+import { clusterPriority } from './queue.ts';
+
+const URL_OK = 'postgres://sync_service:pw@db:5432/postgres';
+
+describe('cluster configuration', () => {
+  it('applies the documented defaults', () => {
+    const cfg = loadConfig(clusterConfigSchema, { env: { DATABASE_URL: URL_OK }, cwd: '/nonexistent' });
+    expect(cfg).toMatchObject({
+      LEASE_DURATION: 60,
+      HEARTBEAT_INTERVAL: 30,
+      SCHEDULER_INTERVAL: 5,
+      WORKER_CONCURRENCY: 2,
+      QUEUE_POLL_INTERVAL: 0.5,
+      SYNC_CLAIM_TTL: 30,
+      SHUTDOWN_TIMEOUT: 30,
+      API_PORT: 9443,
+      DATABASE_POOLER: 'auto',
+    });
+  });
+
+  it('lists every problem at once: lease not above heartbeat, missing URL', () => {
+    let error: unknown;
+    try {
+      loadConfig(clusterConfigSchema, { env: { LEASE_DURATION: '5', HEARTBEAT_INTERVAL: '5' }, cwd: '/nonexistent' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems.join('\n');
+    expect(problems).toMatch(/LEASE_DURATION: must be greater than HEARTBEAT_INTERVAL/);
+    expect(problems).toMatch(/DATABASE_URL: is required/);
+  });
+
+  it('recognises a transaction pooler', () => {
+    const supabase = 'postgres://sync_service.ref:pw@aws-1-us-east-2.pooler.supabase.com:6543/postgres';
+    expect(usesTransactionPooler({ DATABASE_POOLER: 'auto', DATABASE_URL: supabase })).toBe(true);
+    expect(usesTransactionPooler({ DATABASE_POOLER: 'auto', DATABASE_URL: supabase.replace('6543', '5432') })).toBe(
+      false,
+    );
+    expect(usesTransactionPooler({ DATABASE_POOLER: 'transaction', DATABASE_URL: URL_OK })).toBe(true);
+    expect(usesTransactionPooler({ DATABASE_POOLER: 'none', DATABASE_URL: supabase })).toBe(false);
+  });
+
+  it('names processes: ROLE when given, else node-a or worker-<hostname>', () => {
+    expect(processIdentity({ CLUSTER_NAME: 'c', ROLE: 'node-b', HOST_NAME: 'h' }, 'node')).toEqual({
+      cluster: 'c',
+      hostname: 'h',
+      nodeName: 'node-b',
+    });
+    expect(processIdentity({ CLUSTER_NAME: 'c', ROLE: undefined, HOST_NAME: undefined }, 'worker')).toEqual({
+      cluster: 'c',
+      hostname: os.hostname(),
+      nodeName: `worker-${os.hostname()}`.toLowerCase(),
+    });
+  });
+
+  it('gives each cluster a stable, distinct queue priority', () => {
+    expect(clusterPriority('prod-host-1')).toBe(clusterPriority('prod-host-1'));
+    expect(clusterPriority('prod-host-1')).not.toBe(clusterPriority('prod-host-2'));
+    for (const name of ['a', 'owui-sync', 'x'.repeat(63)]) {
+      expect(Number.isInteger(clusterPriority(name))).toBe(true);
+      expect(clusterPriority(name)).toBeGreaterThan(0);
+      expect(clusterPriority(name)).toBeLessThanOrEqual(2 ** 30);
+    }
+  });
+});
