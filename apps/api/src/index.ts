@@ -1,0 +1,14 @@
+export { createApp, startApiServer, type ApiDeps } from './server.ts';
+export {
+  API_SCOPES,
+  apiConfigFromEnv,
+  apiConfigSchema,
+  apiConfigShape,
+  apiOwnConfigShape,
+  loadApiConfig,
+  type ApiAuthConfig,
+  type ApiConfig,
+  type ApiEnvConfig,
+  type ApiScope,
+} from './config.ts';
+export { createAuthorizer, type Principal } from './auth.ts';
