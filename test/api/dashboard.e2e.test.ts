@@ -101,6 +101,13 @@ describe('dashboard in a browser', () => {
 
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard.png'), fullPage: true });
+
+    // The docs page renders the OpenAPI document.
+    await page.click('a[href="/docs"]');
+    await page.locator('#ops tbody tr', { hasText: '/api/v1/sync/trigger' }).waitFor({ timeout: 10_000 });
+    expect(await page.locator('#ops tbody tr', { hasText: '/api/v1/sync/trigger' }).innerText()).toMatch(
+      /post[\s\S]*client_name/i,
+    );
     expect(errors).toEqual([]);
     await page.close();
   });
