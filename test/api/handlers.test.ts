@@ -2,7 +2,9 @@ import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBoss } from '../../packages/engine/src/cluster/queue.ts';
 import { SYNC_QUEUE } from '../../packages/schema/src/queues.ts';
+import { createPool } from '../../packages/engine/src/db.ts';
 import { adminQuery, useTestDatabase } from '../support/db.ts';
+import { clusterUrl } from '../support/pooler.ts';
 import { jsonHeaders, seedCluster, tenantName, testApi, type SeededCluster, type TestApi } from './support.ts';
 
 /** Every endpoint through app.request() against a real database and a real pg-boss queue. */
@@ -16,9 +18,11 @@ describe('API handlers', () => {
   beforeAll(async () => {
     seed = await seedCluster(db.current, 'handlers-c');
     acme = tenantName(seed, 'acme');
-    boss = createBoss({ connectionString: db.current.serviceUrl, max: 2 });
+    // TEST_POOLER=pgbouncer runs the API's connections through pgbouncer in transaction mode.
+    const url = await clusterUrl(db.current.serviceUrl);
+    boss = createBoss({ connectionString: url.url, pooled: url.pooled, max: 2 });
     await boss.start();
-    api = testApi({ db: db.current, seed, boss });
+    api = testApi({ db: db.current, seed, boss, pool: createPool(url.url, { max: 4 }) });
   });
 
   afterAll(async () => {
