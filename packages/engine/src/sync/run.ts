@@ -295,7 +295,16 @@ async function syncDeployment(
     const resuming = [...progress.values()].some((p) => p.fullSyncPending);
     if (resuming || progress.size === 0) syncType = 'full';
     const fingerprint = sourceFingerprint(dep.sqlitePath);
-    if (syncType === 'incremental' && opts.skipUnchangedSource !== false && fingerprint === dep.sourceFingerprint) {
+    const intervalMs = (opts.deleteCheckIntervalSeconds ?? 3600) * 1000;
+    const comparisonDue = [...progress.values()].some(
+      (p) => !p.deletesCheckedAt || Date.now() - p.deletesCheckedAt.getTime() >= intervalMs,
+    );
+    if (
+      syncType === 'incremental' &&
+      opts.skipUnchangedSource !== false &&
+      fingerprint === dep.sourceFingerprint &&
+      !comparisonDue
+    ) {
       const open = await client.query<{ n: number }>(
         'SELECT count(*)::int AS n FROM sync_state.failed_rows WHERE deployment_id = $1::uuid AND resolved_at IS NULL',
         [dep.deploymentId],
@@ -389,7 +398,6 @@ async function syncDeployment(
       snapshotAt,
     };
     const freshProgress = await loadProgress(client, dep.deploymentId);
-    const intervalMs = (opts.deleteCheckIntervalSeconds ?? 3600) * 1000;
     for (const [index, plan] of plans.entries()) {
       const p = freshProgress.get(plan.name);
       const report = (rowsDone: number, rowsTotal: number | null) =>
@@ -602,10 +610,15 @@ async function incrementalTable(
       const stmt = db.prepare(plan.sqlite.changedSince).raw(true).safeIntegers(true);
       await feed(stmt.iterate(cursorBind(start)) as IterableIterator<unknown[]>, true);
     }
-    await feed(
-      db.prepare(plan.sqlite.nullCursor).raw(true).safeIntegers(true).iterate() as IterableIterator<unknown[]>,
-      false,
-    );
+    // Rows whose updated_at is NULL cannot be found by the cursor; Open WebUI sets updated_at whenever it changes
+    // a row, so they are compared by content hash on the same schedule as the key-set comparison (and on every
+    // full sync), not on every run.
+    if (deletesDue) {
+      await feed(
+        db.prepare(plan.sqlite.nullCursor).raw(true).safeIntegers(true).iterate() as IterableIterator<unknown[]>,
+        false,
+      );
+    }
   } else {
     // No usable cursor (no updated_at, or never synced): compare every row by key and content hash.
     await feed(db.prepare(plan.sqlite.all).raw(true).safeIntegers(true).iterate() as IterableIterator<unknown[]>, true);
