@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../../packages/engine/src/db.ts';
 import { createMetrics, type SyncMetrics } from '../../packages/engine/src/metrics.ts';
 import { createStateManager, type StateManager } from '../../packages/engine/src/state/index.ts';
-import { useTestDatabase } from '../support/db.ts';
+import { useTestDatabase, withConnection } from '../support/db.ts';
 import { waitUntil } from '../support/processes.ts';
 import { seedCluster, tenantName, testApi, type SeededCluster } from './support.ts';
 
@@ -67,6 +67,35 @@ describe('state manager', () => {
     await b.put(key, { sync_interval: 180 }, 'test');
     expect((await b.get(key)).cached).toBe(false);
     await b.poll();
+    await b.poll();
+    expect((await b.get(key)).cached).toBe(true);
+  });
+
+  it('tenant changes made outside the API (syncctl, sync runs) are picked up by the next poll', async () => {
+    const b = await manager('b');
+    const name = tenantName(seed, 'acme');
+    const key = `deployment.${name}`;
+    await b.get(key);
+    expect((await b.get(key)).cached).toBe(true);
+    // What `syncctl client pause` does: a direct UPDATE that bumps updated_at, no cache event.
+    await withConnection(db.current.adminUrl, (c) =>
+      c.query(
+        `UPDATE sync_metadata.client_deployments SET sync_enabled = false, status = 'paused', updated_at = now()
+          WHERE client_name = $1`,
+        [name],
+      ),
+    );
+    const seen = await waitUntil(
+      'b to see the pause',
+      async () => {
+        const r = await b.get(key);
+        return (r.value as { status: string }).status === 'paused' ? r : undefined;
+      },
+      2000,
+      20,
+    );
+    expect(seen.cached).toBe(false);
+    // Unchanged rows stay cached across polls.
     await b.poll();
     expect((await b.get(key)).cached).toBe(true);
   });

@@ -18,6 +18,8 @@ import { TtlCache } from './ttl-cache.ts';
  * from the cache until the TTL runs out, misses read PostgreSQL; writes go to PostgreSQL first, then drop the local
  * entry and record a cache_events row in the same transaction. Every process polls cache_events and drops the keys
  * other hosts changed, so a write on one node is visible on the others within one poll interval (not a TTL).
+ * Cached tenants (deployment.<client>) are also compared with their row's updated_at on every poll, so changes made
+ * outside the API (syncctl, sync runs) show up just as quickly.
  */
 
 export type StateValue = { readonly key: string; readonly value: unknown; readonly updatedAt: string | null };
@@ -271,7 +273,39 @@ export function createStateManager(opts: StateManagerOptions): StateManager {
       count += 1;
     }
     for (const [id, at] of applied) if (now - at > lateWindowSeconds * 2000) applied.delete(id);
-    return count;
+    return count + (await dropChangedDeployments());
+  }
+
+  // Tenants also change outside the API (syncctl start/pause/interval, every sync's last_sync_*), and all of those
+  // writers bump updated_at: a cached tenant whose row moved on (or vanished) is dropped as well.
+  async function dropChangedDeployments(): Promise<number> {
+    const cached = cache.keys().filter((k) => k.startsWith('deployment.'));
+    if (cached.length === 0) return 0;
+    const clients = cached.map((k) => k.slice('deployment.'.length));
+    const rows = await withTransaction(
+      opts.pool,
+      async (c) =>
+        (
+          await c.query<{ client_name: string; updated_at: Date }>(
+            `SELECT d.client_name, d.updated_at
+               FROM sync_metadata.client_deployments d
+               JOIN sync_metadata.hosts h ON h.host_id = d.host_id
+              WHERE h.cluster_name = $1::text AND d.client_name = ANY($2::text[])`,
+            [opts.cluster, clients],
+          )
+        ).rows,
+      scope,
+    );
+    const current = new Map(rows.map((r) => [`deployment.${r.client_name}`, r.updated_at.toISOString()]));
+    let dropped = 0;
+    for (const key of cached) {
+      const entry = cache.peek(key);
+      if (entry && entry.value.updatedAt !== (current.get(key) ?? null)) {
+        cache.delete(key, 'invalidated');
+        dropped += 1;
+      }
+    }
+    return dropped;
   }
 
   function poll(): Promise<number> {

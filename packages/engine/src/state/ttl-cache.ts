@@ -44,6 +44,15 @@ export class TtlCache<V> {
     return entry;
   }
 
+  /** The entry for `key` if present, expired or not, without evicting anything. */
+  peek(key: string): CacheEntry<V> | undefined {
+    return this.#entries.get(key);
+  }
+
+  keys(): string[] {
+    return [...this.#entries.keys()];
+  }
+
   /** Stores a value; a TTL of 0 disables caching (nothing is stored). */
   set(key: string, value: V): void {
     if (this.#ttlMs === 0) return;
