@@ -36,7 +36,7 @@ export type SchedulerTickResult = {
 };
 
 /** Most tenants one pass enqueues; a larger backlog (e.g. the first start) is cleared by back-to-back passes. */
-export const SCHEDULER_BATCH_SIZE = 2000;
+export const SCHEDULER_BATCH_SIZE = 1000;
 
 export type SchedulerTickOptions = {
   readonly elector: Pick<LeaderElector, 'fenced'>;
