@@ -1,0 +1,324 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type pg from 'pg';
+import copyStreams from 'pg-copy-streams';
+import type { Logger } from 'pino';
+import { qualified, quoteIdent, quoteLiteral } from '@owui-sync/schema';
+import { applyScope, type DbScope } from '../db.ts';
+import { ConflictError, InvalidInputError } from '../errors.ts';
+import { silentLogger } from '../logger.ts';
+import { notTombstonedSql } from '../sync/tombstones.ts';
+import { readTargetSchema, type TargetTable } from '../sync/target-schema.ts';
+import { tenantSchemaName } from '../sync/tenant-ddl.ts';
+import { binaryCopyTuples } from './copy-out.ts';
+import {
+  findDeployment,
+  loadSourceSchema,
+  reconstructTableDdl,
+  type Deployment,
+  type SourceObject,
+} from './source-schema.ts';
+import { decodeField, restoreKindFor, selectExpression, type RestoreKind, type SqliteValue } from './values.ts';
+
+export type RestoreProgress = {
+  table: string;
+  rowsDone: number;
+  rowsTotal: number | null;
+  tableIndex: number;
+  tableCount: number;
+};
+
+export type RestoreOptions = {
+  /** Service (or admin) pool; reads the tenant schema and sync_state in one read-only snapshot. */
+  pool: pg.Pool;
+  clientName: string;
+  /** The SQLite file to write; must not exist unless `force`. */
+  to: string;
+  scope?: DbScope;
+  force?: boolean;
+  /** Also restore rows deleted in the source since they were synced (tombstoned). */
+  includeDeleted?: boolean;
+  logger?: Logger;
+  onProgress?: (p: RestoreProgress) => void;
+  /** Rows per SQLite transaction (default 20000). */
+  batchSize?: number;
+};
+
+export type RestoreResult = {
+  clientName: string;
+  path: string;
+  tables: Record<string, number>;
+  rowsRestored: number;
+  /** Tombstoned rows left out (0 with includeDeleted). */
+  rowsLeftOutDeleted: number;
+  /** 'captured': the source's own DDL; 'reconstructed': rebuilt from PostgreSQL; 'mixed': some of each. */
+  ddl: 'captured' | 'reconstructed' | 'mixed';
+  openwebuiVersion: string | null;
+  integrityCheck: string;
+  durationSeconds: number;
+};
+
+type TablePlanR = {
+  name: string;
+  table: TargetTable | null;
+  columns: string[];
+  kinds: RestoreKind[];
+};
+
+/**
+ * Writes a tenant's backup back into an Open WebUI SQLite database at `to`: the source's schema (captured DDL,
+ * else rebuilt from PostgreSQL), every live row converted to its SQLite storage form, then the indexes. The file
+ * is built under a temporary name in the same directory, checked with PRAGMA integrity_check, and renamed into
+ * place, so `to` is either the complete database or untouched. Memory stays bounded (rows are streamed).
+ */
+export async function restoreTenant(opts: RestoreOptions): Promise<RestoreResult> {
+  const started = performance.now();
+  const logger = opts.logger ?? silentLogger();
+  tenantSchemaName(opts.clientName);
+  const to = path.resolve(opts.to);
+  const dir = path.dirname(to);
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
+    throw new InvalidInputError(`directory ${dir} does not exist; create it first or choose another --to path`);
+  }
+  if (fs.existsSync(to) && !opts.force) {
+    throw new ConflictError(
+      `${to} already exists; restore never overwrites a file unless asked: add --force (stop Open WebUI first if it uses that file)`,
+    );
+  }
+  if (fs.existsSync(to) && fs.statSync(to).isDirectory()) {
+    throw new InvalidInputError(`${to} is a directory; --to must name a file, e.g. ${path.join(to, 'webui.db')}`);
+  }
+  const tmp = path.join(dir, `.${path.basename(to)}.restore-${process.pid}-${Date.now()}.tmp`);
+  const client = await opts.pool.connect();
+  let sqlite: Database.Database | null = null;
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await applyScope(client, opts.scope ?? {});
+    await client.query("SELECT set_config('DateStyle', 'ISO, YMD', true), set_config('TimeZone', 'UTC', true)");
+    const dep = await findDeployment(client, opts.clientName);
+    const captured = await loadSourceSchema(client, dep.deploymentId);
+    const target = await readTargetSchema(client, dep.schemaName);
+    if (target.tables.size === 0) {
+      throw new ConflictError(
+        `tenant "${opts.clientName}" has no backup tables in schema ${dep.schemaName}; run a sync first: syncctl client sync ${opts.clientName}`,
+      );
+    }
+
+    sqlite = new Database(tmp);
+    sqlite.pragma('foreign_keys = OFF'); // as Open WebUI runs; parents' unique indexes come after the rows
+    sqlite.pragma('journal_mode = OFF');
+    sqlite.pragma('synchronous = OFF');
+    sqlite.pragma('locking_mode = EXCLUSIVE');
+    sqlite.pragma('cache_size = -65536');
+
+    const { plans, indexes, usedCaptured, usedReconstructed } = await createTables(
+      client,
+      sqlite,
+      dep,
+      captured?.objects ?? null,
+      target.tables,
+      logger,
+    );
+
+    const tombstones = await tombstoneCounts(client, dep.deploymentId);
+    const result: Record<string, number> = {};
+    let rowsRestored = 0;
+    let leftOut = 0;
+    const batchSize = opts.batchSize ?? 20_000;
+    for (const [i, plan] of plans.entries()) {
+      if (!plan.table || plan.columns.length === 0) {
+        result[plan.name] = 0;
+        continue;
+      }
+      const n = await copyTable(client, sqlite, dep, plan, {
+        includeDeleted: Boolean(opts.includeDeleted),
+        batchSize,
+        progress: opts.onProgress
+          ? (rowsDone, rowsTotal) =>
+              opts.onProgress?.({ table: plan.name, rowsDone, rowsTotal, tableIndex: i, tableCount: plans.length })
+          : undefined,
+      });
+      result[plan.name] = n;
+      rowsRestored += n;
+      if (!opts.includeDeleted) leftOut += tombstones.get(plan.name) ?? 0;
+    }
+    await client.query('COMMIT');
+
+    for (const o of indexes) sqlite.exec(o.sql);
+    sqlite.pragma('locking_mode = NORMAL');
+    sqlite.pragma('journal_mode = DELETE');
+    const integrity = String(sqlite.pragma('integrity_check', { simple: true }));
+    if (integrity !== 'ok') throw new Error(`restored database failed PRAGMA integrity_check: ${integrity}`);
+    sqlite.close();
+    sqlite = null;
+    const fd = fs.openSync(tmp, 'r');
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    // A stale WAL or journal next to the old file would be applied to the new one.
+    for (const suffix of ['-wal', '-shm', '-journal']) fs.rmSync(to + suffix, { force: true });
+    fs.renameSync(tmp, to);
+    const ddl = usedCaptured && usedReconstructed ? 'mixed' : usedCaptured ? 'captured' : 'reconstructed';
+    logger.info({ client: opts.clientName, path: to, rows: rowsRestored, ddl }, `restored ${opts.clientName}`);
+    return {
+      clientName: opts.clientName,
+      path: to,
+      tables: result,
+      rowsRestored,
+      rowsLeftOutDeleted: leftOut,
+      ddl,
+      openwebuiVersion: captured?.openwebuiVersion ?? null,
+      integrityCheck: integrity,
+      durationSeconds: (performance.now() - started) / 1000,
+    };
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+    if (sqlite?.open) sqlite.close();
+    for (const suffix of ['', '-journal', '-wal', '-shm']) fs.rmSync(tmp + suffix, { force: true });
+  }
+}
+
+async function tombstoneCounts(client: pg.ClientBase, deploymentId: string): Promise<Map<string, number>> {
+  const res = await client.query<{ table_name: string; n: string }>(
+    `SELECT table_name, count(*) AS n FROM sync_state.row_state
+      WHERE deployment_id = $1::uuid AND deleted_at IS NOT NULL GROUP BY table_name`,
+    [deploymentId],
+  );
+  return new Map(res.rows.map((r) => [r.table_name, Number(r.n)]));
+}
+
+function tableColumns(db: Database.Database, table: string): string[] {
+  return (db.prepare(`PRAGMA table_info(${quoteIdent(table)})`).all() as { name: string }[]).map((c) => c.name);
+}
+
+async function createTables(
+  client: pg.ClientBase,
+  db: Database.Database,
+  dep: Deployment,
+  captured: SourceObject[] | null,
+  targets: ReadonlyMap<string, TargetTable>,
+  logger: Logger,
+): Promise<{ plans: TablePlanR[]; indexes: SourceObject[]; usedCaptured: boolean; usedReconstructed: boolean }> {
+  const plans: TablePlanR[] = [];
+  const later: SourceObject[] = [];
+  let usedCaptured = false;
+  let usedReconstructed = false;
+  const capturedTables = (captured ?? []).filter((o) => o.type === 'table');
+  const done = new Set<string>();
+  for (const o of capturedTables) {
+    db.exec(o.sql);
+    const t = targets.get(o.name) ?? null;
+    const cols = tableColumns(db, o.name);
+    const missing = t ? t.columns.filter((c) => !cols.includes(c.name)).map((c) => c.name) : [];
+    if (missing.length > 0) {
+      // The backup gained columns after the DDL was captured (schema upgrade): rebuild this table from PostgreSQL.
+      logger.warn({ table: o.name, missing }, 'captured DDL is older than the backup table; rebuilt from PostgreSQL');
+      db.exec(`DROP TABLE ${quoteIdent(o.name)}`);
+      continue;
+    }
+    if (!t) logger.warn({ table: o.name }, 'table of the source has no backup table; restored empty');
+    usedCaptured = true;
+    done.add(o.name);
+    plans.push(planFor(o.name, t, cols));
+    later.push(...(captured ?? []).filter((x) => x.type !== 'table' && x.tbl_name === o.name));
+  }
+  for (const [name, t] of targets) {
+    if (done.has(name)) continue;
+    const objects = await reconstructTableDdl(client, dep.schemaName, name);
+    usedReconstructed = true;
+    for (const o of objects.filter((x) => x.type === 'table')) db.exec(o.sql);
+    plans.push(planFor(name, t, tableColumns(db, name)));
+    later.push(...objects.filter((x) => x.type !== 'table'));
+  }
+  // Triggers and views after indexes (a view may refer to several tables).
+  later.sort((a, b) => rank(a.type) - rank(b.type));
+  return { plans, indexes: later, usedCaptured, usedReconstructed };
+}
+
+const rank = (type: string) => (type === 'index' ? 0 : type === 'trigger' ? 1 : 2);
+
+function planFor(name: string, t: TargetTable | null, sqliteColumns: string[]): TablePlanR {
+  if (!t) return { name, table: null, columns: [], kinds: [] };
+  const cols = t.columns.filter((c) => sqliteColumns.includes(c.name));
+  return { name, table: t, columns: cols.map((c) => c.name), kinds: cols.map((c) => restoreKindFor(c.type)) };
+}
+
+/** COPY (SELECT …) of one table, binary, keeping tombstoned rows out unless asked. */
+export function copyOutSql(
+  schemaName: string,
+  deploymentId: string,
+  plan: { name: string; table: TargetTable | null; columns: readonly string[]; kinds: readonly RestoreKind[] },
+  opts: { includeDeleted: boolean; tombstoneFlag?: boolean },
+): string {
+  const key = plan.table?.key ?? [];
+  const exprs = plan.columns.map((c, i) => selectExpression('t', c, plan.kinds[i] as RestoreKind));
+  const live = key.length > 0 ? notTombstonedSql('t', key, `${quoteLiteral(deploymentId)}::uuid`, plan.name) : 'true';
+  if (opts.tombstoneFlag) exprs.push(`NOT (${live}) AS owui_tombstoned`);
+  const where = opts.includeDeleted || opts.tombstoneFlag ? '' : ` WHERE ${live}`;
+  return `COPY (SELECT ${exprs.join(', ')} FROM ${qualified(schemaName, plan.name)} t${where}) TO STDOUT (FORMAT binary)`;
+}
+
+async function copyTable(
+  client: pg.ClientBase,
+  db: Database.Database,
+  dep: Deployment,
+  plan: TablePlanR,
+  opts: {
+    includeDeleted: boolean;
+    batchSize: number;
+    progress: ((done: number, total: number | null) => void) | undefined;
+  },
+): Promise<number> {
+  let total: number | null = null;
+  if (opts.progress) {
+    const est = await client.query<{ n: string }>(
+      `SELECT c.reltuples::bigint AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = $1::text AND c.relname = $2::text`,
+      [dep.schemaName, plan.name],
+    );
+    const n = Number(est.rows[0]?.n ?? -1);
+    total = n >= 0 ? n : null;
+    opts.progress(0, total);
+  }
+  const insert = db.prepare(
+    `INSERT INTO ${quoteIdent(plan.name)} (${plan.columns.map(quoteIdent).join(', ')}) VALUES (${plan.columns
+      .map(() => '?')
+      .join(', ')})`,
+  );
+  const stream = client.query(copyStreams.to(copyOutSql(dep.schemaName, dep.deploymentId, plan, opts)));
+  const kinds = plan.kinds;
+  const values: SqliteValue[] = new Array<SqliteValue>(kinds.length);
+  let n = 0;
+  let inTx = false;
+  let lastReport = performance.now();
+  try {
+    for await (const fields of binaryCopyTuples(stream)) {
+      if (!inTx) {
+        db.exec('BEGIN');
+        inTx = true;
+      }
+      for (let i = 0; i < kinds.length; i += 1) values[i] = decodeField(kinds[i] as RestoreKind, fields[i] ?? null);
+      insert.run(values);
+      n += 1;
+      if (n % opts.batchSize === 0) {
+        db.exec('COMMIT');
+        inTx = false;
+        const now = performance.now();
+        if (opts.progress && now - lastReport > 200) {
+          lastReport = now;
+          opts.progress(n, total !== null ? Math.max(total, n) : null);
+        }
+      }
+    }
+    if (inTx) db.exec('COMMIT');
+  } catch (error) {
+    if (inTx && db.inTransaction) db.exec('ROLLBACK');
+    stream.destroy();
+    throw error;
+  }
+  opts.progress?.(n, n);
+  return n;
+}
