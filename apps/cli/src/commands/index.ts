@@ -15,6 +15,7 @@ import { initCommand } from './init.ts';
 import { menuCommand } from './menu.ts';
 import { clientRegisterCommand, clientSyncCommand, conflictsResolveCommand } from './register-sync.ts';
 import { nodeCommand, workerCommand } from './processes.ts';
+import { restoreCommand, verifyCommand } from './restore.ts';
 
 /** Every `syncctl` command, in the order help lists them. */
 export const COMMANDS: readonly Command[] = [
@@ -33,6 +34,8 @@ export const COMMANDS: readonly Command[] = [
   conflictsResolveCommand,
   clusterStatusCommand,
   clusterDeregisterCommand,
+  restoreCommand,
+  verifyCommand,
   menuCommand,
   nodeCommand,
   workerCommand,

@@ -1,0 +1,68 @@
+import fs from 'node:fs';
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { useTestDatabase } from '../support/db.ts';
+import { makeTenantDb, syncctl } from '../cli/support.ts';
+import { scratchDir } from './helpers.ts';
+
+describe('syncctl restore / verify', () => {
+  const db = useTestDatabase();
+  const scratch = scratchDir('syncctl-restore-');
+  afterAll(() => scratch.cleanup());
+  const env = () => ({
+    ADMIN_URL: db.current.adminUrl,
+    DATABASE_URL: db.current.serviceUrl,
+    CLUSTER_NAME: 'restore',
+    DOCKER_HOST: 'unix:///nonexistent/docker.sock',
+  });
+
+  it('verify matches after a sync and records the schema; restore writes a file verify accepts; exit 1 on drift', async () => {
+    const file = scratch.file('acme.db');
+    makeTenantDb(file, 8);
+    expect((await syncctl(['client', 'register', 'acme', '--sqlite', file], { env: env() })).code).toBe(0);
+    const synced = await syncctl(['client', 'sync', 'acme', '--full'], { env: env() });
+    expect(synced.code, synced.stderr).toBe(0);
+
+    const v = await syncctl(['verify', 'acme', '--json'], { env: env() });
+    expect(v.code, v.stderr).toBe(0);
+    expect(v.json()).toMatchObject({ match: true, totals: { missing: 0, extra: 0, differing: 0 } });
+
+    const to = scratch.file('out/webui.db');
+    const noDir = await syncctl(['restore', 'acme', '--to', to], { env: env() });
+    expect(noDir.code).toBe(1);
+    expect(noDir.stderr).toMatch(/does not exist; create it first/);
+    fs.mkdirSync(scratch.file('out'));
+    const r = await syncctl(['restore', 'acme', '--to', to], { env: env() });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/Restored "acme" to .*webui\.db: \d+ rows/);
+    expect(r.stdout).not.toMatch(/Schema rebuilt/);
+    const again = await syncctl(['restore', 'acme', '--to', to], { env: env() });
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/already exists.*--force/);
+    const againJson = await syncctl(['restore', 'acme', '--to', to, '--force', '--json'], { env: env() });
+    expect(againJson.code, againJson.stderr).toBe(0);
+    expect(againJson.json()).toMatchObject({ integrityCheck: 'ok', ddl: 'captured' });
+
+    const restored = await syncctl(['verify', 'acme', '--sqlite', to], { env: env() });
+    expect(restored.code, restored.stdout).toBe(0);
+    expect(restored.stdout).toMatch(/matches/);
+
+    const s = new Database(file);
+    s.prepare("UPDATE chat SET title = 'changed' WHERE rowid = 1").run();
+    s.close();
+    const drift = await syncctl(['verify', 'acme'], { env: env() });
+    expect(drift.code).toBe(1);
+    expect(drift.stdout).toMatch(/differs/);
+    expect(drift.stdout).toMatch(/chat\s+differs/);
+    expect(drift.stdout).toMatch(/syncctl client sync acme/);
+  });
+
+  it('every command has --help', async () => {
+    for (const cmd of [['restore'], ['verify']]) {
+      const h = await syncctl([...cmd, '--help'], { env: env() });
+      expect(h.code).toBe(0);
+      expect(h.stdout).toMatch(/Usage|usage|syncctl/);
+      expect(h.stdout).toMatch(cmd[0] === 'restore' ? /--include-deleted/ : /--sqlite/);
+    }
+  });
+});
