@@ -1,0 +1,165 @@
+/**
+ * Restore benchmark: restore of the ~250 MB generated Open WebUI tenant (BENCH_SCALE, era 0.11.0) to a new SQLite
+ * file, against the full sync of the same tenant measured in the same run (target: restore ≤ 2× the full sync).
+ * Each full sync and each restore runs in its own Node process, so peak RSS is that operation's own.
+ *
+ *   npx tsx bench/restore.ts                 # 3 repetitions, medians
+ *   BENCH_REPS=5 BENCH_SQLITE=/path/webui.db npx tsx bench/restore.ts
+ *
+ *   BENCH_RESTORE_HEAP_MB=48 npx tsx bench/restore.ts   # restore with a 48 MB V8 heap: memory is bounded
+ *
+ * Needs PostgreSQL (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres).
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { install, quoteIdent } from '../packages/schema/src/index.ts';
+import { createPool } from '../packages/engine/src/db.ts';
+import { captureSourceSchema, restoreTenant } from '../packages/engine/src/restore/index.ts';
+import { provisionTenant, runTenantSync } from '../packages/engine/src/sync/index.ts';
+import { BENCH_SCALE, generateOpenWebUIDatabase } from '../packages/fixtures/src/index.ts';
+
+const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const REPS = Number(process.env.BENCH_REPS ?? 3);
+const TARGET_RATIO = 2;
+
+const withDb = (url: string, db: string) => Object.assign(new URL(url), { pathname: `/${db}` }).toString();
+const withUser = (url: string, user: string, password: string) =>
+  Object.assign(new URL(url), { username: user, password }).toString();
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+const now = () => Number(process.hrtime.bigint()) / 1e6;
+
+type ChildResult = { ms: number; peakRssMb: number; detail: Record<string, unknown> };
+
+function inChild(mode: 'sync' | 'restore', env: Record<string, string>): Promise<ChildResult> {
+  return new Promise((resolve, reject) => {
+    // BENCH_RESTORE_HEAP_MB caps the restoring process's V8 heap, to show that restore's memory does not grow with
+    // the tenant's size (it fails with an out-of-memory error if it did).
+    const heap = mode === 'restore' && process.env.BENCH_RESTORE_HEAP_MB;
+    const flags = heap ? [`--max-old-space-size=${heap}`] : [];
+    const child = spawn(
+      process.execPath,
+      [...flags, '--import', 'tsx', fileURLToPath(import.meta.url), `--child-${mode}`],
+      {
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) =>
+      code === 0
+        ? resolve(JSON.parse(out.trim().split('\n').pop() ?? '{}') as ChildResult)
+        : reject(new Error(`${mode} child exited ${code}`)),
+    );
+  });
+}
+
+async function childMain(mode: string): Promise<void> {
+  const pool = createPool(process.env.BENCH_CHILD_URL as string, { max: 4 });
+  try {
+    const scope = { hostId: process.env.BENCH_CHILD_HOST as string };
+    const clientName = process.env.BENCH_CHILD_CLIENT as string;
+    const t = now();
+    const detail =
+      mode === '--child-sync'
+        ? await runTenantSync({ pool, clientName, scope, triggeredBy: 'bench', fullSync: true })
+        : await restoreTenant({ pool, clientName, scope, to: process.env.BENCH_CHILD_TO as string, force: true });
+    const ms = now() - t;
+    const status = readFileSync('/proc/self/status', 'utf8');
+    const hwmKb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? process.resourceUsage().maxRSS);
+    process.stdout.write(`${JSON.stringify({ ms, peakRssMb: hwmKb / 1024, detail })}\n`);
+  } finally {
+    await pool.end();
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'owui-bench-restore-'));
+  const dbName = `owui_bench_${randomBytes(3).toString('hex')}`;
+  const role = `owui_bench_svc_${randomBytes(3).toString('hex')}`;
+  const password = randomBytes(12).toString('hex');
+  const root = new pg.Client({ connectionString: ADMIN_URL });
+  await root.connect();
+  await root.query(`CREATE DATABASE ${quoteIdent(dbName)}`);
+  const adminUrl = withDb(ADMIN_URL, dbName);
+  const serviceUrl = withUser(adminUrl, role, password);
+  let admin: pg.Pool | undefined;
+  try {
+    const t0 = now();
+    let file = process.env.BENCH_SQLITE;
+    if (!file) {
+      file = path.join(dir, 'webui.db');
+      generateOpenWebUIDatabase({ path: file, era: '0.11.0', scale: BENCH_SCALE, seed: 42, journalMode: 'wal' });
+    }
+    const sizeMb = (statSync(file).size + (statSync(`${file}-wal`, { throwIfNoEntry: false })?.size ?? 0)) / 1e6;
+    console.log(`source: ${file} (${sizeMb.toFixed(1)} MB, prepared in ${((now() - t0) / 1000).toFixed(1)} s)`);
+    await install({ adminUrl, serviceRole: role, servicePassword: password, withQueue: false });
+    admin = createPool(adminUrl, { max: 2 });
+    const host = await admin.query<{ host_id: string }>(
+      `INSERT INTO sync_metadata.hosts (host_id, hostname, cluster_name, node_name)
+       VALUES (sync_metadata.host_identity('bench', 'bench', 'node'), 'bench', 'bench', 'node') RETURNING host_id`,
+    );
+    const hostId = host.rows[0]?.host_id as string;
+    const syncs: number[] = [];
+    const restores: number[] = [];
+    const restoreRss: number[] = [];
+    let rows = 0;
+    let outMb = 0;
+    for (let r = 0; r < REPS; r += 1) {
+      const name = `restore-${r}`;
+      await admin.query(
+        `INSERT INTO sync_metadata.client_deployments (client_name, host_id, sqlite_path, schema_name, sync_enabled, status)
+         VALUES ($1, $2, $3, $4, true, 'active')`,
+        [name, hostId, file, `client_${name.replaceAll('-', '_')}`],
+      );
+      await provisionTenant({ adminPool: admin, clientName: name, sqlitePath: file, serviceRole: role });
+      await captureSourceSchema({ pool: admin, clientName: name });
+      const env = { BENCH_CHILD_URL: serviceUrl, BENCH_CHILD_CLIENT: name, BENCH_CHILD_HOST: hostId };
+      await admin.query('CHECKPOINT');
+      const s = await inChild('sync', env);
+      if ((s.detail as { status?: string }).status !== 'success')
+        throw new Error(`sync failed: ${JSON.stringify(s.detail)}`);
+      syncs.push(s.ms);
+      const to = path.join(dir, `restored-${r}.db`);
+      const rr = await inChild('restore', { ...env, BENCH_CHILD_TO: to });
+      restores.push(rr.ms);
+      restoreRss.push(rr.peakRssMb);
+      rows = Number((rr.detail as { rowsRestored?: number }).rowsRestored ?? 0);
+      outMb = statSync(to).size / 1e6;
+      rmSync(to, { force: true });
+      console.log(
+        `rep ${r + 1}: full sync ${(s.ms / 1000).toFixed(2)} s, restore ${(rr.ms / 1000).toFixed(2)} s ` +
+          `(ratio ${(rr.ms / s.ms).toFixed(2)}), restore peak RSS ${rr.peakRssMb.toFixed(0)} MB`,
+      );
+    }
+    const ratio = median(restores) / median(syncs);
+    console.log('');
+    console.log(`rows restored:            ${rows} (${outMb.toFixed(1)} MB SQLite file)`);
+    console.log(`full sync (median):       ${(median(syncs) / 1000).toFixed(2)} s`);
+    console.log(`restore (median):         ${(median(restores) / 1000).toFixed(2)} s`);
+    console.log(
+      `restore / full sync:      ${ratio.toFixed(2)}× (target ≤ ${TARGET_RATIO}×) ${ratio <= TARGET_RATIO ? 'OK' : 'MISSED'}`,
+    );
+    console.log(`restore peak RSS (median): ${median(restoreRss).toFixed(0)} MB`);
+  } finally {
+    await admin?.end();
+    await root.query(`DROP DATABASE IF EXISTS ${quoteIdent(dbName)} WITH (FORCE)`).catch(() => undefined);
+    await root.query(`DROP ROLE IF EXISTS ${quoteIdent(role)}`).catch(() => undefined);
+    await root.end();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const mode = process.argv[2];
+if (mode?.startsWith('--child-')) await childMain(mode);
+else await main();
