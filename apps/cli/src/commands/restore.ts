@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { InvalidInputError } from '../../../../packages/engine/src/errors.ts';
 import {
   captureSourceSchema,
@@ -45,7 +46,7 @@ export const restoreCommand: Command = {
       r = await restoreTenant({
         pool,
         clientName: name,
-        to,
+        to: path.resolve(ctx.io.cwd, to),
         scope: { cluster: ctx.cluster },
         force: Boolean(values.force),
         includeDeleted: Boolean(values['include-deleted']),
@@ -135,7 +136,7 @@ export const verifyCommand: Command = {
   async run(ctx, { positionals, values }) {
     const name = positionals[0] as string;
     const { pool } = ctx.readPool();
-    const sqlitePath = values.sqlite as string | undefined;
+    const sqlitePath = typeof values.sqlite === 'string' ? path.resolve(ctx.io.cwd, values.sqlite) : undefined;
     const v = await verifyTenant({
       pool,
       clientName: name,
