@@ -12,6 +12,7 @@ import { clusterDeregisterCommand, clusterStatusCommand } from './cluster.ts';
 import { conflictsCommand, jobsCommand } from './history.ts';
 import { demoCommand } from '../demo.ts';
 import { initCommand } from './init.ts';
+import { clientPurgeDeletedCommand, clientUpgradeSchemaCommand } from './maintenance.ts';
 import { menuCommand } from './menu.ts';
 import { clientRegisterCommand, clientSyncCommand, conflictsResolveCommand } from './register-sync.ts';
 import { nodeCommand, workerCommand } from './processes.ts';
@@ -28,6 +29,8 @@ export const COMMANDS: readonly Command[] = [
   clientIntervalCommand,
   clientConflictsConfigCommand,
   clientDeregisterCommand,
+  clientUpgradeSchemaCommand,
+  clientPurgeDeletedCommand,
   clientsCommand,
   jobsCommand,
   conflictsCommand,

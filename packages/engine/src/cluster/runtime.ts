@@ -11,6 +11,7 @@ import { createBoss } from './queue.ts';
 import { retryUntilReady } from './retry.ts';
 import { startScheduler, type SchedulerLoop } from './scheduler.ts';
 import { startSyncWorker, type RunTenantSync, type SyncWorker } from './worker.ts';
+import { reapStaleSyncJobs } from '../sync/bookkeeping.ts';
 
 /**
  * Builds and starts the cluster side of a process: service-role pool, host registration and heartbeat, pg-boss,
@@ -112,6 +113,7 @@ export async function startClusterRuntime(opts: ClusterRuntimeOptions): Promise<
         offlineAfterSeconds: config.OFFLINE_AFTER,
         logger,
         metrics,
+        reapStaleJobs: () => reapStaleSyncJobs(pool, { hostId, cluster: identity.cluster }),
       });
       cleanup.push(() => scheduler!.stop());
     }

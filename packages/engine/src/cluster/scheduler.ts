@@ -130,6 +130,11 @@ export function startScheduler(
     readonly elector: LeaderElector;
     readonly tickSeconds: number;
     readonly logger: Logger;
+    /**
+     * Marks sync_jobs rows left 'running' by dead workers as failed (the engine's reapStaleSyncJobs), run after each
+     * leader pass so a crashed run never stays 'running' until the tenant's next sync.
+     */
+    readonly reapStaleJobs?: () => Promise<number>;
   },
 ): SchedulerLoop {
   let stopped = false;
@@ -148,6 +153,10 @@ export function startScheduler(
             'scheduler tick',
           );
         }
+      }
+      if (opts.reapStaleJobs && !stopped && opts.elector.isLeader()) {
+        const reaped = await opts.reapStaleJobs();
+        if (reaped > 0) opts.logger.warn(`marked ${reaped} sync job(s) of stopped workers as failed`);
       }
     } catch (error) {
       if (error instanceof LeadershipLostError) {

@@ -12,6 +12,7 @@ import {
   type SqliteSchema,
   type SqliteTable,
 } from './sqlite-reader.ts';
+import { buildPlan, keyExpression } from './table-plan.ts';
 import { findDrift, parentsFirst, readTargetSchema, schemaExists, type TargetSchema } from './target-schema.ts';
 import { mapColumnType, mapDefault, type ColumnStats, type MappedType } from './type-map.ts';
 
@@ -152,6 +153,19 @@ export async function upgradeTenantSchema(opts: TenantDdlOptions): Promise<{ cha
       changes.push(`added column ${table}.${column} (${mapped.sql})`);
     }
     changes.push(...(await addMissingPrimaryKeys(client, schemaName, schema, target)));
+    // Rows already copied have nothing in the new columns, and their updated_at did not move: read those tables
+    // again from the start on the next run so the values arrive.
+    const widened = [...new Set(drift.newColumns.map((c) => c.table))];
+    await rebaseTargetHashes(client, opts.clientName, schemaName, schema, drift.newColumns);
+    if (widened.length > 0) {
+      await client.query(
+        `UPDATE sync_metadata.sync_progress p
+            SET cursor_value = NULL, cursor_key = NULL, updated_at = now()
+           FROM sync_metadata.client_deployments d
+          WHERE d.client_name = $1::text AND p.deployment_id = d.deployment_id AND p.table_name = ANY($2::text[])`,
+        [opts.clientName, widened],
+      );
+    }
     await grantTenant(client, schemaName, role);
     await client.query('COMMIT');
     logger.info({ schema: schemaName, changes }, `upgraded tenant schema ${schemaName}`);
@@ -161,6 +175,49 @@ export async function upgradeTenantSchema(opts: TenantDdlOptions): Promise<{ cha
     throw error;
   } finally {
     client.release();
+  }
+}
+
+/**
+ * Conflict detection compares each target row with the hash recorded when it was last written. Adding columns
+ * changes every row's hash although nobody edited it, so rows whose recorded hash still matches their old columns
+ * get a hash over the new column set; rows edited out of band since the last sync keep the old one and still count
+ * as changed on the target side.
+ */
+async function rebaseTargetHashes(
+  client: pg.ClientBase,
+  clientName: string,
+  schemaName: string,
+  schema: SqliteSchema,
+  newColumns: readonly { table: string; column: string }[],
+): Promise<void> {
+  if (newColumns.length === 0) return;
+  const dep = await client.query<{ deployment_id: string }>(
+    'SELECT deployment_id FROM sync_metadata.client_deployments WHERE client_name = $1::text',
+    [clientName],
+  );
+  const deploymentId = dep.rows[0]?.deployment_id;
+  if (!deploymentId) return;
+  const target = await readTargetSchema(client, schemaName);
+  for (const tableName of new Set(newColumns.map((c) => c.table))) {
+    const source = schema.tables.find((t) => t.name === tableName);
+    const targetTable = target.tables.get(tableName);
+    if (!source || !targetTable || targetTable.key.length === 0) continue;
+    const added = new Set(newColumns.filter((c) => c.table === tableName).map((c) => c.column));
+    const before = buildPlan(schemaName, targetTable, {
+      ...source,
+      columns: source.columns.filter((c) => !added.has(c.name)),
+    });
+    const after = buildPlan(schemaName, targetTable, source);
+    await client.query(
+      `UPDATE sync_state.row_state r
+          SET target_hash = ${after.sql.hashTarget}
+         FROM ${qualified(schemaName, tableName)} t
+        WHERE r.deployment_id = $1::uuid AND r.table_name = $2::text
+          AND r.row_key = ${keyExpression('t', targetTable.key)}
+          AND r.target_hash = ${before.sql.hashTarget}`,
+      [deploymentId, tableName],
+    );
   }
 }
 
