@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { useTestDatabase } from '../support/db.ts';
+import { lastVerifications } from '../../packages/engine/src/restore/index.ts';
+import { useTestDatabase, withConnection } from '../support/db.ts';
 import { makeTenantDb, syncctl } from '../cli/support.ts';
 import { scratchDir } from './helpers.ts';
 
@@ -26,6 +27,8 @@ describe('syncctl restore / verify', () => {
     const v = await syncctl(['verify', 'acme', '--json'], { env: env() });
     expect(v.code, v.stderr).toBe(0);
     expect(v.json()).toMatchObject({ match: true, totals: { missing: 0, extra: 0, differing: 0 } });
+    const last = () => withConnection(db.current.adminUrl, (c) => lastVerifications(c, 'acme'));
+    expect(await last()).toEqual([expect.objectContaining({ clientName: 'acme', match: true, sqlitePath: file })]);
 
     const to = scratch.file('out/webui.db');
     const noDir = await syncctl(['restore', 'acme', '--to', to], { env: env() });
@@ -55,6 +58,9 @@ describe('syncctl restore / verify', () => {
     expect(drift.stdout).toMatch(/differs/);
     expect(drift.stdout).toMatch(/chat\s+differs/);
     expect(drift.stdout).toMatch(/syncctl client sync acme/);
+    expect(await last()).toEqual([
+      expect.objectContaining({ match: false, totals: expect.objectContaining({ differing: 1 }) }),
+    ]);
   });
 
   it('every command has --help', async () => {

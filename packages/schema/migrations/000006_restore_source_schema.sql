@@ -13,3 +13,15 @@ CREATE TABLE IF NOT EXISTS sync_state.source_schema (
     journal_mode      text,
     captured_at       timestamptz NOT NULL DEFAULT now()
 );
+
+-- The last verification of each tenant (syncctl verify): whether its backup matched the source, with the totals
+-- and per-table report, for schedules, the API and the sync_verify_ok metric.
+CREATE TABLE IF NOT EXISTS sync_state.verify_results (
+    deployment_id    uuid PRIMARY KEY REFERENCES sync_metadata.client_deployments (deployment_id) ON DELETE CASCADE,
+    match            boolean NOT NULL,
+    sqlite_path      text NOT NULL,
+    totals           jsonb NOT NULL,
+    report           jsonb NOT NULL,
+    checked_at       timestamptz NOT NULL,
+    duration_seconds numeric(12, 3) NOT NULL
+);

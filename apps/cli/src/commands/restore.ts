@@ -142,6 +142,7 @@ export const verifyCommand: Command = {
       clientName: name,
       scope: { cluster: ctx.cluster },
       logger: ctx.logger,
+      record: true,
       ...(sqlitePath ? { sqlitePath } : {}),
     });
     if (!sqlitePath) {

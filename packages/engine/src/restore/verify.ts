@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import type { Logger } from 'pino';
-import { applyScope, type DbScope } from '../db.ts';
+import { applyScope, withTransaction, type DbScope } from '../db.ts';
 import { silentLogger } from '../logger.ts';
 import type { SyncMetrics } from '../metrics.ts';
 import { SqliteSnapshot, toSourceError } from '../sync/sqlite-reader.ts';
@@ -55,6 +55,8 @@ export type VerifyOptions = {
   sqlitePath?: string;
   metrics?: SyncMetrics;
   logger?: Logger;
+  /** Store the result as the tenant's last verification (sync_state.verify_results); ignored with sqlitePath. */
+  record?: boolean;
 };
 
 const EXAMPLES = 10;
@@ -175,7 +177,6 @@ export async function verifyTenant(opts: VerifyOptions): Promise<VerifyResult> {
       if (report.missing + report.extra + report.differing > 0) report.status = 'differs';
       reports.push(report);
     }
-    await client.query('COMMIT');
     const sum = (f: (r: VerifyTableReport) => number) => reports.reduce((a, r) => a + f(r), 0);
     const totals = {
       missing: sum((r) => r.missing),
@@ -186,6 +187,19 @@ export async function verifyTenant(opts: VerifyOptions): Promise<VerifyResult> {
       backupRows: sum((r) => r.backupRows),
     };
     const match = reports.every((r) => r.status === 'ok');
+    const checkedAt = new Date().toISOString();
+    const durationSeconds = (performance.now() - started) / 1000;
+    await client.query('COMMIT');
+    if (opts.record && !opts.sqlitePath) {
+      await recordVerification(opts.pool, opts.scope ?? {}, dep.deploymentId, {
+        match,
+        sqlitePath,
+        totals,
+        tables: reports,
+        checkedAt,
+        durationSeconds,
+      });
+    }
     opts.metrics?.verifyResult.set({ client: opts.clientName }, match ? 1 : 0);
     logger.info({ client: opts.clientName, match, ...totals }, `verified ${opts.clientName}`);
     return {
@@ -194,8 +208,8 @@ export async function verifyTenant(opts: VerifyOptions): Promise<VerifyResult> {
       match,
       tables: reports,
       totals,
-      checkedAt: new Date().toISOString(),
-      durationSeconds: (performance.now() - started) / 1000,
+      checkedAt,
+      durationSeconds,
     };
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
@@ -204,4 +218,75 @@ export async function verifyTenant(opts: VerifyOptions): Promise<VerifyResult> {
     snap?.close();
     client.release();
   }
+}
+
+async function recordVerification(
+  pool: pg.Pool,
+  scope: DbScope,
+  deploymentId: string,
+  v: Pick<VerifyResult, 'match' | 'sqlitePath' | 'totals' | 'tables' | 'checkedAt' | 'durationSeconds'>,
+): Promise<void> {
+  await withTransaction(
+    pool,
+    async (client) => {
+      await client.query(
+        `INSERT INTO sync_state.verify_results
+           (deployment_id, match, sqlite_path, totals, report, checked_at, duration_seconds)
+         VALUES ($1::uuid, $2::boolean, $3::text, $4::jsonb, $5::jsonb, $6::timestamptz, $7::numeric)
+         ON CONFLICT (deployment_id) DO UPDATE SET match = EXCLUDED.match, sqlite_path = EXCLUDED.sqlite_path,
+           totals = EXCLUDED.totals, report = EXCLUDED.report, checked_at = EXCLUDED.checked_at,
+           duration_seconds = EXCLUDED.duration_seconds`,
+        [
+          deploymentId,
+          v.match,
+          v.sqlitePath,
+          JSON.stringify(v.totals),
+          JSON.stringify(v.tables),
+          v.checkedAt,
+          v.durationSeconds.toFixed(3),
+        ],
+      );
+    },
+    scope,
+  );
+}
+
+export type LastVerification = {
+  clientName: string;
+  match: boolean;
+  sqlitePath: string;
+  totals: VerifyResult['totals'];
+  checkedAt: Date;
+  durationSeconds: number;
+};
+
+/**
+ * The last recorded verification of each visible tenant (or one), for the API and metrics: set
+ * sync_verify_ok{client} from `match` at scrape time.
+ */
+export async function lastVerifications(
+  client: Pick<pg.ClientBase, 'query'>,
+  clientName?: string,
+): Promise<LastVerification[]> {
+  const res = await client.query<{
+    client_name: string;
+    match: boolean;
+    sqlite_path: string;
+    totals: VerifyResult['totals'];
+    checked_at: Date;
+    duration_seconds: string;
+  }>(
+    `SELECT d.client_name, v.match, v.sqlite_path, v.totals, v.checked_at, v.duration_seconds
+       FROM sync_state.verify_results v JOIN sync_metadata.client_deployments d USING (deployment_id)
+      WHERE $1::text IS NULL OR d.client_name = $1::text ORDER BY d.client_name`,
+    [clientName ?? null],
+  );
+  return res.rows.map((r) => ({
+    clientName: r.client_name,
+    match: r.match,
+    sqlitePath: r.sqlite_path,
+    totals: r.totals,
+    checkedAt: r.checked_at,
+    durationSeconds: Number(r.duration_seconds),
+  }));
 }
