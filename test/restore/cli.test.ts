@@ -63,6 +63,15 @@ describe('syncctl restore / verify', () => {
     ]);
   });
 
+  it('--at explains why a point-in-time restore is not possible', async () => {
+    const r = await syncctl(['restore', 'acme', '--to', scratch.file('x.db'), '--at', '2026-01-01T00:00:00Z'], {
+      env: env(),
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/--at\) is not possible: the backup keeps only the latest version/);
+    expect(fs.existsSync(scratch.file('x.db'))).toBe(false);
+  });
+
   it('every command has --help', async () => {
     for (const cmd of [['restore'], ['verify']]) {
       const h = await syncctl([...cmd, '--help'], { env: env() });

@@ -45,6 +45,7 @@ describe('restore and verify', () => {
         onProgress: (p) => progress.push(p.table),
       });
       expect(r.ddl).toBe('captured');
+      expect(r.warnings).toEqual([]);
       expect(integrityCheck(to)).toBe('ok');
       const expected = dumpDatabase(source);
       expect(Object.values(expected.rows).flat().length).toBeGreaterThan(20);
@@ -139,6 +140,26 @@ describe('restore and verify', () => {
     const v = await verifyTenant({ pool: service, clientName: 'recon', scope: { hostId }, sqlitePath: to });
     expect(v.match, JSON.stringify(v.tables.filter((t) => t.status !== 'ok'))).toBe(true);
     expect(v.totals.sourceRows).toBe(r.rowsRestored);
+  });
+
+  it('warns when the backup cannot be complete: the tenant was never synced', async () => {
+    const source = scratch.file('never.db');
+    makeMiniOpenWebUI(source, { chats: 3 });
+    const { hostId } = await registerTenant(db.current.adminUrl, 'never', source);
+    await provisionTenant({
+      adminPool: admin,
+      clientName: 'never',
+      sqlitePath: source,
+      serviceRole: db.current.serviceRole,
+    });
+    const r = await restoreTenant({
+      pool: service,
+      clientName: 'never',
+      to: scratch.file('never-restored.db'),
+      scope: { hostId },
+    });
+    expect(r.rowsRestored).toBe(0);
+    expect(r.warnings).toEqual([expect.stringMatching(/never completed a sync/)]);
   });
 
   it('refuses to overwrite without force, replaces atomically with force, and never leaves a temp file', async () => {

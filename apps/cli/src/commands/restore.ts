@@ -26,6 +26,11 @@ export const restoreCommand: Command = {
     to: { type: 'string', placeholder: 'PATH', description: 'SQLite file to create (required)' },
     force: { type: 'boolean', description: 'replace PATH if it exists (stop Open WebUI first)' },
     'include-deleted': { type: 'boolean', description: 'also restore rows deleted in the source (tombstoned)' },
+    at: {
+      type: 'string',
+      placeholder: 'TIMESTAMP',
+      description: 'not available: the backup keeps only the latest version of each row (see docs/restore.md)',
+    },
   },
   examples: [
     'syncctl restore acme-corp --to /srv/restore/webui.db',
@@ -36,6 +41,12 @@ export const restoreCommand: Command = {
     const to = values.to;
     if (typeof to !== 'string' || to.length === 0) {
       throw new InvalidInputError(`say where to write the file: syncctl restore ${name} --to PATH`);
+    }
+    if (values.at !== undefined) {
+      throw new InvalidInputError(
+        'restoring to a point in time (--at) is not possible: the backup keeps only the latest version of each row ' +
+          'and the tombstones of deleted rows (see docs/restore.md); restore the latest state, or add --include-deleted',
+      );
     }
     const { pool } = ctx.readPool();
     const tty = Boolean(ctx.io.stderr.isTTY) && !ctx.json;
@@ -66,6 +77,7 @@ export const restoreCommand: Command = {
           `   ${r.rowsLeftOutDeleted} rows deleted in the source were left out (--include-deleted keeps them)`,
         );
       }
+      for (const w of r.warnings) lines.push(`   ⚠️  ${w}`);
       if (r.ddl !== 'captured') {
         lines.push(
           `   Schema rebuilt from PostgreSQL (the source's own DDL was not recorded${r.ddl === 'mixed' ? ' for every table' : ''}); ` +

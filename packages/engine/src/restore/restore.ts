@@ -56,6 +56,8 @@ export type RestoreResult = {
   ddl: 'captured' | 'reconstructed' | 'mixed';
   openwebuiVersion: string | null;
   integrityCheck: string;
+  /** Things the operator should know: an unfinished full sync, rows the sync could not write, a failed last sync. */
+  warnings: string[];
   durationSeconds: number;
 };
 
@@ -122,6 +124,8 @@ export async function restoreTenant(opts: RestoreOptions): Promise<RestoreResult
     );
 
     const tombstones = await tombstoneCounts(client, dep.deploymentId);
+    const warnings = await backupWarnings(client, dep.deploymentId, opts.clientName);
+    for (const w of warnings) logger.warn({ client: opts.clientName }, w);
     const result: Record<string, number> = {};
     let rowsRestored = 0;
     let leftOut = 0;
@@ -169,6 +173,7 @@ export async function restoreTenant(opts: RestoreOptions): Promise<RestoreResult
       ddl,
       openwebuiVersion: captured?.openwebuiVersion ?? null,
       integrityCheck: integrity,
+      warnings,
       durationSeconds: (performance.now() - started) / 1000,
     };
   } catch (error) {
@@ -188,6 +193,38 @@ async function tombstoneCounts(client: pg.ClientBase, deploymentId: string): Pro
     [deploymentId],
   );
   return new Map(res.rows.map((r) => [r.table_name, Number(r.n)]));
+}
+
+async function backupWarnings(client: pg.ClientBase, deploymentId: string, name: string): Promise<string[]> {
+  const res = await client.query<{
+    pending: string[] | null;
+    failed: string;
+    status: string | null;
+    last: Date | null;
+  }>(
+    `SELECT (SELECT array_agg(table_name ORDER BY table_name) FROM sync_metadata.sync_progress
+              WHERE deployment_id = $1::uuid AND full_sync_pending) AS pending,
+            (SELECT count(*) FROM sync_state.failed_rows WHERE deployment_id = $1::uuid AND resolved_at IS NULL) AS failed,
+            d.last_sync_status AS status, d.last_sync_at AS last
+       FROM sync_metadata.client_deployments d WHERE d.deployment_id = $1::uuid`,
+    [deploymentId],
+  );
+  const r = res.rows[0];
+  const warnings: string[] = [];
+  if (!r) return warnings;
+  if (r.last === null) warnings.push(`tenant "${name}" has never completed a sync; the backup may be empty`);
+  if (r.pending?.length) {
+    warnings.push(
+      `a full sync of "${name}" is unfinished (tables: ${r.pending.join(', ')}); those tables may be incomplete — finish it with: syncctl client sync ${name} --full`,
+    );
+  }
+  if (Number(r.failed) > 0) {
+    warnings.push(
+      `${r.failed} source rows could not be written to the backup (sync_state.failed_rows) and are not in the restored file; see: syncctl jobs --client ${name} --status failed`,
+    );
+  }
+  if (r.status === 'failed') warnings.push(`the last sync of "${name}" failed; the backup is from before it`);
+  return warnings;
 }
 
 function tableColumns(db: Database.Database, table: string): string[] {
