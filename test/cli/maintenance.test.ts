@@ -20,6 +20,15 @@ describe('syncctl client upgrade-schema / purge-deleted', () => {
   it('a sync after an Open WebUI upgrade fails clearly; upgrade-schema applies the change and the next sync copies it', async () => {
     generateOpenWebUIDatabase({ path: file, era: '0.6.42', seed: 7 });
     expect((await syncctl(['client', 'register', 'globex', '--sqlite', file], { env: env() })).code).toBe(0);
+    const captured = async () =>
+      (
+        await q(
+          `SELECT s.objects FROM sync_state.source_schema s
+             JOIN sync_metadata.client_deployments d USING (deployment_id) WHERE d.client_name = 'globex'`,
+        )
+      )[0]?.objects as { name: string; sql: string | null }[] | undefined;
+    // Registration records the source's exact DDL for restores.
+    expect((await captured())?.find((o) => o.name === 'chat')?.sql).toMatch(/CREATE TABLE/);
     const first = await syncctl(['client', 'sync', 'globex', '--full', '--json'], { env: env() });
     expect(first.code, first.stderr).toBe(0);
 
@@ -44,6 +53,7 @@ describe('syncctl client upgrade-schema / purge-deleted', () => {
     expect(changes).toMatch(/widget/);
     expect(changes).toMatch(/nickname/);
 
+    expect((await captured())?.find((o) => o.name === 'user')?.sql).toMatch(/nickname/);
     const again = await syncctl(['client', 'upgrade-schema', 'globex', '--json'], { env: env() });
     expect((again.json() as { changes: string[] }).changes).toEqual([]);
 

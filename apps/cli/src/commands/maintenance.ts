@@ -1,4 +1,5 @@
 import { NotFoundError, InvalidInputError } from '../../../../packages/engine/src/errors.ts';
+import { captureSourceSchema } from '../../../../packages/engine/src/restore/index.ts';
 import { purgeTombstones, upgradeTenantSchema } from '../../../../packages/engine/src/sync/index.ts';
 import type { Command } from '../command.ts';
 import { confirmTyped } from '../confirm.ts';
@@ -44,6 +45,7 @@ export const clientUpgradeSchemaCommand: Command = {
       serviceRole: ctx.serviceRole,
       logger: ctx.logger,
     });
+    if (changes.length > 0) await captureSourceSchema({ pool: ctx.pool('admin'), clientName: name, sqlitePath });
     ctx.result({ client_name: name, changes }, () =>
       changes.length === 0
         ? `ℹ️  Schema of "${name}" already matches its SQLite database; nothing changed.`

@@ -5,6 +5,7 @@ import { hostIdentity } from '../../../../packages/engine/src/cluster/host-regis
 import { withTransaction } from '../../../../packages/engine/src/db.ts';
 import { ConflictError } from '../../../../packages/engine/src/errors.ts';
 import type { Logger } from '../../../../packages/engine/src/logger.ts';
+import { captureSourceSchema } from '../../../../packages/engine/src/restore/index.ts';
 import { inspectSqliteSource, provisionTenant } from '../../../../packages/engine/src/sync/index.ts';
 import { schemaNameFor } from '../../../../packages/schema/src/names.ts';
 import { hasLiveLeader } from './cluster.ts';
@@ -136,6 +137,8 @@ export async function registerTenant(opts: RegisterOptions): Promise<RegisterRes
     if ((error as { code?: string }).code === '23505') throw alreadyRegistered(name);
     throw error;
   }
+  // The source's exact DDL, so a restore recreates the same declared types, keys and indexes.
+  await captureSourceSchema({ pool: opts.adminPool, clientName: name, sqlitePath });
   return {
     client_name: name,
     schema_name: schemaName,
