@@ -283,7 +283,8 @@ describe('sync workers with real processes', () => {
 
   it('SIGTERM a worker mid-sync: it hands the job back and exits, another worker finishes the tenant', async () => {
     const cluster = 'e2e-term-worker';
-    const file = await addTenant(cluster, 'termco', 3000);
+    // Big enough that the run outlasts the 1 s shutdown grace (a shorter one would just finish, not be handed back).
+    const file = await addTenant(cluster, 'termco', 20000);
     const extra = { WORKER_CONCURRENCY: '1', BATCH_SIZE: '50', SHUTDOWN_TIMEOUT: '1' };
     const node = startApp('node-a', 'node', env(cluster, 'node-a', { WORKER_CONCURRENCY: '0' }));
     const workers = [
