@@ -19,6 +19,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { install, qualified, quoteIdent } from '../packages/schema/src/index.ts';
 import { createPool } from '../packages/engine/src/db.ts';
+import { createLogger } from '../packages/engine/src/logger.ts';
 import { provisionTenant, readTargetSchema, runTenantSync } from '../packages/engine/src/sync/index.ts';
 import { parentsFirst } from '../packages/engine/src/sync/target-schema.ts';
 
@@ -238,7 +239,14 @@ async function main(): Promise<void> {
       w.transaction(() => ids.forEach((id) => upd.run(ts, id)))();
       w.close();
       const t = now();
-      const res = await runTenantSync({ pool: service, clientName: lastEngine, scope, triggeredBy: 'bench' });
+      const res = await runTenantSync({
+        pool: service,
+        clientName: lastEngine,
+        scope,
+        triggeredBy: 'bench',
+        // BENCH_DEBUG=1 prints where an incremental run spends its time (per table).
+        ...(process.env.BENCH_DEBUG === '1' ? { logger: createLogger({ level: 'debug' }) } : {}),
+      });
       changed.push(now() - t);
       if (res.status !== 'success' || res.rowsSynced < 1000) throw new Error(`changed run: ${JSON.stringify(res)}`);
     }
