@@ -8,7 +8,7 @@ import { createPool } from '../../../packages/engine/src/db.ts';
 import { ConfigError, errorMessage } from '../../../packages/engine/src/errors.ts';
 import { startLocalPostgres, type LocalPostgres } from '../../../packages/engine/src/local-postgres.ts';
 import { DEFAULT_SERVICE_ROLE } from '../../../packages/schema/src/install.ts';
-import { generateDemoTenant } from './demo-tenant.ts';
+import { DEMO_SCALE, generateOpenWebUIDatabase } from '../../../packages/fixtures/src/index.ts';
 import type { Command } from './command.ts';
 import type { CliContext } from './context.ts';
 import { initialize } from './ops/init.ts';
@@ -165,10 +165,12 @@ async function runDemo(ctx: CliContext, s: DemoSettings): Promise<number> {
     const sqlitePath = path.join(s.dataDir, 'tenants', s.tenant, 'webui.db');
     if (!existsSync(sqlitePath)) {
       mkdirSync(path.dirname(sqlitePath), { recursive: true });
-      const gen = generateDemoTenant(sqlitePath);
+      // The current Open WebUI layout (0.11.0), in WAL mode as Open WebUI runs it.
+      const gen = generateOpenWebUIDatabase({ path: sqlitePath, era: '0.11.0', scale: DEMO_SCALE, journalMode: 'wal' });
+      const rows = Object.values(gen.rowCounts).reduce((a, b) => a + b, 0);
       say(
-        `▶ Generated an Open WebUI database for tenant "${s.tenant}": ${gen.tables.length} tables, ${gen.rows} rows ` +
-          `(${sqlitePath})`,
+        `▶ Generated an Open WebUI 0.11.0 database for tenant "${s.tenant}": ${gen.tables.length} tables, ${rows} ` +
+          `rows (${sqlitePath})`,
       );
     } else {
       say(`▶ Reusing tenant database ${sqlitePath}`);
