@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type Database from 'better-sqlite3';
 import { quoteIdent } from '@owui-sync/schema';
-import type { Queryable } from '../db.ts';
+import { applyScope, type Queryable } from '../db.ts';
 import { NotFoundError } from '../errors.ts';
 import { SqliteSnapshot, detectOpenWebUIVersion, toSourceError } from '../sync/sqlite-reader.ts';
 
@@ -67,12 +67,7 @@ export async function captureSourceSchema(opts: {
   const client = await opts.pool.connect();
   try {
     await client.query('BEGIN');
-    if (opts.scope?.hostId || opts.scope?.cluster) {
-      await client.query(
-        "SELECT set_config('app.current_host_id', $1::text, true), set_config('app.current_cluster', $2::text, true)",
-        [opts.scope.hostId ?? '', opts.scope.cluster ?? ''],
-      );
-    }
+    await applyScope(client, opts.scope ?? {});
     const dep = await findDeployment(client, opts.clientName);
     const path = opts.sqlitePath ?? dep.sqlitePath;
     const snap = await SqliteSnapshot.open(path);
