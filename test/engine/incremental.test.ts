@@ -135,4 +135,31 @@ describe('incremental sync, deletes and tombstones', () => {
     );
     expect(tag.rows[0]).toEqual({ name: 'Work', meta: 'null' });
   });
+  it('tables without updated_at: unchanged content is skipped, every change (even back to an old value) arrives', async () => {
+    const tagName = async () =>
+      (await admin.query("SELECT name FROM client_inc.tag WHERE id = 'work' AND user_id = 'u1'")).rows[0]?.name;
+    const fingerprint = async () =>
+      (
+        await admin.query(
+          `SELECT p.content_fingerprint FROM sync_metadata.sync_progress p
+             JOIN sync_metadata.client_deployments d USING (deployment_id)
+            WHERE d.client_name = 'inc' AND p.table_name = 'tag'`,
+        )
+      ).rows[0]?.content_fingerprint as string | null;
+    // Another table changes (so the file is not skipped as a whole); tag does not.
+    write((d) =>
+      d.prepare("UPDATE chat SET title = 'poke', updated_at = 1800000000 WHERE id = (SELECT min(id) FROM chat)").run(),
+    );
+    expect(await sync()).toMatchObject({ status: 'success', rowsSynced: 1 });
+    const remembered = await fingerprint();
+    expect(remembered).toEqual(expect.any(String));
+    write((d) => d.prepare("UPDATE tag SET name = 'Job' WHERE id = 'work' AND user_id = 'u1'").run());
+    expect(await sync()).toMatchObject({ status: 'success', rowsSynced: 1 });
+    expect(await tagName()).toBe('Job');
+    expect(await fingerprint()).not.toBe(remembered);
+    write((d) => d.prepare("UPDATE tag SET name = 'Work' WHERE id = 'work' AND user_id = 'u1'").run());
+    expect(await sync()).toMatchObject({ status: 'success', rowsSynced: 1 });
+    expect(await tagName()).toBe('Work');
+    expect(await fingerprint()).toBe(remembered);
+  });
 });

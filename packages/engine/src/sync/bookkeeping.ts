@@ -287,6 +287,8 @@ export type ProgressRow = {
   deletesCheckedAt: Date | null;
   lastFullSyncAt: Date | null;
   cursorReadAt: Date | null;
+  /** Fingerprint of a cursor-less table's content as last applied (see incrementalTable). */
+  contentFingerprint: string | null;
 };
 
 export async function loadProgress(client: Queryable, deploymentId: string): Promise<Map<string, ProgressRow>> {
@@ -302,9 +304,10 @@ export async function loadProgress(client: Queryable, deploymentId: string): Pro
     deletes_checked_at: Date | null;
     last_full_sync_at: Date | null;
     cursor_read_at: Date | null;
+    content_fingerprint: string | null;
   }>(
     `SELECT table_name, cursor_value, cursor_key, rows_done, rows_total, phase, full_sync_pending, resume_key,
-            deletes_checked_at, last_full_sync_at, cursor_read_at
+            deletes_checked_at, last_full_sync_at, cursor_read_at, content_fingerprint
        FROM sync_metadata.sync_progress WHERE deployment_id = $1::uuid`,
     [deploymentId],
   );
@@ -323,6 +326,7 @@ export async function loadProgress(client: Queryable, deploymentId: string): Pro
         deletesCheckedAt: r.deletes_checked_at,
         lastFullSyncAt: r.last_full_sync_at,
         cursorReadAt: r.cursor_read_at,
+        contentFingerprint: r.content_fingerprint,
       },
     ]),
   );
@@ -387,5 +391,19 @@ export async function saveProgress(
       'resumeKey' in u,
       u.cursorReadAt ?? null,
     ],
+  );
+}
+
+/** Records (or, with null, forgets) the content fingerprint of a table without a cursor column. */
+export async function saveContentFingerprint(
+  client: Queryable,
+  deploymentId: string,
+  tableName: string,
+  fingerprint: string | null,
+): Promise<void> {
+  await client.query(
+    `UPDATE sync_metadata.sync_progress SET content_fingerprint = $3::text
+      WHERE deployment_id = $1::uuid AND table_name = $2::text AND content_fingerprint IS DISTINCT FROM $3::text`,
+    [deploymentId, tableName, fingerprint],
   );
 }

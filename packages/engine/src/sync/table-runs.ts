@@ -1,4 +1,5 @@
-import { saveProgress, type ProgressRow } from './bookkeeping.ts';
+import { createHash } from 'node:crypto';
+import { saveContentFingerprint, saveProgress, type ProgressRow } from './bookkeeping.ts';
 import { ChunkWriter, type RunContext } from './table-sync.ts';
 import { cursorBind, cursorSettled, decodeKeyValues, encodeKeyValues, type TablePlan } from './table-plan.ts';
 import { detectDeletes } from './tombstones.ts';
@@ -46,6 +47,7 @@ export async function fullTable(
 ): Promise<void> {
   const resumeKey = progress?.fullSyncPending ? progress.resumeKey : null;
   const t0 = performance.now();
+  if (progress?.contentFingerprint) await saveContentFingerprint(ctx.client, ctx.deploymentId, plan.name, null);
   const empty = await tableIsEmpty(ctx, plan);
   const writer = new ChunkWriter(ctx, plan, empty ? 'bulk' : 'compare', failedKeys.length > 0);
   const total = Number(ctx.snapshot.db.prepare(plan.sqlite.count).pluck().get());
@@ -139,6 +141,7 @@ export async function incrementalTable(
   const cursor = new CursorTracker(plan);
   const db = ctx.snapshot.db;
   const start = progress?.cursorValue ?? null;
+  let fingerprint: string | null = null;
   let done = 0;
   const keep = () => ({
     phase: 'running' as const,
@@ -182,8 +185,18 @@ export async function incrementalTable(
         false,
       );
     }
+  } else if (plan.cursorColumn === null) {
+    // No updated_at: compare every row by key and content hash, unless the table's content is exactly what the
+    // last run applied (one local pass over the snapshot, no round trip per row).
+    fingerprint = tableFingerprint(db, plan);
+    if (fingerprint === progress?.contentFingerprint && failedKeys.length === 0) {
+      ctx.logger.debug({ table: plan.name, ms: Math.round(performance.now() - t0) }, `unchanged ${plan.name}`);
+      if (deletesDue) await detectDeletes(ctx, plan, { failures: 0 });
+      return;
+    }
+    await feed(db.prepare(plan.sqlite.all).raw(true).safeIntegers(true).iterate() as IterableIterator<unknown[]>, true);
   } else {
-    // No usable cursor (no updated_at, or never synced): compare every row by key and content hash.
+    // Never synced incrementally: compare every row by key and content hash.
     await feed(db.prepare(plan.sqlite.all).raw(true).safeIntegers(true).iterate() as IterableIterator<unknown[]>, true);
   }
   if (failedKeys.length > 0) {
@@ -198,7 +211,7 @@ export async function incrementalTable(
     `incremental ${plan.name}`,
   );
   const final = cursor.text() ?? start;
-  if (done === 0 && failedKeys.length === 0 && final === start) {
+  if (done === 0 && failedKeys.length === 0 && final === start && fingerprint === null) {
     // Nothing read: leave the table's progress row as it is (saves a round trip per table).
     if (deletesDue) await detectDeletes(ctx, plan, { failures: failedKeys.length });
     return;
@@ -211,9 +224,36 @@ export async function incrementalTable(
     ...(cursor.text() !== null ? { cursorReadAt: ctx.snapshotAt } : {}),
   });
   report(done, null);
+  // Only content applied without failures is remembered; anything else is compared again next time.
+  if (fingerprint !== null) {
+    await saveContentFingerprint(ctx.client, ctx.deploymentId, plan.name, writer.failed === 0 ? fingerprint : null);
+  }
   if (deletesDue) await detectDeletes(ctx, plan, { failures: writer.failed + failedKeys.length });
   ctx.logger.debug(
     { table: plan.name, rows: done, ms: Math.round(performance.now() - t0) },
     `incremental ${plan.name} done`,
   );
+}
+
+/**
+ * SHA-256 over every row of the table in key order, as read from this run's snapshot (values with their SQLite
+ * storage class, so 1 and '1' differ). Equal fingerprints mean equal content, so the row-by-row comparison can be
+ * skipped.
+ */
+function tableFingerprint(db: RunContext['snapshot']['db'], plan: TablePlan): string {
+  const hash = createHash('sha256');
+  hash.update(plan.columns.join('\u001f'));
+  for (const values of db.prepare(plan.sqlite.all).raw(true).safeIntegers(true).iterate() as IterableIterator<
+    unknown[]
+  >) {
+    for (const v of values) {
+      if (v === null || v === undefined) hash.update('\u0000n');
+      else if (typeof v === 'bigint') hash.update(`\u0000i${v}`);
+      else if (typeof v === 'number') hash.update(`\u0000r${v}`);
+      else if (Buffer.isBuffer(v)) hash.update('\u0000b').update(v);
+      else hash.update(`\u0000t${String(v).length}:`).update(String(v));
+    }
+    hash.update('\u001e');
+  }
+  return hash.digest('base64');
 }
