@@ -93,6 +93,10 @@ export async function fullTable(
   });
   report(done, total);
   void lastKey;
+  // Remember what a table without updated_at now holds, so the next incremental run can skip it if unchanged.
+  if (plan.cursorColumn === null && writer.failed === 0 && failedKeys.length === 0) {
+    await saveContentFingerprint(ctx.client, ctx.deploymentId, plan.name, tableFingerprint(ctx.snapshot.db, plan));
+  }
   const t1 = performance.now();
   if (resumeKey) await writer.fillBookkeeping(false);
   else if (empty && plan.directCopy && writer.filledAlongside === 0) await writer.fillBookkeeping(!writer.stagedSome);
