@@ -10,15 +10,11 @@ import {
   resolveBodySchema,
   resolveResponseSchema,
 } from '../schemas.ts';
+import { commonErrors, json } from './openapi.ts';
 
 /** GET /api/v1/conflicts, POST /api/v1/conflicts/{id}/resolve. */
 
-const json = (schema: unknown) => ({ 'application/json': { schema } }) as never;
-const errors = {
-  400: { description: 'invalid request', content: json(errorSchema) },
-  401: { description: 'no or invalid token', content: json(errorSchema) },
-  403: { description: 'token lacks the scope', content: json(errorSchema) },
-} as const;
+const errors = commonErrors;
 
 type ConflictRow = {
   log_id: string;

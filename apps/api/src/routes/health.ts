@@ -3,12 +3,11 @@ import { errorMessage } from '../../../../packages/engine/src/errors.ts';
 import { queueCounts } from '../../../../packages/engine/src/cluster/queue.ts';
 import { iso, reply, type ApiApp, type RouteContext } from '../context.ts';
 import { clusterStatusSchema, errorSchema, healthSchema } from '../schemas.ts';
+import { json } from './openapi.ts';
 
 /** GET /health, GET /api/v1/cluster/status, GET /metrics. */
 
 type HealthRow = { is_leader: boolean; leader_id: string | null; epoch: string | null; last_sync: Date | null };
-
-const json = (schema: unknown) => ({ 'application/json': { schema } }) as never;
 
 /** Seconds of heartbeat silence after which an online node is shown as stale. */
 const STALE_AFTER_SECONDS = 90;

@@ -12,17 +12,15 @@ import {
   stateQuerySchema,
   stateResponseSchema,
 } from '../schemas.ts';
+import { commonErrors, json } from './openapi.ts';
 
 /**
  * GET/PUT /api/v1/state/{key} and the design documents' forms GET /api/v1/state?key=… and PUT /api/v1/state with
  * {key, value}. deployment.<client> maps onto the tenant's client_deployments row; other keys are free-form JSON.
  */
 
-const json = (schema: unknown) => ({ 'application/json': { schema } }) as never;
 const errors = {
-  400: { description: 'invalid request', content: json(errorSchema) },
-  401: { description: 'no or invalid token', content: json(errorSchema) },
-  403: { description: 'token lacks the scope', content: json(errorSchema) },
+  ...commonErrors,
   404: { description: 'key not set / tenant not registered', content: json(errorSchema) },
 } as const;
 

@@ -15,15 +15,11 @@ import {
   triggerBodySchema,
   triggerResponseSchema,
 } from '../schemas.ts';
+import { commonErrors, json } from './openapi.ts';
 
 /** POST /api/v1/sync/trigger, GET /api/v1/sync/jobs, GET /api/v1/queue, GET /api/v1/tenants. */
 
-const json = (schema: unknown) => ({ 'application/json': { schema } }) as never;
-const errors = {
-  400: { description: 'invalid request', content: json(errorSchema) },
-  401: { description: 'no or invalid token', content: json(errorSchema) },
-  403: { description: 'token lacks the scope', content: json(errorSchema) },
-} as const;
+const errors = commonErrors;
 
 /** queueCounts (cluster/queue.ts) restricted to the given tenants' jobs. */
 async function clusterQueueCounts(pool: pg.Pool, deploymentIds: string[]): Promise<QueueCount[]> {
