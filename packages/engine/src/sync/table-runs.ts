@@ -93,10 +93,6 @@ export async function fullTable(
   });
   report(done, total);
   void lastKey;
-  // Remember what a table without updated_at now holds, so the next incremental run can skip it if unchanged.
-  if (plan.cursorColumn === null && writer.failed === 0 && failedKeys.length === 0) {
-    await saveContentFingerprint(ctx.client, ctx.deploymentId, plan.name, tableFingerprint(ctx.snapshot.db, plan));
-  }
   const t1 = performance.now();
   if (resumeKey) await writer.fillBookkeeping(false);
   else if (empty && plan.directCopy && writer.filledAlongside === 0) await writer.fillBookkeeping(!writer.stagedSome);
@@ -105,6 +101,11 @@ export async function fullTable(
   if (empty && !resumeKey)
     await saveProgress(ctx.client, ctx.deploymentId, plan.name, ctx.jobId, { deletesChecked: true });
   else await detectDeletes(ctx, plan, { failures: writer.failed + failedKeys.length });
+  // Remember what a table without updated_at now holds (applied and checked for deletes), so the next incremental
+  // run can skip it if unchanged.
+  if (plan.cursorColumn === null && writer.failed === 0 && failedKeys.length === 0) {
+    await saveContentFingerprint(ctx.client, ctx.deploymentId, plan.name, tableFingerprint(ctx.snapshot.db, plan));
+  }
   ctx.logger.debug(
     {
       table: plan.name,
@@ -145,6 +146,7 @@ export async function incrementalTable(
   const cursor = new CursorTracker(plan);
   const db = ctx.snapshot.db;
   const start = progress?.cursorValue ?? null;
+  const ahead = ctx.lookahead.take(plan.name);
   let fingerprint: string | null = null;
   let done = 0;
   const keep = () => ({
@@ -167,18 +169,18 @@ export async function incrementalTable(
       throw e;
     }
   };
-  if (plan.cursorColumn && start !== null) {
-    // Rows at exactly the cursor value are re-read while that value is recent (a transaction still committing
-    // could add another row with it); once it is settled, paging continues strictly after (cursor, key).
-    const readAt = progress?.cursorReadAt?.getTime() ?? 0;
-    const settledKey = progress?.cursorKey && cursorSettled(start, readAt) ? progress.cursorKey : null;
-    if (settledKey) {
-      const stmt = db.prepare(plan.sqlite.changedAfter).raw(true).safeIntegers(true);
-      const bound = cursorBind(start);
-      await feed(stmt.iterate(bound, bound, ...decodeKeyValues(settledKey)) as IterableIterator<unknown[]>, true);
-    } else {
-      const stmt = db.prepare(plan.sqlite.changedSince).raw(true).safeIntegers(true);
-      await feed(stmt.iterate(cursorBind(start)) as IterableIterator<unknown[]>, true);
+  if (plan.cursorColumn && start !== null && progress) {
+    // Nothing to read when the lookahead already found no row past the cursor in this snapshot.
+    if (!(ahead && 'changed' in ahead && !ahead.changed)) {
+      const read = cursorRead(progress, start);
+      const stmt = db.prepare(read.after ? plan.sqlite.changedAfter : plan.sqlite.changedSince);
+      await feed(
+        stmt
+          .raw(true)
+          .safeIntegers(true)
+          .iterate(...read.params) as IterableIterator<unknown[]>,
+        true,
+      );
     }
     // Rows whose updated_at is NULL cannot be found by the cursor; Open WebUI sets updated_at whenever it changes
     // a row, so they are compared by content hash on the same schedule as the key-set comparison (and on every
@@ -192,10 +194,11 @@ export async function incrementalTable(
   } else if (plan.cursorColumn === null) {
     // No updated_at: compare every row by key and content hash, unless the table's content is exactly what the
     // last run applied (one local pass over the snapshot, no round trip per row).
-    fingerprint = tableFingerprint(db, plan);
+    fingerprint = ahead && 'fingerprint' in ahead ? ahead.fingerprint : tableFingerprint(db, plan);
     if (fingerprint === progress?.contentFingerprint && failedKeys.length === 0) {
+      // Exactly the content the last run applied and checked for deletes: nothing can have been deleted since.
       ctx.logger.debug({ table: plan.name, ms: Math.round(performance.now() - t0) }, `unchanged ${plan.name}`);
-      if (deletesDue) await detectDeletes(ctx, plan, { failures: 0 });
+      if (deletesDue) await saveProgress(ctx.client, ctx.deploymentId, plan.name, ctx.jobId, { deletesChecked: true });
       return;
     }
     await feed(db.prepare(plan.sqlite.all).raw(true).safeIntegers(true).iterate() as IterableIterator<unknown[]>, true);
@@ -228,15 +231,57 @@ export async function incrementalTable(
     ...(cursor.text() !== null ? { cursorReadAt: ctx.snapshotAt } : {}),
   });
   report(done, null);
-  // Only content applied without failures is remembered; anything else is compared again next time.
+  // A table without updated_at whose content changed is always checked for deletes (its key set may have changed).
+  if (deletesDue || fingerprint !== null) {
+    await detectDeletes(ctx, plan, { failures: writer.failed + failedKeys.length });
+  }
+  // Only content applied without failures (and checked for deletes) is remembered; anything else is compared again.
   if (fingerprint !== null) {
     await saveContentFingerprint(ctx.client, ctx.deploymentId, plan.name, writer.failed === 0 ? fingerprint : null);
   }
-  if (deletesDue) await detectDeletes(ctx, plan, { failures: writer.failed + failedKeys.length });
   ctx.logger.debug(
     { table: plan.name, rows: done, ms: Math.round(performance.now() - t0) },
     `incremental ${plan.name} done`,
   );
+}
+
+/**
+ * Which rows an incremental read starts from. Rows at exactly the cursor value are re-read while that value is
+ * recent (a transaction still committing could add another row with it); once it is settled, paging continues
+ * strictly after (cursor, key).
+ */
+function cursorRead(progress: ProgressRow, start: string): { after: boolean; params: unknown[] } {
+  const readAt = progress.cursorReadAt?.getTime() ?? 0;
+  const settledKey = progress.cursorKey && cursorSettled(start, readAt) ? progress.cursorKey : null;
+  const bound = cursorBind(start);
+  return settledKey
+    ? { after: true, params: [bound, bound, ...decodeKeyValues(settledKey)] }
+    : { after: false, params: [bound] };
+}
+
+/**
+ * Queues, for every table of an incremental run, the snapshot reads its turn will start with: the content
+ * fingerprint of a table without updated_at, or whether any row lies past the cursor (see Lookahead).
+ */
+export function scheduleLookahead(
+  ctx: RunContext,
+  plans: readonly TablePlan[],
+  progress: ReadonlyMap<string, ProgressRow>,
+): void {
+  const db = ctx.snapshot.db;
+  for (const plan of plans) {
+    const p = progress.get(plan.name);
+    if (plan.cursorColumn === null) {
+      ctx.lookahead.schedule(plan.name, () => ({ fingerprint: tableFingerprint(db, plan) }));
+    } else if (p?.cursorValue != null) {
+      const start = p.cursorValue;
+      ctx.lookahead.schedule(plan.name, () => {
+        const read = cursorRead(p, start);
+        const probe = db.prepare(read.after ? plan.sqlite.probeAfter : plan.sqlite.probeSince).safeIntegers(true);
+        return { changed: probe.get(...read.params) !== undefined };
+      });
+    }
+  }
 }
 
 /**

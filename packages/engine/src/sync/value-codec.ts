@@ -1,3 +1,5 @@
+import { isUtf8 } from 'node:buffer';
+
 /**
  * SQLite values → PostgreSQL binary COPY fields, exactly:
  * - integers arrive as BigInt (better-sqlite3 safeIntegers), so 19-digit nanosecond timestamps never pass through
@@ -223,10 +225,12 @@ export class CopyEncoder {
         return;
       }
       case 'json': {
+        if (Buffer.isBuffer(v) && this.writeUtf8(v)) return;
         this.writeString(toJsonText(column, v));
         return;
       }
       default: {
+        if (Buffer.isBuffer(v) && this.writeUtf8(v)) return;
         const s = typeof v === 'string' ? v : toText(v);
         if (s.includes('\u0000')) {
           this.nulStripped += 1;
@@ -236,6 +240,19 @@ export class CopyEncoder {
         }
       }
     }
+  }
+
+  /**
+   * Text read from SQLite as bytes: copied as is when it is valid UTF-8 without U+0000 (then it is exactly what
+   * decoding and re-encoding would give); otherwise false, and the caller takes the string path with its rules.
+   */
+  private writeUtf8(b: Buffer): boolean {
+    if (b.indexOf(0) !== -1 || !isUtf8(b)) return false;
+    this.ensure(4 + b.length);
+    this.buf.writeInt32BE(b.length, this.pos);
+    b.copy(this.buf, this.pos + 4);
+    this.pos += 4 + b.length;
+    return true;
   }
 
   private writeString(s: string): void {
