@@ -103,9 +103,24 @@ describe('long text values', () => {
         invalid,
       );
     });
-    expect(await sync()).toMatchObject({ status: 'success', syncType: 'incremental', rowsSynced: 2 });
+    // Changed rows are read another way than a full scan; the same rules hold there.
+    write((d) => {
+      d.prepare(
+        `UPDATE chat SET title = 'w' || char(0) || ?, meta = '{"b":"' || ? || char(0) || '"}', updated_at = 1800000000
+          WHERE id = 'chat-00002'`,
+      ).run('y'.repeat(3000), 'q'.repeat(3000));
+      d.prepare("UPDATE chat SET title = ?, updated_at = 1800000000 WHERE id = 'chat-00004'").run(
+        Buffer.from(`${longTitle}!`, 'utf8'),
+      );
+    });
+    expect(await sync()).toMatchObject({ status: 'success', syncType: 'incremental', rowsSynced: 4 });
     expect((await row('chat-00001'))?.chat).toBe(edited);
     expect((await row('chat-00005'))?.title).toBe(invalid.toString('utf8'));
+    expect(await row('chat-00002')).toMatchObject({
+      title: `w${'y'.repeat(3000)}`,
+      meta: `{"b":"${'q'.repeat(3000)}\\u0000"}`,
+    });
+    expect((await row('chat-00004'))?.title).toBe(`${longTitle}!`);
     expect(await sync({ skipUnchangedSource: false, fullSync: true })).toMatchObject({
       status: 'success',
       rowsSynced: 0,

@@ -92,10 +92,13 @@ export function buildPlan(schemaName: string, target: TargetTable, source: Sqlit
       ? 'updated_at'
       : null;
   const st = sq(source.name);
-  // Long text values are read as their UTF-8 bytes and copied into the COPY stream as they are (see CopyEncoder),
-  // which skips decoding them into JavaScript strings and encoding them back: three times faster for chat bodies.
-  // Short values stay strings, which is cheaper for them; keys and the cursor are always read as they are stored.
-  const selectList = columns
+  const selectList = columns.map(sq).join(', ');
+  // Reads of changed rows take long text values as their UTF-8 bytes, copied into the COPY stream as they are (see
+  // CopyEncoder): no decoding into JavaScript strings and encoding back, three times faster for chat bodies. Short
+  // values stay strings, which is cheaper for them; keys and the cursor are always read as stored. Whole-table scans
+  // (full syncs) keep strings: there PostgreSQL sets the pace, and short-lived strings keep peak memory lower than
+  // byte buffers freed only when the garbage collector gets to them.
+  const changedList = columns
     .map((c, i) =>
       (kinds[i] === 'text' || kinds[i] === 'json') && !key.includes(c) && c !== cursorColumn
         ? `CASE WHEN octet_length(${sq(c)}) > ${LONG_TEXT_BYTES} AND typeof(${sq(c)}) = 'text' ` +
@@ -214,19 +217,19 @@ export function buildPlan(schemaName: string, target: TargetTable, source: Sqlit
       all: `SELECT ${selectList} FROM ${st} ORDER BY ${keyList}`,
       after: `SELECT ${selectList} FROM ${st} WHERE ${keyTuple} > ${keyParamTuple} ORDER BY ${keyList}`,
       changedSince: cursorColumn
-        ? `SELECT ${selectList} FROM ${st} WHERE ${cur} >= ? ORDER BY ${cur}, ${keyList}`
+        ? `SELECT ${changedList} FROM ${st} WHERE ${cur} >= ? ORDER BY ${cur}, ${keyList}`
         : `SELECT ${selectList} FROM ${st} ORDER BY ${keyList}`,
       changedAfter: cursorColumn
-        ? `SELECT ${selectList} FROM ${st} WHERE ${cur} >= ? AND (${cur} > ? OR ${keyTuple} > ${keyParamTuple}) ORDER BY ${cur}, ${keyList}`
+        ? `SELECT ${changedList} FROM ${st} WHERE ${cur} >= ? AND (${cur} > ? OR ${keyTuple} > ${keyParamTuple}) ORDER BY ${cur}, ${keyList}`
         : `SELECT ${selectList} FROM ${st} ORDER BY ${keyList}`,
       probeSince: cursorColumn ? `SELECT 1 FROM ${st} WHERE ${cur} >= ? LIMIT 1` : `SELECT 1 FROM ${st} LIMIT 1`,
       probeAfter: cursorColumn
         ? `SELECT 1 FROM ${st} WHERE ${cur} >= ? AND (${cur} > ? OR ${keyTuple} > ${keyParamTuple}) LIMIT 1`
         : `SELECT 1 FROM ${st} LIMIT 1`,
       nullCursor: cursorColumn
-        ? `SELECT ${selectList} FROM ${st} WHERE ${cur} IS NULL ORDER BY ${keyList}`
+        ? `SELECT ${changedList} FROM ${st} WHERE ${cur} IS NULL ORDER BY ${keyList}`
         : `SELECT ${selectList} FROM ${st} WHERE 0`,
-      byKey: `SELECT ${selectList} FROM ${st} WHERE ${key.map((k) => `${sq(k)} = ?`).join(' AND ')}`,
+      byKey: `SELECT ${changedList} FROM ${st} WHERE ${key.map((k) => `${sq(k)} = ?`).join(' AND ')}`,
       keys: `SELECT ${keyList} FROM ${st}`,
       count: `SELECT count(*) FROM ${st}`,
     },

@@ -77,6 +77,9 @@ export async function serverHasLz4(client: pg.ClientBase): Promise<boolean> {
   return res.rows[0]?.lz4 ?? false;
 }
 
+/** A buffer that grew for a huge row is let go rather than kept for the next chunk. */
+const RECYCLE_MAX_BYTES = 16 << 20;
+
 /** Only the key is kept per row; a refused chunk is re-read from the snapshot by key (memory stays bounded). */
 type PendingRow = { keyValues: unknown[]; key: string };
 
@@ -93,6 +96,8 @@ export class ChunkWriter {
   private failures: Failure[] = [];
   private bytesSinceYield = 0;
   private inflight: Promise<void> | undefined;
+  /** The buffer behind the chunk in flight. */
+  private inflightBuffer: Buffer | undefined;
   written = 0;
   /** Some rows went through the staging path (which records their hashes itself). */
   stagedSome = false;
@@ -136,15 +141,19 @@ export class ChunkWriter {
 
   /** Sends the current chunk (waiting for the previous one first) with its progress update. */
   async flush(progress: ProgressUpdate): Promise<void> {
+    await this.waitInflight();
+    this.inflight = undefined;
     const rows = this.rows;
     const failures = this.failures;
-    const payload = this.encoder.detach();
+    // The previous chunk is committed, so its buffer is free: encoding goes on in it (two buffers per table in all,
+    // instead of a fresh one per chunk for the garbage collector to catch up with).
+    const sent = this.inflightBuffer;
+    this.inflightBuffer = this.encoder.current;
+    const payload = this.encoder.detach(sent && sent.length <= RECYCLE_MAX_BYTES ? sent : undefined);
     this.ctx.stats.nulStripped += this.encoder.nulStripped;
     this.encoder.nulStripped = 0;
     this.rows = [];
     this.failures = [];
-    await this.waitInflight();
-    this.inflight = undefined;
     if (this.ctx.signal?.aborted) throw new AbortedError('sync aborted; the next run resumes where this one stopped');
     const run = this.writeChunk(rows, payload, failures, progress);
     this.inflight = run;

@@ -271,12 +271,20 @@ export class CopyEncoder {
     return out;
   }
 
-  /** Hands over the encoded bytes without copying; the encoder continues in a fresh buffer. */
-  detach(): Buffer {
+  /**
+   * Hands over the encoded bytes without copying (a view of the current buffer) and continues in `next` when it is
+   * given (a buffer whose earlier contents are no longer needed), else in a fresh one.
+   */
+  detach(next?: Buffer): Buffer {
     const out = this.buf.subarray(0, this.pos);
-    this.buf = Buffer.allocUnsafe(Math.max(1 << 16, Math.min(this.buf.length, 4 << 20)));
+    this.buf = next ?? Buffer.allocUnsafe(Math.max(1 << 16, Math.min(this.buf.length, 4 << 20)));
     this.pos = 0;
     return out;
+  }
+
+  /** The buffer rows are being encoded into (to recycle once a detached view of it is no longer in use). */
+  get current(): Buffer {
+    return this.buf;
   }
 
   reset(): void {
