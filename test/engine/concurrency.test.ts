@@ -221,4 +221,58 @@ describe('one run per tenant, dead workers, aborts, lost connections, live write
       expect(total.rows[0]?.n).toBe(expected);
     });
   }
+
+  it('reads a rollback-journal file in place for a short incremental run, and from a copy once the budget is spent', async () => {
+    const file = await setup('inplace', { chats: 400, journalMode: 'delete' });
+    const sync = (extra: Partial<Parameters<typeof runTenantSync>[0]>) =>
+      runTenantSync({ pool: service, clientName: 'inplace', scope, triggeredBy: 'test', ...extra });
+    expect(await sync({})).toMatchObject({ status: 'success', syncType: 'full' });
+    let round = 0;
+    const touch = (title: string) => {
+      round += 1;
+      const w = new Database(file);
+      w.prepare('UPDATE chat SET title = ?, updated_at = ? + rowid').run(title, 1_700_100_000 + round * 10_000);
+      w.close();
+    };
+    // Whether Open WebUI could commit (without waiting) while the run was reading: not while the file is read in
+    // place (its shared lock is held), yes when the run reads a copy.
+    const commitDuringRun = () => {
+      const w = new Database(file);
+      w.pragma('busy_timeout = 0');
+      try {
+        w.prepare("UPDATE auth SET active = active WHERE id = 'u1'").run();
+        return 'committed';
+      } catch (error) {
+        return (error as { code?: string }).code ?? 'failed';
+      } finally {
+        w.close();
+      }
+    };
+    const seen: string[] = [];
+    const onProgress = (p: { table: string }) => {
+      if (p.table === 'chat' && seen.length === 0) seen.push(commitDuringRun());
+    };
+
+    touch('in place');
+    const inPlace = await sync({ onProgress, inPlaceLockBudgetMs: 60_000 });
+    expect(inPlace).toMatchObject({ status: 'success', syncType: 'incremental', rowsSynced: 400 });
+    expect(seen).toEqual(['SQLITE_BUSY']);
+
+    seen.length = 0;
+    touch('copied');
+    expect(await sync({ onProgress, inPlaceLockBudgetMs: 0 })).toMatchObject({ status: 'success', rowsSynced: 400 });
+    expect(seen).toEqual(['committed']);
+
+    // A budget spent in the middle of a table: the committed chunks stay, the rest comes from a copy.
+    touch('switched');
+    const switched = await sync({ inPlaceLockBudgetMs: 1, batchSize: 20 });
+    expect(switched).toMatchObject({ status: 'success', rowsFailed: 0 });
+    const titles = await admin.query<{ title: string; n: number }>(
+      'SELECT title, count(*)::int AS n FROM client_inplace.chat GROUP BY title',
+    );
+    expect(titles.rows).toEqual([{ title: 'switched', n: 400 }]);
+    const check = new Database(file, { readonly: true });
+    expect(String(check.pragma('journal_mode', { simple: true }))).toBe('delete');
+    check.close();
+  });
 });

@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { DEFAULT_CONFLICT_CONFIG, conflictConfigSchema, type ConflictConfig } from '@owui-sync/schema';
@@ -22,7 +23,7 @@ import {
   type JobOutcome,
 } from './bookkeeping.ts';
 import { emptyTally } from './conflicts.ts';
-import { SqliteSnapshot, sourceFingerprint, toSourceError } from './sqlite-reader.ts';
+import { LockHoldExceededError, SqliteSnapshot, sourceFingerprint, toSourceError } from './sqlite-reader.ts';
 import { Lookahead } from './lookahead.ts';
 import { chunkSettings, serverHasLz4, type RunContext, type RunStats } from './table-sync.ts';
 import { fullTable, incrementalTable, scheduleLookahead } from './table-runs.ts';
@@ -74,6 +75,12 @@ export type RunTenantSyncOptions = {
   skipUnchangedSource?: boolean;
   /** How long to retry a locked SQLite file (default 10 s). */
   lockRetryMs?: number;
+  /**
+   * Rollback-journal files: how long (ms) an incremental run may read the file in place, holding the shared lock
+   * that delays Open WebUI's commits, before it continues from a copy (default 250 ms + 1 ms per MB of file, at
+   * most 1 s; 0 always copies).
+   */
+  inPlaceLockBudgetMs?: number;
 };
 
 export const DEFAULT_BATCH_SIZE = 5000;
@@ -263,6 +270,11 @@ type SyncOutcome = {
   skipped: boolean;
 };
 
+/**
+ * An incremental run of a rollback-journal file first reads the file in place (no copy: the cost follows the changes,
+ * not the file's size) within a lock budget; when the budget runs out, the committed chunks stay and the run goes
+ * on from a copy of the file, as a resumed run would.
+ */
 async function syncDeployment(
   opts: RunTenantSyncOptions,
   dep: Deployment,
@@ -270,6 +282,36 @@ async function syncDeployment(
   stats: RunStats,
   signal: AbortSignal,
   logger: Logger,
+): Promise<SyncOutcome> {
+  try {
+    return await syncFromSnapshot(opts, dep, jobId, stats, signal, logger, true);
+  } catch (e) {
+    if (!(e instanceof LockHoldExceededError)) throw e;
+    logger.info(`${e.message}; continuing from a copy of the file so Open WebUI's commits are not held up`);
+    return syncFromSnapshot(opts, dep, jobId, stats, signal, logger, false);
+  }
+}
+
+/** How long an incremental run may hold a rollback-journal file's shared lock: about what copying it would take. */
+function inPlaceBudgetMs(opts: RunTenantSyncOptions, sqlitePath: string): number {
+  if (opts.inPlaceLockBudgetMs !== undefined) return Math.max(0, opts.inPlaceLockBudgetMs);
+  let mb = 0;
+  try {
+    mb = statSync(sqlitePath).size / 1e6;
+  } catch {
+    // Opening the file reports what is wrong with it.
+  }
+  return Math.round(Math.min(1000, 250 + mb));
+}
+
+async function syncFromSnapshot(
+  opts: RunTenantSyncOptions,
+  dep: Deployment,
+  jobId: string,
+  stats: RunStats,
+  signal: AbortSignal,
+  logger: Logger,
+  inPlace: boolean,
 ): Promise<SyncOutcome> {
   if (!dep.sqlitePath) {
     throw new SourceUnusableError(
@@ -306,7 +348,11 @@ async function syncDeployment(
     }
     const snapshotAt = new Date();
     try {
-      snapshot = await SqliteSnapshot.open(dep.sqlitePath, { signal, lockRetryMs: opts.lockRetryMs ?? 10_000 });
+      snapshot = await SqliteSnapshot.open(dep.sqlitePath, {
+        signal,
+        lockRetryMs: opts.lockRetryMs ?? 10_000,
+        inPlaceBudgetMs: inPlace && syncType === 'incremental' ? inPlaceBudgetMs(opts, dep.sqlitePath) : 0,
+      });
     } catch (e) {
       throw toSourceError(dep.sqlitePath, e);
     }

@@ -19,7 +19,10 @@ import { AbortedError, SourceUnusableError, errorMessage } from '../errors.ts';
  * that blocks the Open WebUI process is held for more than a moment:
  * - WAL databases are read in one long read transaction (a WAL reader never blocks writers);
  * - rollback-journal databases are copied while a SHARED lock is held for the duration of the copy (a plain file
- *   copy, well under a second for hundreds of MB), and the copy is read instead.
+ *   copy, well under a second for hundreds of MB), and the copy is read instead;
+ * - or, when the caller expects a short read (an incremental run), a rollback-journal database is read in place in
+ *   one read transaction with a budget: its SHARED lock delays Open WebUI's commits, so once the budget is spent
+ *   `checkHold()` throws LockHoldExceededError and the caller continues from a copy.
  * Either way the whole run sees one consistent snapshot.
  */
 
@@ -67,7 +70,17 @@ export type SnapshotOptions = {
   /** Total time to keep retrying a locked file (exponential backoff), default 10 s. */
   readonly lockRetryMs?: number;
   readonly signal?: AbortSignal;
+  /** Rollback-journal files: read in place for at most this long (ms) instead of copying; 0 (default): copy. */
+  readonly inPlaceBudgetMs?: number;
 };
+
+/** A rollback-journal file read in place has held its shared lock for the whole budget. */
+export class LockHoldExceededError extends Error {
+  constructor(budgetMs: number) {
+    super(`the read of the rollback-journal file reached its ${budgetMs} ms lock budget`);
+    this.name = 'LockHoldExceededError';
+  }
+}
 
 /** One consistent, read-only view of a tenant database for the duration of a run. */
 export class SqliteSnapshot {
@@ -75,12 +88,35 @@ export class SqliteSnapshot {
   readonly journalMode: string;
   readonly sourcePath: string;
   private readonly copyDir: string | undefined;
+  /** Reading a rollback-journal file in place: until when its shared lock may be held (performance.now()). */
+  private readonly holdUntil: number | null;
+  private readonly holdBudgetMs: number;
 
-  private constructor(db: Database.Database, journalMode: string, sourcePath: string, copyDir?: string) {
+  private constructor(
+    db: Database.Database,
+    journalMode: string,
+    sourcePath: string,
+    copyDir?: string,
+    holdBudgetMs = 0,
+  ) {
     this.db = db;
     this.journalMode = journalMode;
     this.sourcePath = sourcePath;
     this.copyDir = copyDir;
+    this.holdBudgetMs = holdBudgetMs;
+    this.holdUntil = holdBudgetMs > 0 ? performance.now() + holdBudgetMs : null;
+  }
+
+  /** True when a rollback-journal file is read in place (its shared lock is held until close). */
+  get inPlace(): boolean {
+    return this.holdUntil !== null;
+  }
+
+  /** Throws LockHoldExceededError when an in-place read has used up its budget. */
+  checkHold(): void {
+    if (this.holdUntil !== null && performance.now() > this.holdUntil) {
+      throw new LockHoldExceededError(this.holdBudgetMs);
+    }
   }
 
   /** Opens the file read-only and pins a snapshot (retrying while it is locked). */
@@ -91,7 +127,7 @@ export class SqliteSnapshot {
     for (;;) {
       if (options.signal?.aborted) throw new AbortedError('sync aborted while opening the SQLite file');
       try {
-        return SqliteSnapshot.tryOpen(filePath);
+        return SqliteSnapshot.tryOpen(filePath, options.inPlaceBudgetMs ?? 0);
       } catch (error) {
         if (!isBusy(error) || Date.now() + delay > deadline) throw toSourceError(filePath, error);
         await sleep(delay);
@@ -100,15 +136,15 @@ export class SqliteSnapshot {
     }
   }
 
-  private static tryOpen(filePath: string): SqliteSnapshot {
+  private static tryOpen(filePath: string, inPlaceBudgetMs: number): SqliteSnapshot {
     const db = openReadOnly(filePath);
     try {
       const mode = String(db.pragma('journal_mode', { simple: true })).toLowerCase();
-      if (mode === 'wal') {
+      if (mode === 'wal' || inPlaceBudgetMs > 0) {
         db.exec('BEGIN');
-        // The first read pins the snapshot for the rest of the transaction.
+        // The first read pins the snapshot (and, without WAL, takes the SHARED lock) for the rest of the transaction.
         db.prepare('SELECT count(*) FROM sqlite_master').pluck().get();
-        return new SqliteSnapshot(db, mode, filePath);
+        return new SqliteSnapshot(db, mode, filePath, undefined, mode === 'wal' ? 0 : inPlaceBudgetMs);
       }
       // Rollback journal: a long read transaction would hold SHARED and block every commit of Open WebUI, so copy
       // the file under a short SHARED lock instead and read the copy.

@@ -135,6 +135,7 @@ export class ChunkWriter {
     } else if (this.bytesSinceYield >= 1 << 20) {
       this.bytesSinceYield = 0;
       if (this.ctx.signal?.aborted) throw new AbortedError('sync aborted; the next run resumes where this one stopped');
+      this.ctx.snapshot.checkHold();
       await yieldToLoop();
     }
   }
@@ -159,6 +160,9 @@ export class ChunkWriter {
     this.inflight = run;
     // Surface the failure on the next await even if nobody awaits this promise right away.
     run.catch(() => undefined);
+    // A file read in place past its lock budget: this chunk still commits (the caller drains it), then the run goes
+    // on from a copy.
+    this.ctx.snapshot.checkHold();
   }
 
   /** Records hashes of a committed direct-load chunk on the side connection, overlapping the next chunk. */

@@ -44,7 +44,10 @@ export async function detectDeletes(ctx: RunContext, plan: TablePlan, opts: { fa
       } catch {
         continue; // a key that cannot be represented was never written either
       }
-      if (enc.size >= 1 << 20) yield enc.take();
+      if (enc.size >= 1 << 20) {
+        ctx.snapshot.checkHold();
+        yield enc.take();
+      }
     }
     if (enc.size > 0) yield enc.take();
     yield copyTrailer();
