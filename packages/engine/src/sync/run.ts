@@ -275,22 +275,25 @@ type SyncOutcome = {
  * not the file's size) within a lock budget; when the budget runs out, the committed chunks stay and the run goes
  * on from a copy of the file, as a resumed run would.
  */
-async function syncDeployment(
+async function syncDeployment(...args: SyncArgs): Promise<SyncOutcome> {
+  try {
+    return await syncFromSnapshot(true, ...args);
+  } catch (e) {
+    if (!(e instanceof LockHoldExceededError)) throw e;
+    const logger = args[5];
+    logger.info(`${e.message}; continuing from a copy of the file so Open WebUI's commits are not held up`);
+    return syncFromSnapshot(false, ...args);
+  }
+}
+
+type SyncArgs = [
   opts: RunTenantSyncOptions,
   dep: Deployment,
   jobId: string,
   stats: RunStats,
   signal: AbortSignal,
   logger: Logger,
-): Promise<SyncOutcome> {
-  try {
-    return await syncFromSnapshot(opts, dep, jobId, stats, signal, logger, true);
-  } catch (e) {
-    if (!(e instanceof LockHoldExceededError)) throw e;
-    logger.info(`${e.message}; continuing from a copy of the file so Open WebUI's commits are not held up`);
-    return syncFromSnapshot(opts, dep, jobId, stats, signal, logger, false);
-  }
-}
+];
 
 /** How long an incremental run may hold a rollback-journal file's shared lock: about what copying it would take. */
 function inPlaceBudgetMs(opts: RunTenantSyncOptions, sqlitePath: string): number {
@@ -305,13 +308,8 @@ function inPlaceBudgetMs(opts: RunTenantSyncOptions, sqlitePath: string): number
 }
 
 async function syncFromSnapshot(
-  opts: RunTenantSyncOptions,
-  dep: Deployment,
-  jobId: string,
-  stats: RunStats,
-  signal: AbortSignal,
-  logger: Logger,
   inPlace: boolean,
+  ...[opts, dep, jobId, stats, signal, logger]: SyncArgs
 ): Promise<SyncOutcome> {
   if (!dep.sqlitePath) {
     throw new SourceUnusableError(
