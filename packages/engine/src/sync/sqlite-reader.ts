@@ -112,11 +112,14 @@ export class SqliteSnapshot {
     return this.holdUntil !== null;
   }
 
+  /** True when an in-place read has used up its budget. */
+  holdSpent(): boolean {
+    return this.holdUntil !== null && performance.now() > this.holdUntil;
+  }
+
   /** Throws LockHoldExceededError when an in-place read has used up its budget. */
   checkHold(): void {
-    if (this.holdUntil !== null && performance.now() > this.holdUntil) {
-      throw new LockHoldExceededError(this.holdBudgetMs);
-    }
+    if (this.holdSpent()) throw new LockHoldExceededError(this.holdBudgetMs);
   }
 
   /** Opens the file read-only and pins a snapshot (retrying while it is locked). */

@@ -134,8 +134,11 @@ export class ChunkWriter {
       await this.flush(progress());
     } else if (this.bytesSinceYield >= 1 << 20) {
       this.bytesSinceYield = 0;
-      if (this.ctx.signal?.aborted) throw new AbortedError('sync aborted; the next run resumes where this one stopped');
-      this.ctx.snapshot.checkHold();
+      if (this.ctx.signal?.aborted) {
+        await this.drain();
+        throw new AbortedError('sync aborted; the next run resumes where this one stopped');
+      }
+      await this.stopIfHoldSpent();
       await yieldToLoop();
     }
   }
@@ -160,9 +163,7 @@ export class ChunkWriter {
     this.inflight = run;
     // Surface the failure on the next await even if nobody awaits this promise right away.
     run.catch(() => undefined);
-    // A file read in place past its lock budget: this chunk still commits (the caller drains it), then the run goes
-    // on from a copy.
-    this.ctx.snapshot.checkHold();
+    await this.stopIfHoldSpent();
   }
 
   /** Records hashes of a committed direct-load chunk on the side connection, overlapping the next chunk. */
@@ -217,6 +218,17 @@ export class ChunkWriter {
     }
     await this.inflight;
     this.inflight = undefined;
+  }
+
+  /**
+   * A file read in place past its lock budget: the chunk in flight still commits, then the run stops here and goes on
+   * from a copy (LockHoldExceededError). Nothing is left running on the connection when it throws.
+   */
+  private async stopIfHoldSpent(): Promise<void> {
+    if (!this.ctx.snapshot.holdSpent()) return;
+    await this.waitInflight();
+    this.inflight = undefined;
+    this.ctx.snapshot.checkHold();
   }
 
   /** Waits for the in-flight chunk, doing lookahead reads meanwhile. */
