@@ -3,8 +3,7 @@ import type { Context } from 'hono';
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
-import { withClient } from '../../../packages/engine/src/db.ts';
-import { quoteLiteral } from '../../../packages/schema/src/sql.ts';
+import { withTransaction } from '../../../packages/engine/src/db.ts';
 import type { SyncMetrics } from '../../../packages/engine/src/metrics.ts';
 import type { StateManager } from '../../../packages/engine/src/state/index.ts';
 import type { AuthVariables, Authorizer } from './auth.ts';
@@ -46,28 +45,12 @@ export type RouteContext = {
 };
 
 export function routeContext(deps: ApiDeps, auth: Authorizer, state: StateManager): RouteContext {
-  // BEGIN and the per-transaction scope go in one simple-protocol round trip (no parameters needed: both values are
-  // this node's own identity, quoted); transaction-local settings never leak through a pooler.
-  const begin =
-    `BEGIN; SELECT set_config('app.current_host_id', ${quoteLiteral(deps.hostId)}, true), ` +
-    `set_config('app.current_cluster', ${quoteLiteral(deps.cluster)}, true)`;
   const inFlight = new Map<string, Promise<unknown>>();
   return {
     deps,
     auth,
     state,
-    inCluster: (fn) =>
-      withClient(deps.pool, async (client) => {
-        await client.query(begin);
-        try {
-          const result = await fn(client);
-          await client.query('COMMIT');
-          return result;
-        } catch (error) {
-          await client.query('ROLLBACK').catch(() => undefined);
-          throw error;
-        }
-      }),
+    inCluster: (fn) => withTransaction(deps.pool, fn, { hostId: deps.hostId, cluster: deps.cluster }),
     shared<T>(key: string, fn: () => Promise<T>): Promise<T> {
       const running = inFlight.get(key);
       if (running) return running as Promise<T>;

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { createPool } from '../../../packages/engine/src/db.ts';
-import { ConfigError, errorMessage } from '../../../packages/engine/src/errors.ts';
+import { ConfigError, errorMessage, redactUrl } from '../../../packages/engine/src/errors.ts';
 import { startLocalPostgres, type LocalPostgres } from '../../../packages/engine/src/local-postgres.ts';
 import { DEFAULT_SERVICE_ROLE } from '../../../packages/schema/src/install.ts';
 import { DEMO_SCALE, generateOpenWebUIDatabase } from '../../../packages/fixtures/src/index.ts';
@@ -134,7 +134,7 @@ async function runDemo(ctx: CliContext, s: DemoSettings): Promise<number> {
 
     let adminUrl = ctx.io.env.ADMIN_URL ?? ctx.io.env.DATABASE_URL;
     if (adminUrl) {
-      say(`▶ Using the PostgreSQL server at ${redact(adminUrl)} (ADMIN_URL/DATABASE_URL is set)`);
+      say(`▶ Using the PostgreSQL server at ${redactUrl(adminUrl)} (ADMIN_URL/DATABASE_URL is set)`);
     } else {
       await assertPortFree(s.pgPort, 'embedded PostgreSQL');
       const first = !existsSync(path.join(s.pgDir, 'PG_VERSION'));
@@ -352,16 +352,6 @@ async function withoutExitHooks<T>(fn: () => Promise<T>): Promise<T> {
 
 function time(): string {
   return new Date().toISOString().slice(11, 19);
-}
-
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(URL)';
-  }
 }
 
 export const demoCommand: Command = {

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { quoteLiteral } from '../../schema/src/sql.ts';
 import { errorMessage } from './errors.ts';
 
 /**
@@ -66,9 +67,8 @@ export async function withTransaction<T>(
   scope: DbScope = {},
 ): Promise<T> {
   return withClient(pool, async (client) => {
-    await client.query('BEGIN');
+    await client.query(beginScoped(scope));
     try {
-      await applyScope(client, scope);
       const result = await fn(client);
       await client.query('COMMIT');
       return result;
@@ -77,6 +77,18 @@ export async function withTransaction<T>(
       throw error;
     }
   });
+}
+
+/**
+ * BEGIN and the transaction's RLS scope in one simple-protocol round trip (the two values are inlined as quoted
+ * literals, so no parameters are needed); a transaction-local setting never leaks through a pooler.
+ */
+export function beginScoped(scope: DbScope): string {
+  if (!scope.hostId && !scope.cluster) return 'BEGIN';
+  return (
+    `BEGIN; SELECT set_config('app.current_host_id', ${quoteLiteral(scope.hostId ?? '')}, true), ` +
+    `set_config('app.current_cluster', ${quoteLiteral(scope.cluster ?? '')}, true)`
+  );
 }
 
 /** Sets app.current_host_id / app.current_cluster for the current transaction (must be inside one). */

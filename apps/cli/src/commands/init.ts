@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { Command } from '../command.ts';
+import { redactUrl } from '../../../../packages/engine/src/errors.ts';
 import { DEFAULT_SERVICE_ROLE } from '../../../../packages/schema/src/install.ts';
 import { readExistingCredentials } from '../ops/credentials.ts';
 import { initialize } from '../ops/init.ts';
@@ -38,7 +39,7 @@ export const initCommand: Command = {
       (values.credentials as string | undefined) ?? ctx.io.env.CREDENTIALS_FILE ?? '.credentials',
     );
     const adminUrl = ctx.adminUrl('syncctl init');
-    if (!ctx.json) ctx.err(`Installing into ${redact(adminUrl)} …`);
+    if (!ctx.json) ctx.err(`Installing into ${redactUrl(adminUrl)} …`);
     const result = await initialize({
       adminUrl,
       serviceRole:
@@ -73,16 +74,6 @@ export const initCommand: Command = {
     );
   },
 };
-
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(admin URL)';
-  }
-}
 
 /** The service role a previous `syncctl init` recorded in the credentials file (user of SYNC_URL). */
 function roleOf(file: string): string | undefined {

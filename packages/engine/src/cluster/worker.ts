@@ -5,6 +5,7 @@ import { SYNC_QUEUE, syncJobPayloadSchema, type SyncJobPayload } from '../../../
 import { withTransaction, type DbScope } from '../db.ts';
 import { errorMessage } from '../errors.ts';
 import type { SyncMetrics } from '../metrics.ts';
+import type { RunTenantSyncOptions } from '../sync/run.ts';
 import { bossSettings, clusterPriority } from './queue.ts';
 
 /**
@@ -25,21 +26,8 @@ export type SyncRunOutcome = {
   readonly error?: string;
 };
 
-/** The engine's runTenantSync, injected so the worker does not depend on its module at load time. */
-export type RunTenantSync = (opts: {
-  pool: pg.Pool;
-  clientName: string;
-  scope: DbScope;
-  fullSync?: boolean;
-  triggeredBy: string;
-  queueJobId?: string;
-  workerId?: string;
-  signal?: AbortSignal;
-  logger?: Logger;
-  metrics?: SyncMetrics;
-  claimTtlSeconds?: number;
-  batchSize?: number;
-}) => Promise<SyncRunOutcome>;
+/** The engine's runTenantSync, injected so the worker does not load its module (a type-only import). */
+export type RunTenantSync = (opts: RunTenantSyncOptions) => Promise<SyncRunOutcome>;
 
 export type SyncWorkerOptions = {
   readonly boss: PgBoss;

@@ -176,8 +176,8 @@ export async function renewClaim(
   );
 }
 
-export type JobOutcome = {
-  status: 'success' | 'failed' | 'conflict';
+/** What a run did, as recorded in sync_jobs and returned to the caller. */
+export type RunCounts = {
   syncType: 'full' | 'incremental';
   rowsSynced: number;
   rowsFailed: number;
@@ -185,6 +185,10 @@ export type JobOutcome = {
   conflictsDetected: number;
   conflictsUnresolved: number;
   durationSeconds: number;
+};
+
+export type JobOutcome = RunCounts & {
+  status: 'success' | 'failed' | 'conflict';
   error: string | null;
   details: Record<string, unknown>;
   sourceFingerprint: string | null;

@@ -21,6 +21,7 @@ import {
   saveProgress,
   type Deployment,
   type JobOutcome,
+  type RunCounts,
 } from './bookkeeping.ts';
 import { emptyTally } from './conflicts.ts';
 import { LockHoldExceededError, SqliteSnapshot, sourceFingerprint, toSourceError } from './sqlite-reader.ts';
@@ -39,16 +40,9 @@ export type SyncProgress = {
   tableCount: number;
 };
 
-export type SyncRunResult = {
+export type SyncRunResult = RunCounts & {
   jobId: string;
   status: 'success' | 'failed' | 'conflict';
-  syncType: 'full' | 'incremental';
-  rowsSynced: number;
-  rowsFailed: number;
-  rowsDeleted: number;
-  conflictsDetected: number;
-  conflictsUnresolved: number;
-  durationSeconds: number;
   error?: string;
   exitCode: 0 | 1 | 2;
 };
@@ -185,8 +179,7 @@ export async function runTenantSync(opts: RunTenantSyncOptions): Promise<SyncRun
   if (stats.failures.length) details.failures = stats.failures;
   if (stats.nulStripped) details.nulCharactersRemoved = stats.nulStripped;
   if (stats.conflicts.detected) details.conflicts = stats.conflicts;
-  const outcome: JobOutcome = {
-    status,
+  const counts: RunCounts = {
     syncType,
     rowsSynced: stats.rowsSynced,
     rowsFailed: stats.rowsFailed,
@@ -194,6 +187,10 @@ export async function runTenantSync(opts: RunTenantSyncOptions): Promise<SyncRun
     conflictsDetected: stats.conflicts.detected,
     conflictsUnresolved: unresolved,
     durationSeconds,
+  };
+  const outcome: JobOutcome = {
+    status,
+    ...counts,
     error,
     details,
     sourceFingerprint: fingerprint,
@@ -210,13 +207,7 @@ export async function runTenantSync(opts: RunTenantSyncOptions): Promise<SyncRun
   const result: SyncRunResult = {
     jobId,
     status: error ? 'failed' : status,
-    syncType,
-    rowsSynced: stats.rowsSynced,
-    rowsFailed: stats.rowsFailed,
-    rowsDeleted: stats.rowsDeleted,
-    conflictsDetected: stats.conflicts.detected,
-    conflictsUnresolved: unresolved,
-    durationSeconds,
+    ...counts,
     exitCode: exitCodeFor(error ? 'failed' : status),
   };
   if (error) result.error = error;

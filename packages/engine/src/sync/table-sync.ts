@@ -11,7 +11,7 @@ import { saveProgress, type ProgressUpdate } from './bookkeeping.ts';
 import type { Lookahead } from './lookahead.ts';
 import { resolveChunkConflicts, type ConflictTally } from './conflicts.ts';
 import type { SqliteSnapshot } from './sqlite-reader.ts';
-import { rowKeyText, type TablePlan } from './table-plan.ts';
+import { encodeKeyValues, rowKeyText, type TablePlan } from './table-plan.ts';
 import { CopyEncoder, ValueError, copyHeader, copyTrailer, stripNul } from './value-codec.ts';
 
 /**
@@ -449,23 +449,9 @@ async function recordFailures(
       table,
       ctx.jobId,
       failures.map((f) => f.key),
-      failures.map((f) => encodeKeyJson(f.keyValues)),
+      failures.map((f) => encodeKeyValues(f.keyValues)),
       failures.map((f) => f.error.replaceAll('\u0000', '')),
     ],
-  );
-}
-
-function encodeKeyJson(values: readonly unknown[]): string {
-  return JSON.stringify(
-    values.map((v) =>
-      typeof v === 'bigint'
-        ? ['i', v.toString()]
-        : typeof v === 'number'
-          ? ['r', v]
-          : Buffer.isBuffer(v)
-            ? ['b', v.toString('base64')]
-            : ['s', v],
-    ),
   );
 }
 
