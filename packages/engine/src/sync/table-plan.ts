@@ -94,7 +94,7 @@ export function buildPlan(schemaName: string, target: TargetTable, source: Sqlit
   const st = sq(source.name);
   const selectList = columns.map(sq).join(', ');
   // Reads of changed rows take long text values as their UTF-8 bytes, copied into the COPY stream as they are (see
-  // CopyEncoder): no decoding into JavaScript strings and encoding back, three times faster for chat bodies. Short
+  // CopyEncoder): no decoding into JavaScript strings and encoding back, much cheaper for chat bodies. Short
   // values stay strings, which is cheaper for them; keys and the cursor are always read as stored. Whole-table scans
   // (full syncs) keep strings: there PostgreSQL sets the pace, and short-lived strings keep peak memory lower than
   // byte buffers freed only when the garbage collector gets to them.
