@@ -27,7 +27,9 @@ import { emptyTally } from './conflicts.ts';
 import { LockHoldExceededError, SqliteSnapshot, sourceFingerprint, toSourceError } from './sqlite-reader.ts';
 import { Lookahead } from './lookahead.ts';
 import { chunkSettings, serverHasLz4, type RunContext, type RunStats } from './table-sync.ts';
-import { fullTable, incrementalTable, scheduleLookahead } from './table-runs.ts';
+import { fullTable, incrementalTable } from './table-runs.ts';
+import { buildState, captureChanges, type Capture } from './change-capture.ts';
+import { loadPageChunks, loadPageHeader, savePageState } from './page-store.ts';
 import { buildPlan, decodeKeyValues, type TablePlan } from './table-plan.ts';
 import { describeDrift, findDrift, parentsFirst, readTargetSchema, schemaExists } from './target-schema.ts';
 import { assertOpenWebUI } from './tenant-ddl.ts';
@@ -63,8 +65,6 @@ export type RunTenantSyncOptions = {
   onProgress?: (p: SyncProgress) => void;
   /** Claim lifetime; renewed every third of it while the run is alive (default 60 s). */
   claimTtlSeconds?: number;
-  /** Incremental runs compare key sets (deletion detection) when the last check is older than this (default 3600). */
-  deleteCheckIntervalSeconds?: number;
   /** Skip an incremental run whose SQLite file has not committed anything since the last run (default true). */
   skipUnchangedSource?: boolean;
   /** How long to retry a locked SQLite file (default 10 s). */
@@ -153,6 +153,7 @@ export async function runTenantSync(opts: RunTenantSyncOptions): Promise<SyncRun
     fullSyncCompleted = out.fullSyncCompleted;
     fingerprint = out.fingerprint;
     if (out.skipped) details.skipped = 'source unchanged since the last run';
+    if (stats.capture) details.capture = stats.capture;
   } catch (e) {
     syncType = (e as { syncType?: 'full' | 'incremental' }).syncType ?? syncType;
     error = describeFailure(e, opts.clientName, claimLost);
@@ -319,16 +320,7 @@ async function syncFromSnapshot(
     const resuming = [...progress.values()].some((p) => p.fullSyncPending);
     if (resuming || progress.size === 0) syncType = 'full';
     const fingerprint = sourceFingerprint(dep.sqlitePath);
-    const intervalMs = (opts.deleteCheckIntervalSeconds ?? 3600) * 1000;
-    const comparisonDue = [...progress.values()].some(
-      (p) => !p.deletesCheckedAt || Date.now() - p.deletesCheckedAt.getTime() >= intervalMs,
-    );
-    if (
-      syncType === 'incremental' &&
-      opts.skipUnchangedSource !== false &&
-      fingerprint === dep.sourceFingerprint &&
-      !comparisonDue
-    ) {
+    if (syncType === 'incremental' && opts.skipUnchangedSource !== false && fingerprint === dep.sourceFingerprint) {
       const open = await client.query<{ n: number }>(
         'SELECT count(*)::int AS n FROM sync_state.failed_rows WHERE deployment_id = $1::uuid AND resolved_at IS NULL',
         [dep.deploymentId],
@@ -428,23 +420,62 @@ async function syncFromSnapshot(
       snapshotAt,
     };
     const freshProgress = await loadProgress(client, dep.deploymentId);
-    if (syncType === 'incremental') scheduleLookahead(ctx, plans, freshProgress);
-    for (const [index, plan] of plans.entries()) {
-      const p = freshProgress.get(plan.name);
-      const report = (rowsDone: number, rowsTotal: number | null) =>
-        opts.onProgress?.({ table: plan.name, rowsDone, rowsTotal, tableIndex: index, tableCount: plans.length });
-      try {
-        if (syncType === 'full') {
-          if (resuming && p && !p.fullSyncPending) continue;
-          await fullTable(ctx, plan, p, failedByTable.get(plan.name) ?? [], report);
-        } else {
-          const due = !p?.deletesCheckedAt || Date.now() - p.deletesCheckedAt.getTime() >= intervalMs;
-          await incrementalTable(ctx, plan, p, failedByTable.get(plan.name) ?? [], due, report);
+    const pages = snapshot.openPages();
+    try {
+      const captureInput = {
+        file: pages,
+        walMark: snapshot.walMark,
+        fileId: snapshot.fileId(),
+        btrees: snapshot.btrees(),
+        checkpoint: () => {
+          if (signal.aborted) throw new AbortedError('sync aborted; the next run resumes where this one stopped');
+          snapshot?.checkHold();
+        },
+      };
+      let capture: Capture | undefined;
+      if (syncType === 'incremental') {
+        const tCapture = performance.now();
+        capture = await captureChanges({
+          ...captureInput,
+          previous: await loadPageHeader(client, dep.deploymentId),
+          loadChunks: (state, chunks) => loadPageChunks(client, dep.deploymentId, state, chunks),
+        });
+        stats.capture = {
+          mode: capture.mode,
+          changedPages: capture.changedPages,
+          unknownPages: capture.unknownPages,
+          tables: capture.tables.size,
+        };
+        if (capture.unknownPages > 0) {
+          logger.warn(
+            { unknownPages: capture.unknownPages },
+            'changed pages that no table accounts for; every table is compared in full this time',
+          );
         }
-      } catch (e) {
-        if (isSqliteError(e)) throw toSourceError(dep.sqlitePath, e);
-        throw e;
+        logger.debug({ ...stats.capture, ms: Math.round(performance.now() - tCapture) }, 'changes captured');
       }
+      for (const [index, plan] of plans.entries()) {
+        const p = freshProgress.get(plan.name);
+        const report = (rowsDone: number, rowsTotal: number | null) =>
+          opts.onProgress?.({ table: plan.name, rowsDone, rowsTotal, tableIndex: index, tableCount: plans.length });
+        try {
+          if (syncType === 'full') {
+            if (resuming && p && !p.fullSyncPending) continue;
+            await fullTable(ctx, plan, p, failedByTable.get(plan.name) ?? [], report);
+          } else {
+            const changes = capture?.tables.get(plan.name);
+            await incrementalTable(ctx, plan, changes, failedByTable.get(plan.name) ?? [], report);
+          }
+        } catch (e) {
+          if (isSqliteError(e)) throw toSourceError(dep.sqlitePath, e);
+          throw e;
+        }
+      }
+      // Everything this snapshot holds is applied: its pages are what the next run compares with.
+      const state = capture?.state ?? buildState(captureInput);
+      await savePageState(client, dep.deploymentId, jobId, state);
+    } finally {
+      pages.close();
     }
     logger.debug({ ms: Math.round(performance.now() - tStart) }, 'all tables synced');
     return { syncType, fullSyncCompleted: syncType === 'full', fingerprint, skipped: false };

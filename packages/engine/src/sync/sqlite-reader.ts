@@ -13,6 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { AbortedError, SourceUnusableError, errorMessage } from '../errors.ts';
+import { PageFile, readWalIndexHeader, type WalMark } from './sqlite-pages.ts';
+import type { Btree } from './change-capture.ts';
 
 /**
  * Read-only access to a tenant's Open WebUI SQLite file. The file is never written, never checkpointed, and no lock
@@ -91,6 +93,10 @@ export class SqliteSnapshot {
   /** Reading a rollback-journal file in place: until when its shared lock may be held (performance.now()). */
   private readonly holdUntil: number | null;
   private readonly holdBudgetMs: number;
+  /** WAL files: where the read transaction ends in the WAL (null: no WAL frame is part of the snapshot). */
+  readonly walMark: WalMark | null;
+  /** The file whose pages are the snapshot (the source, or its copy). */
+  private readonly pagesPath: string;
 
   private constructor(
     db: Database.Database,
@@ -98,7 +104,11 @@ export class SqliteSnapshot {
     sourcePath: string,
     copyDir?: string,
     holdBudgetMs = 0,
+    walMark: WalMark | null = null,
+    pagesPath = sourcePath,
   ) {
+    this.walMark = walMark;
+    this.pagesPath = pagesPath;
     this.db = db;
     this.journalMode = journalMode;
     this.sourcePath = sourcePath;
@@ -143,11 +153,15 @@ export class SqliteSnapshot {
     const db = openReadOnly(filePath);
     try {
       const mode = String(db.pragma('journal_mode', { simple: true })).toLowerCase();
-      if (mode === 'wal' || inPlaceBudgetMs > 0) {
+      if (mode === 'wal') {
+        const walMark = beginWalSnapshot(db, filePath);
+        return new SqliteSnapshot(db, mode, filePath, undefined, 0, walMark);
+      }
+      if (inPlaceBudgetMs > 0) {
         db.exec('BEGIN');
         // The first read pins the snapshot (and, without WAL, takes the SHARED lock) for the rest of the transaction.
         db.prepare('SELECT count(*) FROM sqlite_master').pluck().get();
-        return new SqliteSnapshot(db, mode, filePath, undefined, mode === 'wal' ? 0 : inPlaceBudgetMs);
+        return new SqliteSnapshot(db, mode, filePath, undefined, inPlaceBudgetMs);
       }
       // Rollback journal: a long read transaction would hold SHARED and block every commit of Open WebUI, so copy
       // the file under a short SHARED lock instead and read the copy.
@@ -165,7 +179,7 @@ export class SqliteSnapshot {
       db.close();
       const snap = new Database(copy, { readonly: true, fileMustExist: true });
       snap.exec('BEGIN');
-      return new SqliteSnapshot(snap, mode, filePath, dir);
+      return new SqliteSnapshot(snap, mode, filePath, dir, 0, null, copy);
     } catch (error) {
       if (db.open) db.close();
       throw error;
@@ -175,6 +189,31 @@ export class SqliteSnapshot {
   /** Tables, columns, keys, indexes and foreign keys as SQLite declares them. */
   schema(): SqliteSchema {
     return readSchema(this.db);
+  }
+
+  /** The snapshot's raw pages (read while the snapshot is open; close it before the snapshot). */
+  openPages(): PageFile {
+    return PageFile.open(this.pagesPath, this.walMark);
+  }
+
+  /** Identity of the source file (device and inode): another file at the path is another database. */
+  fileId(): string {
+    const st = statSync(this.sourcePath, { bigint: true });
+    return `${st.dev}:${st.ino}`;
+  }
+
+  /** Every b-tree of the schema (sqlite_master included) with the table it belongs to. */
+  btrees(): Btree[] {
+    const rows = this.db
+      .prepare('SELECT type, name, tbl_name, rootpage, sql FROM sqlite_master WHERE rootpage > 0')
+      .all() as { type: string; name: string; tbl_name: string; rootpage: number; sql: string | null }[];
+    const out: Btree[] = [{ root: 1, table: 'sqlite_master', rowidTable: true, isIndex: false }];
+    for (const r of rows) {
+      const isIndex = r.type === 'index';
+      const withoutRowid = !isIndex && /\bWITHOUT\s+ROWID\b/i.test(r.sql ?? '');
+      out.push({ root: r.rootpage, table: r.tbl_name, rowidTable: !isIndex && !withoutRowid, isIndex });
+    }
+    return out;
   }
 
   close(): void {
@@ -187,6 +226,33 @@ export class SqliteSnapshot {
       if (this.copyDir) rmSync(this.copyDir, { recursive: true, force: true });
     }
   }
+}
+
+/**
+ * Begins the read transaction of a WAL file and returns where it ends in the WAL. The WAL-index header is read before
+ * and after the transaction takes its snapshot; when both agree, that is the snapshot's end mark (a commit in
+ * between changes it, and the transaction is begun again). A file that keeps committing throughout counts as busy.
+ */
+function beginWalSnapshot(db: Database.Database, filePath: string): WalMark {
+  for (let attempt = 0; attempt < 50; attempt += 1) {
+    const before = readWalIndexHeader(filePath);
+    db.exec('BEGIN');
+    db.prepare('SELECT count(*) FROM sqlite_master').pluck().get();
+    const after = readWalIndexHeader(filePath);
+    if (
+      before &&
+      after &&
+      before.salt === after.salt &&
+      before.mxFrame === after.mxFrame &&
+      before.change === after.change
+    ) {
+      return after;
+    }
+    db.exec('COMMIT');
+  }
+  const error = new Error('the WAL index kept changing (or could not be read) while the snapshot was taken');
+  (error as { code?: string }).code = 'SQLITE_BUSY';
+  throw error;
 }
 
 function openReadOnly(filePath: string): Database.Database {

@@ -25,12 +25,8 @@ export type TablePlan = {
   readonly sqlite: {
     readonly all: string;
     readonly after: string;
-    readonly changedSince: string;
-    readonly changedAfter: string;
-    readonly nullCursor: string;
-    /** Whether changedSince / changedAfter would return any row (same parameters). */
-    readonly probeSince: string;
-    readonly probeAfter: string;
+    /** Rows by rowid (parameter: a JSON array of rowids). */
+    readonly byRowids: string;
     readonly byKey: string;
     readonly keys: string;
     readonly count: string;
@@ -78,6 +74,12 @@ export function rowKeyText(values: readonly unknown[]): string {
   return values.map((v) => (typeof v === 'string' ? v : v === null || v === undefined ? '' : String(v))).join('\u001f');
 }
 
+/** A name that reaches the rowid of `table` (a column may be called rowid itself). */
+function rowidName(table: SqliteTable): string {
+  const names = new Set(table.columns.map((c) => c.name.toLowerCase()));
+  return ['rowid', '_rowid_', 'oid'].find((n) => !names.has(n)) ?? 'rowid';
+}
+
 export function buildPlan(schemaName: string, target: TargetTable, source: SqliteTable): TablePlan {
   const sourceCols = new Set(source.columns.map((c) => c.name));
   const cols = target.columns.filter((c) => sourceCols.has(c.name));
@@ -110,7 +112,6 @@ export function buildPlan(schemaName: string, target: TargetTable, source: Sqlit
   const keyParams = key.map(() => '?').join(', ');
   const keyTuple = key.length === 1 ? keyList : `(${keyList})`;
   const keyParamTuple = key.length === 1 ? '?' : `(${keyParams})`;
-  const cur = cursorColumn ? sq(cursorColumn) : '';
 
   // Cast from the staged column to the target type (only text-staged kinds need one).
   const castOf = (alias: string, i: number) => {
@@ -216,19 +217,7 @@ export function buildPlan(schemaName: string, target: TargetTable, source: Sqlit
     sqlite: {
       all: `SELECT ${selectList} FROM ${st} ORDER BY ${keyList}`,
       after: `SELECT ${selectList} FROM ${st} WHERE ${keyTuple} > ${keyParamTuple} ORDER BY ${keyList}`,
-      changedSince: cursorColumn
-        ? `SELECT ${changedList} FROM ${st} WHERE ${cur} >= ? ORDER BY ${cur}, ${keyList}`
-        : `SELECT ${selectList} FROM ${st} ORDER BY ${keyList}`,
-      changedAfter: cursorColumn
-        ? `SELECT ${changedList} FROM ${st} WHERE ${cur} >= ? AND (${cur} > ? OR ${keyTuple} > ${keyParamTuple}) ORDER BY ${cur}, ${keyList}`
-        : `SELECT ${selectList} FROM ${st} ORDER BY ${keyList}`,
-      probeSince: cursorColumn ? `SELECT 1 FROM ${st} WHERE ${cur} >= ? LIMIT 1` : `SELECT 1 FROM ${st} LIMIT 1`,
-      probeAfter: cursorColumn
-        ? `SELECT 1 FROM ${st} WHERE ${cur} >= ? AND (${cur} > ? OR ${keyTuple} > ${keyParamTuple}) LIMIT 1`
-        : `SELECT 1 FROM ${st} LIMIT 1`,
-      nullCursor: cursorColumn
-        ? `SELECT ${changedList} FROM ${st} WHERE ${cur} IS NULL ORDER BY ${keyList}`
-        : `SELECT ${selectList} FROM ${st} WHERE 0`,
+      byRowids: `SELECT ${changedList} FROM ${st} WHERE ${rowidName(source)} IN (SELECT value FROM json_each(?))`,
       byKey: `SELECT ${changedList} FROM ${st} WHERE ${key.map((k) => `${sq(k)} = ?`).join(' AND ')}`,
       keys: `SELECT ${keyList} FROM ${st}`,
       count: `SELECT count(*) FROM ${st}`,

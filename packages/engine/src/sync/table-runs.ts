@@ -1,12 +1,12 @@
-import { createHash } from 'node:crypto';
-import { saveContentFingerprint, saveProgress, type ProgressRow } from './bookkeeping.ts';
+import { saveProgress, type ProgressRow } from './bookkeeping.ts';
+import type { TableChanges } from './change-capture.ts';
 import { ChunkWriter, type RunContext } from './table-sync.ts';
-import { cursorBind, cursorSettled, decodeKeyValues, encodeKeyValues, type TablePlan } from './table-plan.ts';
+import { cursorBind, decodeKeyValues, encodeKeyValues, type TablePlan } from './table-plan.ts';
 import { detectDeletes } from './tombstones.ts';
 
 /**
  * One table's part of a run: a full pass (key order, resumable from resume_key, direct COPY into an empty table)
- * or an incremental pass (from the table's cursor), each followed by deletion detection when it is due.
+ * or an incremental pass (the rows change capture found), each followed by deletion detection.
  */
 
 /** Tracks the highest (cursor, key) actually read. */
@@ -47,7 +47,6 @@ export async function fullTable(
 ): Promise<void> {
   const resumeKey = progress?.fullSyncPending ? progress.resumeKey : null;
   const t0 = performance.now();
-  if (progress?.contentFingerprint) await saveContentFingerprint(ctx.client, ctx.deploymentId, plan.name, null);
   const empty = await tableIsEmpty(ctx, plan);
   const writer = new ChunkWriter(ctx, plan, empty ? 'bulk' : 'compare', failedKeys.length > 0);
   const total = Number(ctx.snapshot.db.prepare(plan.sqlite.count).pluck().get());
@@ -101,11 +100,6 @@ export async function fullTable(
   if (empty && !resumeKey)
     await saveProgress(ctx.client, ctx.deploymentId, plan.name, ctx.jobId, { deletesChecked: true });
   else await detectDeletes(ctx, plan, { failures: writer.failed + failedKeys.length });
-  // Remember what a table without updated_at now holds (applied and checked for deletes), so the next incremental
-  // run can skip it if unchanged.
-  if (plan.cursorColumn === null && writer.failed === 0 && failedKeys.length === 0) {
-    await saveContentFingerprint(ctx.client, ctx.deploymentId, plan.name, tableFingerprint(ctx.snapshot.db, plan));
-  }
   ctx.logger.debug(
     {
       table: plan.name,
@@ -133,33 +127,28 @@ async function tableIsEmpty(ctx: RunContext, plan: TablePlan): Promise<boolean> 
   return res.rows[0]?.empty ?? false;
 }
 
+/**
+ * One table's part of an incremental run: the rows change capture found on changed pages (or every row, when the
+ * capture could not narrow it down) are read from the snapshot and compared by content hash, and a table whose pages
+ * changed is checked for deletes (counts first, key sets when they differ). Rows that failed before are retried by
+ * key on every run.
+ */
 export async function incrementalTable(
   ctx: RunContext,
   plan: TablePlan,
-  progress: ProgressRow | undefined,
+  changes: TableChanges | undefined,
   failedKeys: unknown[][],
-  deletesDue: boolean,
   report: (done: number, total: number | null) => void,
 ): Promise<void> {
+  if (!changes && failedKeys.length === 0) return;
   const t0 = performance.now();
   const writer = new ChunkWriter(ctx, plan, 'compare', failedKeys.length > 0);
-  const cursor = new CursorTracker(plan);
   const db = ctx.snapshot.db;
-  const start = progress?.cursorValue ?? null;
-  const ahead = ctx.lookahead.take(plan.name);
-  let fingerprint: string | null = null;
   let done = 0;
-  const keep = () => ({
-    phase: 'running' as const,
-    rowsDone: done,
-    ...(cursor.text() !== null
-      ? { cursorValue: cursor.text(), cursorKey: cursor.key, cursorReadAt: ctx.snapshotAt }
-      : {}),
-  });
-  const feed = async (iter: IterableIterator<unknown[]>, trackCursor: boolean) => {
+  const keep = () => ({ phase: 'running' as const, rowsDone: done });
+  const feed = async (iter: IterableIterator<unknown[]>) => {
     try {
       for (const values of iter) {
-        if (trackCursor) cursor.see(values);
         done += 1;
         await writer.add(values, keep);
       }
@@ -169,42 +158,15 @@ export async function incrementalTable(
       throw e;
     }
   };
-  if (plan.cursorColumn && start !== null && progress) {
-    // Nothing to read when the lookahead already found no row past the cursor in this snapshot.
-    if (!(ahead && 'changed' in ahead && !ahead.changed)) {
-      const read = cursorRead(progress, start);
-      const stmt = db.prepare(read.after ? plan.sqlite.changedAfter : plan.sqlite.changedSince);
-      await feed(
-        stmt
-          .raw(true)
-          .safeIntegers(true)
-          .iterate(...read.params) as IterableIterator<unknown[]>,
-        true,
-      );
+  if (changes?.all) {
+    await feed(db.prepare(plan.sqlite.all).raw(true).safeIntegers(true).iterate() as IterableIterator<unknown[]>);
+  } else if (changes && changes.rowids.size > 0) {
+    const rowids = [...changes.rowids].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const stmt = db.prepare(plan.sqlite.byRowids).raw(true).safeIntegers(true);
+    for (let i = 0; i < rowids.length; i += ROWIDS_PER_READ) {
+      const list = `[${rowids.slice(i, i + ROWIDS_PER_READ).join(',')}]`;
+      await feed(stmt.iterate(list) as IterableIterator<unknown[]>);
     }
-    // Rows whose updated_at is NULL cannot be found by the cursor; Open WebUI sets updated_at whenever it changes
-    // a row, so they are compared by content hash on the same schedule as the key-set comparison (and on every
-    // full sync), not on every run.
-    if (deletesDue) {
-      await feed(
-        db.prepare(plan.sqlite.nullCursor).raw(true).safeIntegers(true).iterate() as IterableIterator<unknown[]>,
-        false,
-      );
-    }
-  } else if (plan.cursorColumn === null) {
-    // No updated_at: compare every row by key and content hash, unless the table's content is exactly what the
-    // last run applied (one local pass over the snapshot, no round trip per row).
-    fingerprint = ahead && 'fingerprint' in ahead ? ahead.fingerprint : tableFingerprint(db, plan);
-    if (fingerprint === progress?.contentFingerprint && failedKeys.length === 0) {
-      // Exactly the content the last run applied and checked for deletes: nothing can have been deleted since.
-      ctx.logger.debug({ table: plan.name, ms: Math.round(performance.now() - t0) }, `unchanged ${plan.name}`);
-      if (deletesDue) await saveProgress(ctx.client, ctx.deploymentId, plan.name, ctx.jobId, { deletesChecked: true });
-      return;
-    }
-    await feed(db.prepare(plan.sqlite.all).raw(true).safeIntegers(true).iterate() as IterableIterator<unknown[]>, true);
-  } else {
-    // Never synced incrementally: compare every row by key and content hash.
-    await feed(db.prepare(plan.sqlite.all).raw(true).safeIntegers(true).iterate() as IterableIterator<unknown[]>, true);
   }
   if (failedKeys.length > 0) {
     const byKey = db.prepare(plan.sqlite.byKey).raw(true).safeIntegers(true);
@@ -213,96 +175,14 @@ export async function incrementalTable(
       if (values) await writer.add(values, keep);
     }
   }
-  ctx.logger.debug(
-    { table: plan.name, rows: done, ms: Math.round(performance.now() - t0) },
-    `incremental ${plan.name}`,
-  );
-  const final = cursor.text() ?? start;
-  if (done === 0 && failedKeys.length === 0 && final === start && fingerprint === null) {
-    // Nothing read: leave the table's progress row as it is (saves a round trip per table).
-    if (deletesDue) await detectDeletes(ctx, plan, { failures: failedKeys.length });
-    return;
-  }
-  await writer.finish({
-    phase: 'done',
-    rowsDone: done,
-    cursorValue: final,
-    cursorKey: cursor.text() !== null ? cursor.key : (progress?.cursorKey ?? null),
-    ...(cursor.text() !== null ? { cursorReadAt: ctx.snapshotAt } : {}),
-  });
+  await writer.finish({ phase: 'done', rowsDone: done });
   report(done, null);
-  // A table without updated_at whose content changed is always checked for deletes (its key set may have changed).
-  if (deletesDue || fingerprint !== null) {
-    await detectDeletes(ctx, plan, { failures: writer.failed + failedKeys.length });
-  }
-  // Only content applied without failures (and checked for deletes) is remembered; anything else is compared again.
-  if (fingerprint !== null) {
-    await saveContentFingerprint(ctx.client, ctx.deploymentId, plan.name, writer.failed === 0 ? fingerprint : null);
-  }
+  // A failed row missing from the source now is settled by the key comparison (its key is no longer there).
+  await detectDeletes(ctx, plan, { failures: writer.failed + failedKeys.length });
   ctx.logger.debug(
-    { table: plan.name, rows: done, ms: Math.round(performance.now() - t0) },
-    `incremental ${plan.name} done`,
+    { table: plan.name, rows: done, all: changes?.all ?? false, ms: Math.round(performance.now() - t0) },
+    `incremental ${plan.name}: ${done} rows compared`,
   );
 }
 
-/**
- * Which rows an incremental read starts from. Rows at exactly the cursor value are re-read while that value is
- * recent (a transaction still committing could add another row with it); once it is settled, paging continues
- * strictly after (cursor, key).
- */
-function cursorRead(progress: ProgressRow, start: string): { after: boolean; params: unknown[] } {
-  const readAt = progress.cursorReadAt?.getTime() ?? 0;
-  const settledKey = progress.cursorKey && cursorSettled(start, readAt) ? progress.cursorKey : null;
-  const bound = cursorBind(start);
-  return settledKey
-    ? { after: true, params: [bound, bound, ...decodeKeyValues(settledKey)] }
-    : { after: false, params: [bound] };
-}
-
-/**
- * Queues, for every table of an incremental run, the snapshot reads its turn will start with: the content
- * fingerprint of a table without updated_at, or whether any row lies past the cursor (see Lookahead).
- */
-export function scheduleLookahead(
-  ctx: RunContext,
-  plans: readonly TablePlan[],
-  progress: ReadonlyMap<string, ProgressRow>,
-): void {
-  const db = ctx.snapshot.db;
-  for (const plan of plans) {
-    const p = progress.get(plan.name);
-    if (plan.cursorColumn === null) {
-      ctx.lookahead.schedule(plan.name, () => ({ fingerprint: tableFingerprint(db, plan) }));
-    } else if (p?.cursorValue != null) {
-      const start = p.cursorValue;
-      ctx.lookahead.schedule(plan.name, () => {
-        const read = cursorRead(p, start);
-        const probe = db.prepare(read.after ? plan.sqlite.probeAfter : plan.sqlite.probeSince).safeIntegers(true);
-        return { changed: probe.get(...read.params) !== undefined };
-      });
-    }
-  }
-}
-
-/**
- * SHA-256 over every row of the table in key order, as read from this run's snapshot (values with their SQLite
- * storage class, so 1 and '1' differ). Equal fingerprints mean equal content, so the row-by-row comparison can be
- * skipped.
- */
-function tableFingerprint(db: RunContext['snapshot']['db'], plan: TablePlan): string {
-  const hash = createHash('sha256');
-  hash.update(plan.columns.join('\u001f'));
-  for (const values of db.prepare(plan.sqlite.all).raw(true).safeIntegers(true).iterate() as IterableIterator<
-    unknown[]
-  >) {
-    for (const v of values) {
-      if (v === null || v === undefined) hash.update('\u0000n');
-      else if (typeof v === 'bigint') hash.update(`\u0000i${v}`);
-      else if (typeof v === 'number') hash.update(`\u0000r${v}`);
-      else if (Buffer.isBuffer(v)) hash.update('\u0000b').update(v);
-      else hash.update(`\u0000t${String(v).length}:`).update(String(v));
-    }
-    hash.update('\u001e');
-  }
-  return hash.digest('base64');
-}
+const ROWIDS_PER_READ = 500;

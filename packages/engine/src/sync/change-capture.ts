@@ -1,0 +1,377 @@
+import { hash } from 'node:crypto';
+import {
+  PAGE_TYPE,
+  btreeHeader,
+  cellOffsets,
+  childPages,
+  freelistPages,
+  overflowChain,
+  parseCell,
+  structuralPages,
+  type PageFile,
+  type WalMark,
+} from './sqlite-pages.ts';
+
+/**
+ * Change capture that does not trust the application. Open WebUI changes many rows without touching `updated_at`
+ * and deletes hard, so a run finds what changed from the database file itself: every page the snapshot sees is
+ * compared with the previous run's snapshot, and changed pages are mapped to the rows on them.
+ *
+ * - WAL files: the pages written since the last run are exactly the pages of the WAL frames after the last run's end
+ *   mark, as long as the WAL has not restarted (same salts). Cost: the frame headers, nothing else.
+ * - Otherwise (a rollback-journal file, or a WAL that restarted after a checkpoint): every page is hashed and compared
+ *   with the hashes recorded by the last run. Cost: one sequential read of the file.
+ * - A changed table leaf page names its rows (rowids); a changed overflow page names the row it belongs to (recorded
+ *   for every overflow page, because SQLite rewrites a same-size value in place, touching only its overflow pages);
+ *   a changed interior page means rows moved between pages (deletes are then looked for by count).
+ * - No previous state (first run, another file at the path, another page size): every table is compared in full.
+ *
+ * The result over-approximates (a changed page names all its rows, changed or not; the row comparison in
+ * PostgreSQL drops the unchanged ones), never under-approximates: a page that cannot be accounted for makes every
+ * table be compared in full.
+ */
+
+/** A b-tree of the snapshot's schema. */
+export type Btree = {
+  readonly root: number;
+  /** Table the b-tree stores or indexes. */
+  readonly table: string;
+  /** A table's rows keyed by rowid (false for indexes and WITHOUT ROWID tables). */
+  readonly rowidTable: boolean;
+  readonly isIndex: boolean;
+};
+
+/** Per page: 8 bytes of its content hash, then the b-tree root and rowid owning it when it is an overflow page. */
+const HASH_BYTES = 8;
+export const CHUNK_PAGES = 1024;
+
+/** What the last successful run saw, page by page (the part of it that was loaded). */
+export class PageState {
+  pageSize: number;
+  pageCount: number;
+  walSalt: string | null;
+  walFrame: number;
+  fileId: string;
+  hashes: Buffer;
+  roots: Uint32Array;
+  rowids: BigInt64Array;
+  /** Chunks present in memory (all of them for a state built here). */
+  readonly loaded = new Set<number>();
+  /** Chunks changed since they were loaded. */
+  readonly dirty = new Set<number>();
+
+  constructor(init: { pageSize: number; pageCount: number; walSalt: string | null; walFrame: number; fileId: string }) {
+    this.pageSize = init.pageSize;
+    this.pageCount = init.pageCount;
+    this.walSalt = init.walSalt;
+    this.walFrame = init.walFrame;
+    this.fileId = init.fileId;
+    this.hashes = Buffer.alloc((init.pageCount + 1) * HASH_BYTES);
+    this.roots = new Uint32Array(init.pageCount + 1);
+    this.rowids = new BigInt64Array(init.pageCount + 1);
+  }
+
+  /** Grows or shrinks the arrays to `pageCount` pages (new pages have no hash and no owner). */
+  resize(pageCount: number): void {
+    if (pageCount === this.pageCount) return;
+    const hashes = Buffer.alloc((pageCount + 1) * HASH_BYTES);
+    this.hashes.copy(hashes, 0, 0, Math.min(this.hashes.length, hashes.length));
+    const roots = new Uint32Array(pageCount + 1);
+    roots.set(this.roots.subarray(0, Math.min(this.roots.length, pageCount + 1)));
+    const rowids = new BigInt64Array(pageCount + 1);
+    rowids.set(this.rowids.subarray(0, Math.min(this.rowids.length, pageCount + 1)));
+    const old = this.pageCount;
+    this.hashes = hashes;
+    this.roots = roots;
+    this.rowids = rowids;
+    this.pageCount = pageCount;
+    for (let c = chunkOf(Math.min(old, pageCount) + 1); c <= chunkOf(Math.max(old, pageCount)); c += 1) {
+      this.loaded.add(c);
+      this.dirty.add(c);
+    }
+  }
+
+  setHash(pgno: number, page: Buffer): void {
+    const h = pageHash(page);
+    const at = pgno * HASH_BYTES;
+    if (this.hashes.compare(h, 0, HASH_BYTES, at, at + HASH_BYTES) !== 0) {
+      h.copy(this.hashes, at, 0, HASH_BYTES);
+      this.dirty.add(chunkOf(pgno));
+    }
+  }
+
+  hashEquals(pgno: number, h: Buffer): boolean {
+    const at = pgno * HASH_BYTES;
+    return this.hashes.compare(h, 0, HASH_BYTES, at, at + HASH_BYTES) === 0;
+  }
+
+  setOwner(pgno: number, root: number, rowid: bigint): void {
+    if (pgno <= 0 || pgno > this.pageCount) return;
+    if (this.roots[pgno] === root && this.rowids[pgno] === rowid) return;
+    this.roots[pgno] = root;
+    this.rowids[pgno] = rowid;
+    this.dirty.add(chunkOf(pgno));
+  }
+
+  /** The chunk's bytes: hashes, then roots (u32 BE), then rowids (i64 BE) of its pages. */
+  encodeChunk(chunk: number): Buffer {
+    const first = chunk * CHUNK_PAGES;
+    const last = Math.min(this.pageCount, first + CHUNK_PAGES - 1);
+    const n = Math.max(0, last - first + 1);
+    const out = Buffer.alloc(n * (HASH_BYTES + 12));
+    for (let i = 0; i < n; i += 1) {
+      const p = first + i;
+      this.hashes.copy(out, i * HASH_BYTES, p * HASH_BYTES, (p + 1) * HASH_BYTES);
+      out.writeUInt32BE(this.roots[p] ?? 0, n * HASH_BYTES + i * 4);
+      out.writeBigInt64BE(this.rowids[p] ?? 0n, n * (HASH_BYTES + 4) + i * 8);
+    }
+    return out;
+  }
+
+  decodeChunk(chunk: number, data: Buffer): void {
+    const first = chunk * CHUNK_PAGES;
+    const n = Math.floor(data.length / (HASH_BYTES + 12));
+    for (let i = 0; i < n; i += 1) {
+      const p = first + i;
+      if (p > this.pageCount) break;
+      data.copy(this.hashes, p * HASH_BYTES, i * HASH_BYTES, (i + 1) * HASH_BYTES);
+      this.roots[p] = data.readUInt32BE(n * HASH_BYTES + i * 4);
+      this.rowids[p] = data.readBigInt64BE(n * (HASH_BYTES + 4) + i * 8);
+    }
+    this.loaded.add(chunk);
+  }
+}
+
+export function chunkOf(pgno: number): number {
+  return Math.floor(pgno / CHUNK_PAGES);
+}
+
+function pageHash(page: Buffer): Buffer {
+  return hash('sha1', page, 'buffer');
+}
+
+/** Rows to read again per table: a set of rowids, or every row. */
+export type TableChanges = { readonly rowids: Set<bigint>; all: boolean };
+
+export type Capture = {
+  /** How the changed pages were found. */
+  readonly mode: 'baseline' | 'wal' | 'pages';
+  /** Tables whose b-tree changed, with the rows to read again (an empty set: only check for deletes). */
+  readonly tables: Map<string, TableChanges>;
+  readonly changedPages: number;
+  /** Changed pages no b-tree, freelist or known overflow chain accounts for (then every table is compared). */
+  readonly unknownPages: number;
+  /** The state to record once the run has applied everything. */
+  readonly state: PageState;
+};
+
+export type CaptureInput = {
+  readonly file: PageFile;
+  readonly walMark: WalMark | null;
+  readonly fileId: string;
+  readonly btrees: readonly Btree[];
+  /** The last successful run's state header, or null. */
+  readonly previous: {
+    pageSize: number;
+    pageCount: number;
+    walSalt: string | null;
+    walFrame: number;
+    fileId: string;
+  } | null;
+  /** Loads the given chunks of the previous state into `state`. */
+  readonly loadChunks: (state: PageState, chunks: number[]) => Promise<void>;
+  /** Called between slices of whole-file work (lock budgets, aborts). */
+  readonly checkpoint?: () => void;
+};
+
+/** Finds what changed since the last run (see the module comment). */
+export async function captureChanges(input: CaptureInput): Promise<Capture> {
+  const { file, previous } = input;
+  const walSalt = input.walMark?.salt ?? null;
+  const walFrame = input.walMark?.mxFrame ?? 0;
+  if (!previous || previous.pageSize !== file.pageSize || previous.fileId !== input.fileId) {
+    const state = buildState(input);
+    const tables = new Map<string, TableChanges>();
+    for (const b of input.btrees) if (!b.isIndex) tables.set(b.table, { rowids: new Set(), all: true });
+    return { mode: 'baseline', tables, changedPages: file.pageCount, unknownPages: 0, state };
+  }
+  const state = new PageState({ ...previous, walSalt, walFrame });
+  // The whole previous state is loaded (20 bytes a page): overflow owners anywhere in the file may change.
+  const all: number[] = [];
+  for (let c = 0; c <= chunkOf(previous.pageCount); c += 1) all.push(c);
+  await input.loadChunks(state, all);
+  const oldCount = previous.pageCount;
+  state.resize(file.pageCount);
+  let changed: Set<number>;
+  let mode: 'wal' | 'pages';
+  if (walSalt !== null && previous.walSalt === walSalt && previous.walFrame <= walFrame) {
+    mode = 'wal';
+    changed = file.pagesWrittenAfter(previous.walFrame);
+    for (const p of changed) if (p > file.pageCount) changed.delete(p);
+    const buf = Buffer.alloc(file.pageSize);
+    for (const p of changed) state.setHash(p, file.read(p, buf));
+  } else {
+    mode = 'pages';
+    changed = new Set();
+    forEachPage(file, input.checkpoint, (p, page) => {
+      const h = pageHash(page);
+      if (p > oldCount || !state.hashEquals(p, h)) {
+        changed.add(p);
+        h.copy(state.hashes, p * HASH_BYTES, 0, HASH_BYTES);
+        state.dirty.add(chunkOf(p));
+      }
+    });
+  }
+  return { mode, ...attribute(input, state, changed), changedPages: changed.size, state };
+}
+
+/** Maps changed pages to tables and rows, updating the overflow owners of the rows on changed pages. */
+function attribute(
+  input: CaptureInput,
+  state: PageState,
+  changed: Set<number>,
+): { tables: Map<string, TableChanges>; unknownPages: number } {
+  const { file } = input;
+  const tables = new Map<string, TableChanges>();
+  const byRoot = new Map(input.btrees.map((b) => [b.root, b]));
+  const touch = (table: string): TableChanges => {
+    let t = tables.get(table);
+    if (!t) {
+      t = { rowids: new Set(), all: false };
+      tables.set(table, t);
+    }
+    return t;
+  };
+  if (changed.size === 0) return { tables, unknownPages: 0 };
+  // Which b-tree each leaf and interior page belongs to: the interior levels of every b-tree (a small fraction of
+  // the file).
+  const owner = new Map<number, { btree: Btree; leaf: boolean }>();
+  const buf = Buffer.alloc(file.pageSize);
+  for (const b of input.btrees) {
+    const stack = [b.root];
+    while (stack.length > 0) {
+      const p = stack.pop() as number;
+      if (p <= 0 || p > file.pageCount || owner.has(p)) continue;
+      const page = file.read(p, buf);
+      const info = btreeHeader(page, p);
+      if (!info) continue;
+      const leaf = info.type === PAGE_TYPE.leafTable || info.type === PAGE_TYPE.leafIndex;
+      owner.set(p, { btree: b, leaf });
+      if (!leaf) stack.push(...childPages(page, info));
+    }
+  }
+  const leftover: number[] = [];
+  for (const p of changed) {
+    const o = owner.get(p);
+    if (!o) {
+      leftover.push(p);
+      continue;
+    }
+    const { btree } = o;
+    if (!btree.rowidTable && !btree.isIndex) {
+      touch(btree.table).all = true;
+      continue;
+    }
+    const page = file.read(p, buf);
+    const info = btreeHeader(page, p);
+    if (!info) continue;
+    if (info.type === PAGE_TYPE.interiorTable) {
+      if (btree.rowidTable) touch(btree.table);
+      continue;
+    }
+    const rows = btree.rowidTable ? touch(btree.table).rowids : undefined;
+    for (const offset of cellOffsets(page, info)) {
+      const cell = parseCell(page, offset, info.type, file.usable);
+      if (rows && cell.rowid !== null) rows.add(cell.rowid);
+      if (cell.firstOverflow > 0) {
+        const ownerRowid = btree.rowidTable && cell.rowid !== null ? cell.rowid : -1n;
+        for (const op of overflowChain(file, cell.firstOverflow, cell.overflowPages)) {
+          state.setOwner(op, btree.root, ownerRowid);
+        }
+      }
+    }
+  }
+  let unknownPages = 0;
+  if (leftover.length > 0) {
+    const free = freelistPages(file);
+    const structural = structuralPages(file);
+    for (const p of leftover) {
+      if (free.has(p) || structural.has(p)) continue;
+      const b = byRoot.get(state.roots[p] ?? 0);
+      if (!b) {
+        unknownPages += 1;
+        continue;
+      }
+      if (b.rowidTable) touch(b.table).rowids.add(state.rowids[p] ?? 0n);
+      else if (!b.isIndex) touch(b.table).all = true;
+      // An index's overflow page changes only with the index cell, i.e. with the rows it indexes.
+    }
+  }
+  if (unknownPages > 0) {
+    for (const b of input.btrees) if (!b.isIndex) touch(b.table).all = true;
+  }
+  return { tables, unknownPages };
+}
+
+/** Calls `fn` for every page of the snapshot in order, reading the file in large blocks. */
+function forEachPage(file: PageFile, checkpoint: (() => void) | undefined, fn: (pgno: number, page: Buffer) => void) {
+  const per = Math.max(1, Math.floor((1 << 20) / file.pageSize));
+  const block = Buffer.alloc(per * file.pageSize);
+  for (let first = 1; first <= file.pageCount; first += per) {
+    checkpoint?.();
+    const last = Math.min(file.pageCount, first + per - 1);
+    const buf = file.readRange(first, last, block);
+    for (let p = first; p <= last; p += 1) {
+      fn(p, buf.subarray((p - first) * file.pageSize, (p - first + 1) * file.pageSize));
+    }
+  }
+}
+
+/** The whole state of a snapshot: every page's hash and the owner of every overflow page. */
+export function buildState(input: Pick<CaptureInput, 'file' | 'walMark' | 'fileId' | 'btrees' | 'checkpoint'>) {
+  const { file } = input;
+  const state = new PageState({
+    pageSize: file.pageSize,
+    pageCount: file.pageCount,
+    walSalt: input.walMark?.salt ?? null,
+    walFrame: input.walMark?.mxFrame ?? 0,
+    fileId: input.fileId,
+  });
+  const next = new Uint32Array(file.pageCount + 1);
+  forEachPage(file, input.checkpoint, (p, page) => {
+    pageHash(page).copy(state.hashes, p * HASH_BYTES, 0, HASH_BYTES);
+    next[p] = page.readUInt32BE(0);
+  });
+  const buf = Buffer.alloc(file.pageSize);
+  for (const b of input.btrees) {
+    const stack = [b.root];
+    const seen = new Set<number>();
+    while (stack.length > 0) {
+      const p = stack.pop() as number;
+      if (p <= 0 || p > file.pageCount || seen.has(p)) continue;
+      seen.add(p);
+      const page = file.read(p, buf);
+      const info = btreeHeader(page, p);
+      if (!info) continue;
+      if (info.type === PAGE_TYPE.interiorTable) {
+        stack.push(...childPages(page, info));
+        continue;
+      }
+      if (info.type === PAGE_TYPE.interiorIndex) stack.push(...childPages(page, info));
+      for (const offset of cellOffsets(page, info)) {
+        const cell = parseCell(page, offset, info.type, file.usable);
+        if (cell.firstOverflow === 0) continue;
+        const rowid = b.rowidTable && cell.rowid !== null ? cell.rowid : -1n;
+        for (const op of overflowChain(file, cell.firstOverflow, cell.overflowPages, (x) => next[x] ?? 0)) {
+          state.roots[op] = b.root;
+          state.rowids[op] = rowid;
+        }
+      }
+    }
+  }
+  for (let c = 0; c <= chunkOf(file.pageCount); c += 1) {
+    state.loaded.add(c);
+    state.dirty.add(c);
+  }
+  return state;
+}
