@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { CHUNK_PAGES, PageState } from './change-capture.ts';
+import { CHUNK_PAGES, type PageState } from './change-capture.ts';
 
 /** sync_state.source_pages / source_page_chunks: the page state change capture compares the next snapshot with. */
 
@@ -46,16 +46,6 @@ export async function loadPageChunks(
     [deploymentId, chunks],
   );
   for (const r of res.rows) state.decodeChunk(r.chunk, r.data);
-}
-
-/** Forgets the recorded state (the next run compares every table in full and records it anew). */
-export async function clearPageState(client: pg.ClientBase, deploymentId: string): Promise<void> {
-  await client.query(
-    `UPDATE sync_state.source_pages SET file_id = '', page_count = 0, wal_salt = NULL, wal_frame = 0,
-            captured_at = now()
-      WHERE deployment_id = $1::uuid`,
-    [deploymentId],
-  );
 }
 
 /** Records `state` (its changed chunks and the header) in one transaction. */

@@ -153,17 +153,15 @@ export async function upgradeTenantSchema(opts: TenantDdlOptions): Promise<{ cha
       changes.push(`added column ${table}.${column} (${mapped.sql})`);
     }
     changes.push(...(await addMissingPrimaryKeys(client, schemaName, schema, target)));
-    // Rows already copied have nothing in the new columns, and their updated_at did not move: read those tables
-    // again from the start on the next run so the values arrive.
-    const widened = [...new Set(drift.newColumns.map((c) => c.table))];
+    // Rows already copied have nothing in the new columns, and SQLite's ALTER TABLE rewrote none of their pages:
+    // forget the recorded page state so the next run compares every table in full and the values arrive.
     await rebaseTargetHashes(client, opts.clientName, schemaName, schema, drift.newColumns);
-    if (widened.length > 0) {
+    if (drift.newColumns.length > 0 || drift.newTables.length > 0) {
       await client.query(
-        `UPDATE sync_metadata.sync_progress p
-            SET cursor_value = NULL, cursor_key = NULL, updated_at = now()
+        `UPDATE sync_state.source_pages p SET file_id = '', page_count = 0, wal_salt = NULL, wal_frame = 0
            FROM sync_metadata.client_deployments d
-          WHERE d.client_name = $1::text AND p.deployment_id = d.deployment_id AND p.table_name = ANY($2::text[])`,
-        [opts.clientName, widened],
+          WHERE d.client_name = $1::text AND p.deployment_id = d.deployment_id`,
+        [opts.clientName],
       );
     }
     await grantTenant(client, schemaName, role);
@@ -365,6 +363,17 @@ async function createTables(
   }
 }
 
+/** The unique index that serves as the row key of a table: its primary key's, else one on `id`, else the narrowest. */
+export function keyIndexName(t: SqliteTable, pk: readonly string[]): string | null {
+  const candidates = t.indexes.filter((ix) => ix.unique && !ix.partial && ix.columns.every((c) => c !== null));
+  const same = (ix: (typeof candidates)[number], cols: readonly string[]) =>
+    ix.columns.length === cols.length && ix.columns.every((c, i) => c === cols[i]);
+  if (pk.length > 0) return candidates.find((ix) => same(ix, pk))?.name ?? null;
+  const byId = candidates.find((ix) => same(ix, ['id']));
+  if (byId) return byId.name;
+  return [...candidates].sort((a, b) => a.columns.length - b.columns.length)[0]?.name ?? null;
+}
+
 async function createIndex(
   client: pg.ClientBase,
   schemaName: string,
@@ -397,13 +406,15 @@ async function createIndex(
   }
   const name =
     ix.origin === 'u' ? `${t.name}_${(ix.columns as string[]).join('_')}_key`.slice(0, 63) : ix.name.slice(0, 63);
-  if (ix.origin === 'u' && ix.columns.length === pk.length && ix.columns.every((c, i) => c === pk[i])) {
-    // UNIQUE(id) next to PRIMARY KEY(id): Open WebUI's PostgreSQL schema has the same redundant constraint.
-  }
+  // Only the index that identifies rows stays unique. Rows deleted in the source stay in the backup as tombstones
+  // until an admin purges them, so any other unique index would refuse the row Open WebUI re-inserts under a new id
+  // with the same values (access grants, group members and API keys are saved that way). SQLite enforces those
+  // constraints at the source; the backup keeps them as plain indexes.
+  const unique = ix.unique && keyIndexName(t, pk) === ix.name;
   await client.query('SAVEPOINT ix');
   try {
     await client.query(
-      `CREATE ${ix.unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${quoteIdent(name)} ON ${qualified(
+      `CREATE ${unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${quoteIdent(name)} ON ${qualified(
         schemaName,
         t.name,
       )} (${exprs.join(', ')})${where}`,
