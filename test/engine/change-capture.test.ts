@@ -139,3 +139,50 @@ describe('change capture under Open WebUI write patterns', () => {
     }
   });
 });
+
+describe('values are never changed silently', () => {
+  const db = useTestDatabase();
+  const scratch = scratchDir('owui-exact-');
+  const file = scratch.file('exact.db');
+  let admin: pg.Pool;
+  let service: pg.Pool;
+
+  afterAll(async () => {
+    await service?.end();
+    await admin?.end();
+    scratch.cleanup();
+  });
+
+  it('a REAL in an integer column and a BLOB in a text column are held back with a reason, and verify sees them', async () => {
+    generateOpenWebUIDatabase({ path: file, era: '0.11.0', scale: SCALE, seed: 3, journalMode: 'wal' });
+    admin = createPool(db.current.adminUrl, { max: 2 });
+    service = createPool(db.current.serviceUrl, { max: 3 });
+    const { hostId } = await registerTenant(db.current.adminUrl, 'exact', file);
+    await provisionTenant({
+      adminPool: admin,
+      clientName: 'exact',
+      sqlitePath: file,
+      serviceRole: db.current.serviceRole,
+    });
+    const scope = { hostId };
+    const sync = () => runTenantSync({ pool: service, clientName: 'exact', scope, triggeredBy: 'test' });
+    expect(await sync()).toMatchObject({ status: 'success' });
+    const writer = new OpenWebUIWriter(file, 5);
+    const [real, blob] = writer.db.prepare('SELECT id FROM "user" ORDER BY id LIMIT 2').pluck().all() as string[];
+    writer.db.prepare('UPDATE "user" SET last_active_at = 1.5 WHERE id = ?').run(real);
+    writer.db.prepare('UPDATE "user" SET name = ? WHERE id = ?').run(Buffer.from([0x41, 0x00, 0xff, 0x42]), blob);
+    writer.close();
+    const r = await sync();
+    expect(r).toMatchObject({ status: 'failed', rowsFailed: 2 });
+    expect(r.error).toMatch(/cannot be stored exactly/);
+    const held = await admin.query<{ row_key: string; error: string }>(
+      "SELECT row_key, error FROM sync_state.failed_rows WHERE table_name = 'user' AND resolved_at IS NULL ORDER BY error",
+    );
+    expect(held.rows.map((h) => h.row_key).sort()).toEqual([real, blob].sort());
+    expect(held.rows.map((h) => h.error).join('\n')).toMatch(/REAL value 1\.5[\s\S]*|BLOB of 4 bytes/);
+    // The backup still has the previous values, and verify says so instead of passing.
+    const v = await verifyTenant({ pool: service, clientName: 'exact', scope });
+    expect(v.match).toBe(false);
+    expect(v.tables.find((t) => t.table === 'user')?.differing).toBe(2);
+  });
+});

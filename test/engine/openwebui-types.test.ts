@@ -111,8 +111,9 @@ describe('a synced 0.11.0 tenant has Open WebUI PostgreSQL types, keys and value
     const idx = await admin.query(
       "SELECT indexdef FROM pg_indexes WHERE schemaname = 'client_fresh' AND indexname = 'uq_user_email_lower'",
     );
+    // Not unique in the backup: a user deleted in Open WebUI stays as a tombstone, and the same email may sign up again.
     expect(idx.rows[0]?.indexdef).toMatch(
-      /UNIQUE INDEX uq_user_email_lower ON client_fresh\."user" USING btree \(lower\(\(email\)::text\)\) WHERE \(email IS NOT NULL\)/,
+      /^CREATE INDEX uq_user_email_lower ON client_fresh\."user" USING btree \(lower\(\(email\)::text\)\) WHERE \(email IS NOT NULL\)/,
     );
   });
 

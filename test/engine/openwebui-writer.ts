@@ -186,7 +186,10 @@ export class OpenWebUIWriter {
         const rows = this.db.prepare(`SELECT * FROM "${table}" ORDER BY id LIMIT 3`).all() as Record<string, unknown>[];
         for (const r of rows) {
           this.db.prepare(`DELETE FROM "${table}" WHERE id = ?`).run(r.id);
-          const next = { ...r, id: table === 'api_key' ? `key_${randomId(this.rng)}` : randomUUID() };
+          const next: Record<string, unknown> = {
+            ...r,
+            id: table === 'api_key' ? `key_${randomId(this.rng)}` : randomUUID(),
+          };
           if (table === 'api_key' && 'key' in next) next.key = `sk-${randomId(this.rng)}`;
           const names = Object.keys(next);
           this.db

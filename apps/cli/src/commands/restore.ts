@@ -120,7 +120,17 @@ export function verifyReport(v: VerifyResult): string {
       }
     }
   }
-  if (!v.match) lines.push('', `A sync brings the backup up to date: syncctl client sync ${v.clientName}`);
+  if (!v.match) {
+    // Every successful sync leaves the backup equal to the snapshot it read, so a difference has one of these causes.
+    lines.push(
+      '',
+      'A difference after a successful sync has one of three causes:',
+      `- Open WebUI wrote after that sync: the next sync brings it (syncctl client sync ${v.clientName});`,
+      '- a row is held back because its value cannot be stored exactly or PostgreSQL refused it: the last sync',
+      `  failed naming it (syncctl jobs); fix the value in Open WebUI and the next sync writes it;`,
+      '- the backup was edited in PostgreSQL directly: syncs leave such edits alone (docs/engine.md, conflicts).',
+    );
+  }
   return lines.join('\n');
 }
 

@@ -52,6 +52,8 @@ export class PageState {
   walSalt: string | null;
   walFrame: number;
   fileId: string;
+  /** Size and mtime of the database file when the snapshot was taken. */
+  dbStamp: string;
   hashes: Buffer;
   roots: Uint32Array;
   rowids: BigInt64Array;
@@ -60,7 +62,15 @@ export class PageState {
   /** Chunks changed since they were loaded. */
   readonly dirty = new Set<number>();
 
-  constructor(init: { pageSize: number; pageCount: number; walSalt: string | null; walFrame: number; fileId: string }) {
+  constructor(init: {
+    pageSize: number;
+    pageCount: number;
+    walSalt: string | null;
+    walFrame: number;
+    fileId: string;
+    dbStamp: string;
+  }) {
+    this.dbStamp = init.dbStamp;
     this.pageSize = init.pageSize;
     this.pageCount = init.pageCount;
     this.walSalt = init.walSalt;
@@ -169,6 +179,7 @@ export type CaptureInput = {
   readonly file: PageFile;
   readonly walMark: WalMark | null;
   readonly fileId: string;
+  readonly dbStamp: string;
   readonly btrees: readonly Btree[];
   /** The last successful run's state header, or null. */
   readonly previous: {
@@ -177,6 +188,7 @@ export type CaptureInput = {
     walSalt: string | null;
     walFrame: number;
     fileId: string;
+    dbStamp: string;
   } | null;
   /** Loads the given chunks of the previous state into `state`. */
   readonly loadChunks: (state: PageState, chunks: number[]) => Promise<void>;
@@ -195,7 +207,7 @@ export async function captureChanges(input: CaptureInput): Promise<Capture> {
     for (const b of input.btrees) if (!b.isIndex) tables.set(b.table, { rowids: new Set(), all: true });
     return { mode: 'baseline', tables, changedPages: file.pageCount, unknownPages: 0, state };
   }
-  const state = new PageState({ ...previous, walSalt, walFrame });
+  const state = new PageState({ ...previous, walSalt, walFrame, dbStamp: input.dbStamp });
   // The whole previous state is loaded (20 bytes a page): overflow owners anywhere in the file may change.
   const all: number[] = [];
   for (let c = 0; c <= chunkOf(previous.pageCount); c += 1) all.push(c);
@@ -204,7 +216,16 @@ export async function captureChanges(input: CaptureInput): Promise<Capture> {
   state.resize(file.pageCount);
   let changed: Set<number>;
   let mode: 'wal' | 'pages';
-  if (walSalt !== null && previous.walSalt === walSalt && previous.walFrame <= walFrame) {
+  // The WAL names every page written since the last run when it is the same WAL generation (same salts, not shorter)
+  // and nothing it held then can have been checkpointed away unseen: either the last run saw frames of this
+  // generation, or the database file has not been written since (a WAL deleted when Open WebUI closed the file and
+  // created again starts from the same empty header).
+  if (
+    walSalt !== null &&
+    previous.walSalt === walSalt &&
+    previous.walFrame <= walFrame &&
+    (previous.walFrame > 0 || previous.dbStamp === input.dbStamp)
+  ) {
     mode = 'wal';
     changed = file.pagesWrittenAfter(previous.walFrame);
     for (const p of changed) if (p > file.pageCount) changed.delete(p);
@@ -328,7 +349,9 @@ function forEachPage(file: PageFile, checkpoint: (() => void) | undefined, fn: (
 }
 
 /** The whole state of a snapshot: every page's hash and the owner of every overflow page. */
-export function buildState(input: Pick<CaptureInput, 'file' | 'walMark' | 'fileId' | 'btrees' | 'checkpoint'>) {
+export function buildState(
+  input: Pick<CaptureInput, 'file' | 'walMark' | 'fileId' | 'dbStamp' | 'btrees' | 'checkpoint'>,
+) {
   const { file } = input;
   const state = new PageState({
     pageSize: file.pageSize,
@@ -336,6 +359,7 @@ export function buildState(input: Pick<CaptureInput, 'file' | 'walMark' | 'fileI
     walSalt: input.walMark?.salt ?? null,
     walFrame: input.walMark?.mxFrame ?? 0,
     fileId: input.fileId,
+    dbStamp: input.dbStamp,
   });
   const next = new Uint32Array(file.pageCount + 1);
   forEachPage(file, input.checkpoint, (p, page) => {

@@ -100,7 +100,7 @@ export function buildPlan(schemaName: string, target: TargetTable, source: Sqlit
   // values stay strings, which is cheaper for them; keys and the cursor are always read as stored. Whole-table scans
   // (full syncs) keep strings: there PostgreSQL sets the pace, and short-lived strings keep peak memory lower than
   // byte buffers freed only when the garbage collector gets to them.
-  const changedList = columns
+  const changedValues = columns
     .map((c, i) =>
       (kinds[i] === 'text' || kinds[i] === 'json') && !key.includes(c) && c !== cursorColumn
         ? `CASE WHEN octet_length(${sq(c)}) > ${LONG_TEXT_BYTES} AND typeof(${sq(c)}) = 'text' ` +
@@ -108,6 +108,15 @@ export function buildPlan(schemaName: string, target: TargetTable, source: Sqlit
         : sq(c),
     )
     .join(', ');
+  // One character per column, '1' where the stored value is a BLOB: long text read as bytes and a real BLOB then
+  // look alike, and a BLOB in a text column cannot be kept exactly (see CopyEncoder).
+  const textLike = (i: number) => kinds[i] === 'text' || kinds[i] === 'json' || kinds[i] === 'text-cast';
+  const blobMask = columns.some((_, i) => textLike(i))
+    ? columns
+        .map((c, i) => (textLike(i) ? `(CASE WHEN typeof(${sq(c)}) = 'blob' THEN '1' ELSE '0' END)` : "'0'"))
+        .join(' || ')
+    : null;
+  const changedList = blobMask ? `${changedValues}, ${blobMask}` : changedValues;
   const keyList = key.map(sq).join(', ');
   const keyParams = key.map(() => '?').join(', ');
   const keyTuple = key.length === 1 ? keyList : `(${keyList})`;

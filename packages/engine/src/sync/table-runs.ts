@@ -1,7 +1,7 @@
 import { saveProgress, type ProgressRow } from './bookkeeping.ts';
 import type { TableChanges } from './change-capture.ts';
 import { ChunkWriter, type RunContext } from './table-sync.ts';
-import { cursorBind, decodeKeyValues, encodeKeyValues, type TablePlan } from './table-plan.ts';
+import { cursorBind, decodeKeyValues, encodeKeyValues, rowKeyText, type TablePlan } from './table-plan.ts';
 import { detectDeletes } from './tombstones.ts';
 
 /**
@@ -146,10 +146,13 @@ export async function incrementalTable(
   const db = ctx.snapshot.db;
   let done = 0;
   const keep = () => ({ phase: 'running' as const, rowsDone: done });
+  // Keys already read in this run (a row must not be staged twice in one chunk).
+  const seen = failedKeys.length > 0 && !changes?.all ? new Set<string>() : undefined;
   const feed = async (iter: IterableIterator<unknown[]>) => {
     try {
       for (const values of iter) {
         done += 1;
+        seen?.add(rowKeyText(plan.keyIndexes.map((i) => values[i])));
         await writer.add(values, keep);
       }
     } catch (e) {
@@ -168,11 +171,11 @@ export async function incrementalTable(
       await feed(stmt.iterate(list) as IterableIterator<unknown[]>);
     }
   }
-  if (failedKeys.length > 0) {
+  if (seen) {
     const byKey = db.prepare(plan.sqlite.byKey).raw(true).safeIntegers(true);
     for (const k of failedKeys) {
       const values = byKey.get(...k) as unknown[] | undefined;
-      if (values) await writer.add(values, keep);
+      if (values && !seen.has(rowKeyText(plan.keyIndexes.map((i) => values[i])))) await writer.add(values, keep);
     }
   }
   await writer.finish({ phase: 'done', rowsDone: done });

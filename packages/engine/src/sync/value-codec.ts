@@ -65,13 +65,15 @@ export function copyTrailer(): Buffer {
 function toBigInt(column: string, v: unknown): bigint {
   if (typeof v === 'bigint') return v;
   if (typeof v === 'number') {
-    if (!Number.isFinite(v)) throw new ValueError(column, `${v} is not an integer`);
-    return BigInt(Math.round(v));
+    // A REAL: kept only when it is a whole number an integer column holds exactly (never rounded).
+    if (!Number.isSafeInteger(v)) {
+      throw new ValueError(column, `the REAL value ${v} cannot be stored exactly in an integer column`);
+    }
+    return BigInt(v);
   }
   if (typeof v === 'string') {
     const s = v.trim();
     if (/^[-+]?\d+$/.test(s)) return BigInt(s);
-    if (/^[-+]?\d*\.?\d+(e[-+]?\d+)?$/i.test(s) && Number.isFinite(Number(s))) return BigInt(Math.round(Number(s)));
     throw new ValueError(column, `text ${JSON.stringify(s.slice(0, 40))} is not an integer`);
   }
   if (typeof v === 'boolean') return v ? 1n : 0n;
@@ -150,19 +152,39 @@ export class CopyEncoder {
     this.buf = next;
   }
 
-  /** Appends one row; on a ValueError nothing is appended. Returns the encoded size in bytes. */
+  /**
+   * Appends one row; on a ValueError nothing is appended. Returns the encoded size in bytes. A trailing extra value
+   * is the row's BLOB mask (one character per column, '1' where SQLite stores a BLOB); without it, a Buffer in a text
+   * column is a BLOB.
+   */
   encode(values: readonly unknown[]): number {
     const start = this.pos;
+    const n = this.columns.length;
+    const mask = values.length > n ? String(values[n]) : null;
     try {
       this.ensure(2);
-      this.buf.writeInt16BE(values.length, this.pos);
+      this.buf.writeInt16BE(n, this.pos);
       this.pos += 2;
-      for (let i = 0; i < values.length; i += 1) this.field(i, values[i]);
+      for (let i = 0; i < n; i += 1) {
+        const v = values[i];
+        if (Buffer.isBuffer(v) && (mask === null || mask[i] === '1') && this.textLike(i)) {
+          throw new ValueError(
+            this.columns[i] as string,
+            `a BLOB of ${v.length} bytes cannot be stored exactly in a text column (it would become text)`,
+          );
+        }
+        this.field(i, v);
+      }
     } catch (error) {
       this.pos = start;
       throw error;
     }
     return this.pos - start;
+  }
+
+  private textLike(i: number): boolean {
+    const k = this.kinds[i];
+    return k === 'text' || k === 'json' || k === 'text-cast';
   }
 
   private field(i: number, v: unknown): void {
