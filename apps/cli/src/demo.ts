@@ -151,7 +151,9 @@ async function runDemo(ctx: CliContext, s: DemoSettings): Promise<number> {
       if (local.user) {
         say(
           `  PostgreSQL does not run as root: it runs as the "${local.user}" user` +
-            (local.dataDir !== s.pgDir ? `, with its data in ${local.dataDir} (linked from ${s.pgDir})` : ''),
+            (local.dataDir !== s.pgDir
+              ? `, with its data in ${local.dataDir} (linked from ${path.relative(ctx.io.cwd, s.pgDir) || s.pgDir})`
+              : ''),
         );
       }
     }
