@@ -169,7 +169,12 @@ async function rootLayout(requested: string, native: string): Promise<Layout> {
       return await fn();
     } catch (error) {
       if (error instanceof LocalPostgresError) throw error;
-      throw new LocalPostgresError(`could not ${what}: ${(error as Error).message}`, error);
+      throw new LocalPostgresError(
+        `could not ${what}: ${(error as Error).message} (PostgreSQL does not run as root; started by root it needs ` +
+          `${runtime} for the "${user.name}" user: free disk space there or make it writable, run as an ordinary ` +
+          'user, or set DATABASE_URL to a PostgreSQL server)',
+        error,
+      );
     }
   };
   await step(`create ${runtime}`, async () => {
