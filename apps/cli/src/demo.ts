@@ -364,8 +364,8 @@ export const demoCommand: Command = {
     'DATABASE_URL names a server (an admin login: init needs it), runs init, generates an Open WebUI tenant\n' +
     'database, starts node-a, node-b and a worker, registers and enables the tenant and prints where to look.\n' +
     'Started as root, PostgreSQL runs as the postgres system user (created when missing) from a copy of its\n' +
-    `binaries under ${ROOT_RUNTIME_DIR}; if that user cannot reach .data/demo-postgres, the data lives there\n` +
-    'too and .data/demo-postgres links to it.\n' +
+    `binaries under ${ROOT_RUNTIME_DIR};\n` +
+    'if that user cannot reach .data/demo-postgres, the data lives there too and .data/demo-postgres links to it.\n' +
     'Environment: DEMO_DATA_DIR (.data/demo), DEMO_PG_DIR, DEMO_PG_PORT (54330), NODE_A_PORT, NODE_B_PORT, DEMO_TENANT.',
   options: {
     'port-a': { type: 'string', placeholder: 'PORT', description: 'node-a API port (default 9443)' },

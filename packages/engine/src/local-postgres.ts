@@ -473,7 +473,11 @@ async function startServer(layout: Layout, port: number, onLog: (line: string) =
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
         () =>
-          reject(new LocalPostgresError(`the embedded PostgreSQL did not start within ${START_TIMEOUT_MS / 1000} s`)),
+          reject(
+            new LocalPostgresError(
+              `the embedded PostgreSQL did not start within ${START_TIMEOUT_MS / 1000} s: its log says why`,
+            ),
+          ),
         START_TIMEOUT_MS,
       );
       const done = (error?: Error) => {
@@ -496,7 +500,8 @@ async function startServer(layout: Layout, port: number, onLog: (line: string) =
           fatal?.replace(/^.*?\b(FATAL|PANIC):\s*/, '') ?? output.lines.at(-1) ?? `exit code ${code ?? signal}`;
         done(
           new LocalPostgresError(
-            `the embedded PostgreSQL on port ${port} (data ${layout.dataDir}) stopped while starting: ${reason}`,
+            `the embedded PostgreSQL on port ${port} (data ${layout.dataDir}) stopped while starting: ${reason} ` +
+              '(fix what it names, or use an empty or new data directory)',
           ),
         );
       });
