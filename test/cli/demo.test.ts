@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -8,6 +8,7 @@ import pg from 'pg';
 import { describe, expect, inject, it } from 'vitest';
 import { canConnect } from '../../packages/engine/src/local-postgres.ts';
 import { createTestDatabase } from '../support/db.ts';
+import { removeDemoDirs } from '../support/demo.ts';
 
 /**
  * `npm start` on a clean machine: no DATABASE_URL/ADMIN_URL, so the demo starts its own embedded PostgreSQL 17,
@@ -108,7 +109,6 @@ describe('npm start (syncctl demo)', () => {
   it('on a clean machine: embedded PostgreSQL, two nodes with one leader, a worker, a sync, a clean stop', async () => {
     const dataDir = path.resolve('.tmp', `demo-test-${randomBytes(4).toString('hex')}`);
     mkdirSync(dataDir, { recursive: true });
-    chmodSync(dataDir, 0o755); // the embedded server may run as the `postgres` user
     const [pgPort, portA, portB] = [await freePort(), await freePort(), await freePort()];
     const adminUrl = `postgres://postgres:postgres@127.0.0.1:${pgPort}/postgres`;
     let run: DemoRun;
@@ -124,7 +124,7 @@ describe('npm start (syncctl demo)', () => {
         adminUrl,
       );
     } finally {
-      rmSync(dataDir, { recursive: true, force: true });
+      removeDemoDirs(dataDir);
     }
     expect(run.output).toMatch(/Initialising embedded PostgreSQL 17/);
     expect(run.code, run.output).toBe(0);

