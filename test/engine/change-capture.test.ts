@@ -108,10 +108,12 @@ describe('change capture under Open WebUI write patterns', () => {
   }
 
   it('randomised rounds (seeded) across eras, with a schema upgrade in the middle', async () => {
+    // CAPTURE_SEED=<n> replays another set of seeds (failures name the seed of the round).
+    const base = Number(process.env.CAPTURE_SEED ?? 1000);
     for (const [i, era] of (['0.11.0', '0.6.42', '0.5'] as const).entries()) {
       const name = `rnd_${i}`;
       const t = await setup(name, era, 100 + i);
-      const writer = new OpenWebUIWriter(t.file, 1000 + i);
+      const writer = new OpenWebUIWriter(t.file, base + i);
       try {
         for (let round = 0; round < 10; round += 1) {
           const ops = writer.randomRound(1 + (round % 5));
@@ -131,7 +133,7 @@ describe('change capture under Open WebUI write patterns', () => {
               serviceRole: db.current.serviceRole,
             });
           }
-          await t.syncAndCompare(`seed ${1000 + i} round ${round}: ${ops.join(', ')}`);
+          await t.syncAndCompare(`seed ${base + i} round ${round}: ${ops.join(', ')} (all: ${writer.log.join(', ')})`);
         }
       } finally {
         writer.close();

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 
 /**
@@ -53,6 +52,11 @@ export class OpenWebUIWriter {
   private ids(table: string, where = '1'): string[] {
     if (!this.has(table, 'id')) return [];
     return this.db.prepare(`SELECT id FROM "${table}" WHERE ${where} ORDER BY id`).pluck().all() as string[];
+  }
+
+  private uuid(): string {
+    const h = randomId(this.rng) + randomId(this.rng);
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
   }
 
   private now(): number {
@@ -151,7 +155,7 @@ export class OpenWebUIWriter {
       if (!user) return;
       const cols = this.columns.get('chat');
       if (!cols) return;
-      const row: Record<string, unknown> = { id: randomUUID(), user_id: user, title: 'Imported' };
+      const row: Record<string, unknown> = { id: this.uuid(), user_id: user, title: 'Imported' };
       if (cols.has('chat'))
         row.chat = JSON.stringify({ title: 'Imported', messages: [{ role: 'user', content: 'hi '.repeat(2000) }] });
       for (const c of ['created_at', 'updated_at', 'timestamp']) if (cols.has(c)) row[c] = 1_600_000_000;
@@ -188,7 +192,7 @@ export class OpenWebUIWriter {
           this.db.prepare(`DELETE FROM "${table}" WHERE id = ?`).run(r.id);
           const next: Record<string, unknown> = {
             ...r,
-            id: table === 'api_key' ? `key_${randomId(this.rng)}` : randomUUID(),
+            id: table === 'api_key' ? `key_${randomId(this.rng)}` : this.uuid(),
           };
           if (table === 'api_key' && 'key' in next) next.key = `sk-${randomId(this.rng)}`;
           const names = Object.keys(next);

@@ -7,7 +7,9 @@ import {
   freelistPages,
   overflowChain,
   parseCell,
+  readVarint,
   structuralPages,
+  type Cell,
   type PageFile,
   type WalMark,
 } from './sqlite-pages.ts';
@@ -54,6 +56,8 @@ export class PageState {
   fileId: string;
   /** Size and mtime of the database file when the snapshot was taken. */
   dbStamp: string;
+  /** Which root page holds which table or index (owners are recorded by root page). */
+  btrees: string;
   hashes: Buffer;
   roots: Uint32Array;
   rowids: BigInt64Array;
@@ -69,8 +73,10 @@ export class PageState {
     walFrame: number;
     fileId: string;
     dbStamp: string;
+    btrees: string;
   }) {
     this.dbStamp = init.dbStamp;
+    this.btrees = init.btrees;
     this.pageSize = init.pageSize;
     this.pageCount = init.pageCount;
     this.walSalt = init.walSalt;
@@ -152,6 +158,15 @@ export class PageState {
   }
 }
 
+/** A digest of which root page holds which b-tree. */
+export function btreeSignature(btrees: readonly Btree[]): string {
+  const text = [...btrees]
+    .sort((a, b) => a.root - b.root)
+    .map((b) => `${b.root}:${b.isIndex ? 'i' : b.rowidTable ? 't' : 'w'}:${b.table}`)
+    .join('\n');
+  return hash('sha1', text, 'hex');
+}
+
 export function chunkOf(pgno: number): number {
   return Math.floor(pgno / CHUNK_PAGES);
 }
@@ -189,6 +204,7 @@ export type CaptureInput = {
     walFrame: number;
     fileId: string;
     dbStamp: string;
+    btrees: string;
   } | null;
   /** Loads the given chunks of the previous state into `state`. */
   readonly loadChunks: (state: PageState, chunks: number[]) => Promise<void>;
@@ -201,13 +217,21 @@ export async function captureChanges(input: CaptureInput): Promise<Capture> {
   const { file, previous } = input;
   const walSalt = input.walMark?.salt ?? null;
   const walFrame = input.walMark?.mxFrame ?? 0;
-  if (!previous || previous.pageSize !== file.pageSize || previous.fileId !== input.fileId) {
+  const btrees = btreeSignature(input.btrees);
+  // Another file, another page size, or b-trees at other root pages (VACUUM, new tables or indexes): the recorded
+  // owners no longer mean the same rows.
+  if (
+    !previous ||
+    previous.pageSize !== file.pageSize ||
+    previous.fileId !== input.fileId ||
+    previous.btrees !== btrees
+  ) {
     const state = buildState(input);
     const tables = new Map<string, TableChanges>();
     for (const b of input.btrees) if (!b.isIndex) tables.set(b.table, { rowids: new Set(), all: true });
     return { mode: 'baseline', tables, changedPages: file.pageCount, unknownPages: 0, state };
   }
-  const state = new PageState({ ...previous, walSalt, walFrame, dbStamp: input.dbStamp });
+  const state = new PageState({ ...previous, walSalt, walFrame, dbStamp: input.dbStamp, btrees });
   // The whole previous state is loaded (20 bytes a page): overflow owners anywhere in the file may change.
   const all: number[] = [];
   for (let c = 0; c <= chunkOf(previous.pageCount); c += 1) all.push(c);
@@ -316,6 +340,9 @@ function attribute(
   if (leftover.length > 0) {
     const free = freelistPages(file);
     const structural = structuralPages(file);
+    // Rows reached through one of their overflow pages: their chain may have moved past that page, so it is walked
+    // again from the row's cell (the owners must stay exact for the next run).
+    const rewalk = new Map<Btree, Set<bigint>>();
     for (const p of leftover) {
       if (free.has(p) || structural.has(p)) continue;
       const b = byRoot.get(state.roots[p] ?? 0);
@@ -323,15 +350,54 @@ function attribute(
         unknownPages += 1;
         continue;
       }
-      if (b.rowidTable) touch(b.table).rowids.add(state.rowids[p] ?? 0n);
-      else if (!b.isIndex) touch(b.table).all = true;
+      if (b.rowidTable) {
+        const rowid = state.rowids[p] ?? 0n;
+        touch(b.table).rowids.add(rowid);
+        const set = rewalk.get(b) ?? new Set<bigint>();
+        set.add(rowid);
+        rewalk.set(b, set);
+      } else if (!b.isIndex) touch(b.table).all = true;
       // An index's overflow page changes only with the index cell, i.e. with the rows it indexes.
+    }
+    for (const [b, rowids] of rewalk) {
+      for (const rowid of rowids) {
+        const cell = findRowCell(file, b.root, rowid);
+        if (!cell || cell.firstOverflow === 0) continue;
+        for (const op of overflowChain(file, cell.firstOverflow, cell.overflowPages)) state.setOwner(op, b.root, rowid);
+      }
     }
   }
   if (unknownPages > 0) {
     for (const b of input.btrees) if (!b.isIndex) touch(b.table).all = true;
   }
   return { tables, unknownPages };
+}
+
+/** The cell of `rowid` in the table b-tree rooted at `root`, found by descending its interior pages. */
+function findRowCell(file: PageFile, root: number, rowid: bigint): Cell | null {
+  let p = root;
+  for (let depth = 0; depth < 64 && p > 0 && p <= file.pageCount; depth += 1) {
+    const page = file.read(p);
+    const info = btreeHeader(page, p);
+    if (!info) return null;
+    if (info.type === PAGE_TYPE.leafTable) {
+      for (const offset of cellOffsets(page, info)) {
+        const cell = parseCell(page, offset, info.type, file.usable);
+        if (cell.rowid === rowid) return cell;
+      }
+      return null;
+    }
+    if (info.type !== PAGE_TYPE.interiorTable) return null;
+    let next = info.rightChild;
+    for (const offset of cellOffsets(page, info)) {
+      if (rowid <= readVarint(page, offset + 4).value) {
+        next = page.readUInt32BE(offset);
+        break;
+      }
+    }
+    p = next;
+  }
+  return null;
 }
 
 /** Calls `fn` for every page of the snapshot in order, reading the file in large blocks. */
@@ -360,6 +426,7 @@ export function buildState(
     walFrame: input.walMark?.mxFrame ?? 0,
     fileId: input.fileId,
     dbStamp: input.dbStamp,
+    btrees: btreeSignature(input.btrees),
   });
   const next = new Uint32Array(file.pageCount + 1);
   forEachPage(file, input.checkpoint, (p, page) => {
