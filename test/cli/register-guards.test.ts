@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -75,5 +75,14 @@ describe('syncctl client register: names and files that collide', () => {
     expect(
       await q("SELECT sqlite_path, sqlite_realpath FROM sync_metadata.client_deployments WHERE client_name = 'linked'"),
     ).toEqual([{ sqlite_path: ownLink, sqlite_realpath: own }]);
+
+    // Swapped to the other tenant's file afterwards: the admin's schema upgrade refuses to read it.
+    unlinkSync(ownLink);
+    symlinkSync(file, ownLink);
+    const upgrade = await syncctl(['client', 'upgrade-schema', 'linked'], { env: env() });
+    expect(upgrade.code).toBe(1);
+    expect(upgrade.stderr).toContain(
+      `${ownLink} now resolves to ${file}, the registered SQLite file of tenant "owner"`,
+    );
   });
 });
