@@ -65,6 +65,11 @@ describe('syncctl client register: names and files that collide', () => {
     expect(viaLink.stderr).toContain(`${link} (which resolves to ${file}) is already the registered SQLite file`);
     expect(await q("SELECT 1 FROM pg_namespace WHERE nspname = 'client_thief'")).toEqual([]);
     expect(await q("SELECT 1 FROM sync_metadata.client_deployments WHERE client_name = 'thief'")).toEqual([]);
+    // The same path in another cluster is another machine's file.
+    const elsewhere = await syncctl(['client', 'register', 'elsewhere', '--sqlite', file, '--cluster', 'guards-2'], {
+      env: env(),
+    });
+    expect(elsewhere.code, elsewhere.stderr).toBe(0);
 
     // A symlinked path of its own is fine: its real path is recorded at registration.
     const own = scratch('own.db');

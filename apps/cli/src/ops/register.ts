@@ -71,7 +71,7 @@ export async function registerTenant(opts: RegisterOptions): Promise<RegisterRes
   const schemaName = schemaNameFor(name);
   await assertNotRegistered(opts.adminPool, name);
   await assertSchemaUnclaimed(opts.adminPool, name, schemaName);
-  const sqliteRealpath = await assertSqliteFileUnclaimed(opts.adminPool, sqlitePath, name);
+  const sqliteRealpath = await assertSqliteFileUnclaimed(opts.adminPool, sqlitePath, name, opts.cluster);
 
   let container: ContainerCheck = { checked: false, reason: 'not checked (sync not enabled)' };
   if (opts.enable) {

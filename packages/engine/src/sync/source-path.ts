@@ -19,30 +19,44 @@ export function realPathOf(filePath: string): string | null {
   }
 }
 
-/** The tenant (other than `exceptClient`) whose registered file is `realPath`, if any, within the session's scope. */
+/**
+ * The tenant of the same cluster (other than `clientName`) whose registered file is `realPath`, if any, within the
+ * session's scope. The cluster is `cluster`, else the one `clientName` is registered in: the same path on the hosts
+ * of another cluster is another machine's file.
+ */
 export async function ownerOfSqliteFile(
   client: Queryable,
   realPath: string,
-  exceptClient: string,
+  clientName: string,
+  cluster?: string,
 ): Promise<string | null> {
   const res = await client.query<{ client_name: string }>(
-    `SELECT client_name FROM sync_metadata.client_deployments
-      WHERE client_name <> $2::text AND (sqlite_realpath = $1::text OR (sqlite_realpath IS NULL AND sqlite_path = $1::text))
-      ORDER BY client_name LIMIT 1`,
-    [realPath, exceptClient],
+    `SELECT o.client_name FROM sync_metadata.client_deployments o
+       JOIN sync_metadata.hosts oh ON oh.host_id = o.host_id
+      WHERE o.client_name <> $2::text
+        AND (o.sqlite_realpath = $1::text OR (o.sqlite_realpath IS NULL AND o.sqlite_path = $1::text))
+        AND oh.cluster_name = coalesce($3::text,
+              (SELECT h.cluster_name FROM sync_metadata.client_deployments d
+                 JOIN sync_metadata.hosts h ON h.host_id = d.host_id WHERE d.client_name = $2::text))
+      ORDER BY o.client_name LIMIT 1`,
+    [realPath, clientName, cluster ?? null],
   );
   return res.rows[0]?.client_name ?? null;
 }
 
-/** Registration: refuses a file that already is another tenant's registered SQLite file. Returns its real path. */
+/**
+ * Registration: refuses a file that already is the registered SQLite file of another tenant of `cluster`. Returns its
+ * real path.
+ */
 export async function assertSqliteFileUnclaimed(
   client: Queryable,
   sqlitePath: string,
   clientName: string,
+  cluster: string,
 ): Promise<string | null> {
   const real = realPathOf(sqlitePath);
   if (real === null) return null;
-  const owner = await ownerOfSqliteFile(client, real, clientName);
+  const owner = await ownerOfSqliteFile(client, real, clientName, cluster);
   if (owner) {
     throw new ConflictError(
       `${sqlitePath}${real === sqlitePath ? '' : ` (which resolves to ${real})`} is already the registered SQLite ` +
