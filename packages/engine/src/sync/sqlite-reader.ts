@@ -236,7 +236,12 @@ export function assertSourceFiles(filePath: string): string {
   if (!st.isFile()) {
     throw new SourceUnusableError(`SQLite path ${filePath} is ${fileKind(st)}, not a regular file; nothing was read`);
   }
-  const real = realpathSync(filePath);
+  let real: string;
+  try {
+    real = realpathSync(filePath);
+  } catch (error) {
+    throw new SourceUnusableError(`cannot resolve SQLite path ${filePath} (${errorMessage(error)}); nothing was read`);
+  }
   // SQLite opens the companions beside the resolved file; the fingerprint reads them beside the registered path.
   for (const base of new Set([filePath, real])) {
     for (const suffix of COMPANION_SUFFIXES) {
