@@ -213,6 +213,9 @@ describe('API edges: empty secrets, open loopback, JWT lifetimes, bad merges, la
       expect(bad.body.message).toMatch(/columns: id, title, updated_at/);
       const mixed = await resolve({ data: { title: 'Merged', titel: 'typo' } });
       expect(mixed.status).toBe(422);
+      const otherRow = await resolve({ data: { id: 'c2', title: 'Merged' } });
+      expect(otherRow.status).toBe(422);
+      expect(otherRow.body.message).toMatch(/names another row than conflict \d+ \(id "c2" instead of "c1"\)/);
       const keyOnly = await resolve({ data: { id: 'c1' } });
       expect(keyOnly.status).toBe(422);
       expect(keyOnly.body.message).toMatch(/sets no column besides the key/);
