@@ -1,6 +1,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
+import Database from 'better-sqlite3';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../../packages/engine/src/db.ts';
@@ -167,6 +168,32 @@ describe('hostile files at a tenant path never hang a node and never mix tenants
       expect(await chatCount(`client_${name}`)).toBe(4);
     });
   }
+
+  it('a WAL database registered through a symlink: commits still in its WAL are seen by the next run', async () => {
+    const file = scratch.file('wal-target.db');
+    makeMiniOpenWebUI(file, { chats: 2, journalMode: 'wal' });
+    const link = scratch.file('wal-link.db');
+    symlinkSync(file, link);
+    await tenant('wal-link', link);
+    expect(await sync('wal-link')).toMatchObject({ status: 'success' });
+    expect(await chatCount('client_wal_link')).toBe(2);
+    // Open WebUI commits; the WAL is not checkpointed while its connection stays open.
+    const writer = new Database(file);
+    try {
+      writer.pragma('wal_autocheckpoint = 0');
+      writer
+        .prepare(
+          `INSERT INTO chat (id, user_id, title, archived, created_at, updated_at, chat, meta)
+           SELECT 'chat-new', user_id, 'New', 0, created_at, updated_at + 10, chat, meta FROM chat LIMIT 1`,
+        )
+        .run();
+      const r = await sync('wal-link');
+      expect(r, r.error).toMatchObject({ status: 'success', rowsSynced: 1 });
+      expect(await chatCount('client_wal_link')).toBe(3);
+    } finally {
+      writer.close();
+    }
+  });
 
   it('a run refuses a registered path that now resolves elsewhere, above all into another tenant’s file', async () => {
     const fileA = scratch.file('tenant-a.db');

@@ -242,7 +242,7 @@ export function assertSourceFiles(filePath: string): string {
   } catch (error) {
     throw new SourceUnusableError(`cannot resolve SQLite path ${filePath} (${errorMessage(error)}); nothing was read`);
   }
-  // SQLite opens the companions beside the resolved file; the fingerprint reads them beside the registered path.
+  // SQLite opens the companions beside the resolved file; a link's own companions are refused as well.
   for (const base of new Set([filePath, real])) {
     for (const suffix of COMPANION_SUFFIXES) {
       const companion = base + suffix;
@@ -403,10 +403,11 @@ export function detectOpenWebUIVersion(db: Database.Database, schema: SqliteSche
  * every commit in WAL mode). Equal fingerprints mean no transaction committed in between.
  */
 export function sourceFingerprint(filePath: string): string {
-  assertSourceFiles(filePath);
+  // SQLite keeps the WAL and its index beside the resolved file, not beside a symbolic link to it.
+  const real = assertSourceFiles(filePath);
   const hash = createHash('sha256');
   for (const suffix of ['', '-wal', '-shm']) {
-    const p = filePath + suffix;
+    const p = real + suffix;
     let st;
     try {
       st = statSync(p, { bigint: true });
