@@ -7,7 +7,9 @@ import { baseConfigShape, booleanFromEnv, intFromEnv } from '../../../packages/s
  *   API_PORT (9443 node-a, 9444 node-b), API_HOST, ENABLE_METRICS, CACHE_TTL,
  *   API_TOKEN (static bearer token) with API_TOKEN_SCOPES, JWT_SECRET (HS256 bearer JWTs carrying a `scope` claim),
  *   API_PUBLIC_READS (GET endpoints without a token), API_PUBLIC_HEALTH / API_PUBLIC_METRICS (probes, default open),
- *   API_TRUST_LOOPBACK (auto: when neither API_TOKEN nor JWT_SECRET is set, callers on this machine need no token).
+ *   API_TRUST_LOOPBACK (auto: when neither API_TOKEN nor JWT_SECRET is set, callers on this machine need no token),
+ *   JWT_REQUIRE_EXP (default true: JWTs without `exp` are refused), JWT_MAX_LIFETIME (seconds from iat to exp).
+ * A secret that is set but empty or only whitespace is refused: it never silently means "no token".
  */
 
 export const API_SCOPES = ['read', 'sync:trigger', 'conflicts:resolve', 'state:write'] as const;
@@ -30,11 +32,30 @@ const scopeList = z
     return parts as ApiScope[];
   });
 
+/** A secret: refused when set but empty or only whitespace (that must never mean "no token"), or shorter than `min`. */
+const secret = (name: string, min: number, what: string) =>
+  z.string().superRefine((v, ctx) => {
+    if (v.trim() === '') {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          `is set but empty (or only whitespace): give ${what} of at least ${min} characters, ` +
+          `or unset ${name} (and ${name}_FILE) to run without one`,
+      });
+    } else if (v.trim().length < min) {
+      ctx.addIssue({ code: 'custom', message: `must be at least ${min} characters` });
+    }
+  });
+
 /** The API's own variables (all optional: defaults are applied by apiConfigFromEnv). Nodes add these to theirs. */
 export const apiOwnConfigShape = {
-  API_TOKEN: z.string().trim().min(16, 'must be at least 16 characters').optional(),
+  API_TOKEN: secret('API_TOKEN', 16, 'a token')
+    .transform((v) => v.trim())
+    .optional(),
   API_TOKEN_SCOPES: scopeList.optional(),
-  JWT_SECRET: z.string().min(32, 'must be at least 32 characters (HS256 secret)').optional(),
+  JWT_SECRET: secret('JWT_SECRET', 32, 'an HS256 secret').optional(),
+  JWT_REQUIRE_EXP: booleanFromEnv.optional(),
+  JWT_MAX_LIFETIME: intFromEnv(1, 366 * 86_400).optional(),
   API_PUBLIC_READS: booleanFromEnv.optional(),
   API_PUBLIC_HEALTH: booleanFromEnv.optional(),
   API_PUBLIC_METRICS: booleanFromEnv.optional(),
@@ -73,6 +94,10 @@ export type ApiAuthConfig = {
   readonly apiTokenScopes?: readonly ApiScope[];
   /** HS256 secret for bearer JWTs; their `scope` (space-separated) or `scopes` (array) claim lists scopes. */
   readonly jwtSecret?: string;
+  /** Refuse JWTs without an `exp` claim (default true). */
+  readonly jwtRequireExp?: boolean;
+  /** Refuse JWTs whose lifetime (exp − iat, or exp − now without iat) is longer than this many seconds. */
+  readonly jwtMaxLifetimeSeconds?: number;
   /** GET endpoints answer without a token. */
   readonly publicReads?: boolean;
   readonly publicHealth?: boolean;
@@ -97,6 +122,8 @@ export function apiConfigFromEnv(env: Partial<ApiEnvConfig>): ApiConfig {
       ...(env.API_TOKEN ? { apiToken: env.API_TOKEN } : {}),
       apiTokenScopes: env.API_TOKEN_SCOPES ?? [...API_SCOPES],
       ...(env.JWT_SECRET ? { jwtSecret: env.JWT_SECRET } : {}),
+      jwtRequireExp: env.JWT_REQUIRE_EXP ?? true,
+      ...(env.JWT_MAX_LIFETIME ? { jwtMaxLifetimeSeconds: env.JWT_MAX_LIFETIME } : {}),
       publicReads: env.API_PUBLIC_READS ?? false,
       publicHealth: env.API_PUBLIC_HEALTH ?? true,
       publicMetrics: env.API_PUBLIC_METRICS ?? true,

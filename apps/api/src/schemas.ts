@@ -41,6 +41,10 @@ export const healthSchema = z
     uptime_seconds: z.number().openapi({ example: 3600 }),
     last_sync: z.string().nullable().openapi({ example: '2025-01-08T10:30:00.000Z' }),
     error: z.string().optional(),
+    warning: z
+      .string()
+      .optional()
+      .openapi({ description: 'set while the API lets callers on this machine act without a token' }),
   })
   .openapi('Health');
 

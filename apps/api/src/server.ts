@@ -2,11 +2,13 @@ import { serve } from '@hono/node-server';
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
+import { InvalidInputError } from '../../../packages/engine/src/errors.ts';
 import { createStateManager } from '../../../packages/engine/src/state/index.ts';
-import { createAuthorizer } from './auth.ts';
+import { createAuthorizer, openApiWarning } from './auth.ts';
 import { routeContext, type ApiApp, type ApiDeps, type ApiEnv } from './context.ts';
 import { dashboardHtml, docsHtml } from './dashboard.ts';
 import { errorHandler, validationFailed } from './errors.ts';
+import { firstUnsafeInteger } from './exact-json.ts';
 import { registerConflictRoutes } from './routes/conflicts.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerStateRoutes } from './routes/state.ts';
@@ -57,6 +59,21 @@ export function createApp(deps: ApiDeps): ApiApp {
     }),
   );
 
+  // Integers beyond 2^53 − 1 would be rounded by JSON.parse: refused before any handler sees the body.
+  app.use('/api/*', async (c, next) => {
+    if (['POST', 'PUT', 'PATCH'].includes(c.req.method) && /json/i.test(c.req.header('content-type') ?? '')) {
+      const literal = firstUnsafeInteger(await c.req.text());
+      if (literal !== null) {
+        const shown = literal.length > 40 ? `${literal.slice(0, 40)}…` : literal;
+        throw new InvalidInputError(
+          `the number ${shown} in the request body is larger than ${Number.MAX_SAFE_INTEGER} and cannot be kept ` +
+            `exactly; send it as a string ("${shown}") — nothing was written`,
+        );
+      }
+    }
+    return next();
+  });
+
   const ctx = routeContext(deps, auth, state);
   registerHealthRoutes(app, ctx);
   registerSyncRoutes(app, ctx);
@@ -88,6 +105,8 @@ const stateOf = new WeakMap<object, ReturnType<typeof createStateManager>>();
 /** Serves createApp(deps) on deps.config.port and follows other nodes' state changes; resolves once listening. */
 export async function startApiServer(deps: ApiDeps): Promise<{ port: number; close(): Promise<void> }> {
   const app = createApp(deps);
+  const warning = openApiWarning(deps.config.auth);
+  if (warning) deps.logger.warn({ security: 'open-api' }, `SECURITY WARNING: ${warning}`);
   const state = stateOf.get(app);
   await state?.start();
   return new Promise((resolve, reject) => {

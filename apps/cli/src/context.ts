@@ -173,7 +173,20 @@ export function resolveFileSecrets(env: Record<string, string | undefined>): voi
   };
   for (const key of ['DATABASE_URL', 'ADMIN_URL', 'SYNC_SERVICE_PASSWORD', 'API_TOKEN', 'JWT_SECRET']) {
     const file = env[`${key}_FILE`];
-    if (file && !env[key]) env[key] = read(file).trim();
+    const secret = key === 'API_TOKEN' || key === 'JWT_SECRET';
+    if (secret && file !== undefined && file.trim() === '') {
+      throw new ConfigError([`${key}_FILE is set but empty; name the file holding ${key}, or unset ${key}_FILE`]);
+    }
+    if (file && !env[key]) {
+      const value = read(file).trim();
+      if (secret && value === '') {
+        throw new ConfigError([
+          `${key}_FILE ${file} is empty (or only whitespace); write ${key} into it, or unset ${key}_FILE to run ` +
+            `without one`,
+        ]);
+      }
+      env[key] = value;
+    }
   }
   for (const [urlKey, fileKey] of [
     ['DATABASE_URL', 'DATABASE_PASSWORD_FILE'],

@@ -1,6 +1,7 @@
 import { pathToFileURL } from 'node:url';
 import { apiConfigFromEnv, apiOwnConfigShape, type ApiEnvConfig } from '../../api/src/config.ts';
 import { startApiServer } from '../../api/src/server.ts';
+import { resolveFileSecrets } from '../../cli/src/context.ts';
 import {
   clusterConfigSchema,
   processIdentity,
@@ -89,7 +90,10 @@ async function main(): Promise<void> {
   await runUntilSignalled(
     'node',
     async (signal) => {
-      const config = loadConfig(nodeConfigSchema, { env: process.env, cwd: process.cwd() });
+      // API_TOKEN_FILE, JWT_SECRET_FILE, DATABASE_PASSWORD_FILE, … as syncctl node reads them.
+      const env: Record<string, string | undefined> = { ...process.env };
+      resolveFileSecrets(env);
+      const config = loadConfig(nodeConfigSchema, { env, cwd: process.cwd() });
       return startNode(config, { signal });
     },
     fallback,

@@ -48,10 +48,18 @@ export function credentialsPath(options: LoadConfigOptions): string {
   return options.env.CREDENTIALS_FILE ?? path.join(options.cwd ?? '.', '.credentials');
 }
 
+/**
+ * Variables whose empty value is kept (and refused by the schemas) instead of meaning "not set": an empty API token
+ * must not silently open the API.
+ */
+const KEPT_WHEN_EMPTY = new Set(['API_TOKEN', 'JWT_SECRET']);
+
 /** The environment merged with `.credentials` (environment wins), for the given options. */
 export function environmentWithCredentials(options: LoadConfigOptions): Record<string, string | undefined> {
   const env: Record<string, string | undefined> = {};
-  for (const [k, v] of Object.entries(options.env)) if (v !== undefined && v !== '') env[k] = v;
+  for (const [k, v] of Object.entries(options.env)) {
+    if (v !== undefined && (v !== '' || KEPT_WHEN_EMPTY.has(k))) env[k] = v;
+  }
   const file = credentialsPath(options);
   let exists = false;
   try {

@@ -56,6 +56,7 @@ export function registerHealthRoutes(app: ApiApp, ctx: RouteContext): void {
           cluster_name: deps.cluster,
           uptime_seconds: uptime,
           last_sync: iso(row?.last_sync),
+          ...(auth.warning ? { warning: auth.warning } : {}),
         });
       } catch (error) {
         deps.logger.warn({ err: error }, `health check: database unreachable: ${errorMessage(error)}`);
@@ -70,6 +71,7 @@ export function registerHealthRoutes(app: ApiApp, ctx: RouteContext): void {
             uptime_seconds: uptime,
             last_sync: null,
             error: 'database unreachable: this node cannot read the lease; check DATABASE_URL and the database',
+            ...(auth.warning ? { warning: auth.warning } : {}),
           } as never,
           503,
         ) as never;

@@ -1,6 +1,10 @@
 import { NotFoundError, InvalidInputError } from '../../../../packages/engine/src/errors.ts';
 import { captureSourceSchema } from '../../../../packages/engine/src/restore/index.ts';
-import { purgeTombstones, upgradeTenantSchema } from '../../../../packages/engine/src/sync/index.ts';
+import {
+  checkRegisteredSource,
+  purgeTombstones,
+  upgradeTenantSchema,
+} from '../../../../packages/engine/src/sync/index.ts';
 import type { Command } from '../command.ts';
 import { confirmTyped } from '../confirm.ts';
 import type { CliContext } from '../context.ts';
@@ -11,8 +15,8 @@ async function registeredSqlitePath(ctx: CliContext, name: string, override: str
   if (override) return override;
   const r = await ctx
     .pool('admin')
-    .query<{ sqlite_path: string | null }>(
-      'SELECT sqlite_path FROM sync_metadata.client_deployments WHERE client_name = $1::text',
+    .query<{ deployment_id: string; sqlite_path: string | null }>(
+      'SELECT deployment_id, sqlite_path FROM sync_metadata.client_deployments WHERE client_name = $1::text',
       [name],
     );
   const row = r.rows[0];
@@ -20,6 +24,12 @@ async function registeredSqlitePath(ctx: CliContext, name: string, override: str
   if (!row.sqlite_path) {
     throw new InvalidInputError(`tenant "${name}" has no SQLite path recorded; pass --sqlite PATH`);
   }
+  // The same check as a sync: the path must still resolve to the tenant's own registered file.
+  await checkRegisteredSource(ctx.pool('admin'), {
+    deploymentId: row.deployment_id,
+    clientName: name,
+    sqlitePath: row.sqlite_path,
+  });
   return row.sqlite_path;
 }
 

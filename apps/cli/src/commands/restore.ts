@@ -19,7 +19,10 @@ export const restoreCommand: Command = {
     'Recreates the SQLite schema the source had (recorded by syncctl verify / at registration; otherwise rebuilt\n' +
     'from PostgreSQL) and streams every row back in its SQLite storage form. Rows deleted in the source are left\n' +
     'out unless --include-deleted. The file is written under a temporary name and renamed into place once\n' +
-    'PRAGMA integrity_check passes. There is no --at: the backup keeps only the latest version of each row.\n' +
+    'PRAGMA integrity_check passes; it is readable by its owner only (mode 0600: it holds password hashes).\n' +
+    'An existing PATH (also a symbolic link, even one pointing nowhere) is replaced only with --force; the\n' +
+    "tenant's own registered file only while the tenant is paused, with --force.\n" +
+    'There is no --at: the backup keeps only the latest version of each row.\n' +
     'See docs/restore.md for cutting a tenant over to the restored file.',
   positionals: [NAME],
   options: {

@@ -6,7 +6,11 @@ import { withTransaction } from '../../../../packages/engine/src/db.ts';
 import { ConflictError } from '../../../../packages/engine/src/errors.ts';
 import type { Logger } from '../../../../packages/engine/src/logger.ts';
 import { captureSourceSchema } from '../../../../packages/engine/src/restore/index.ts';
-import { inspectSqliteSource, provisionTenant } from '../../../../packages/engine/src/sync/index.ts';
+import {
+  assertSqliteFileUnclaimed,
+  inspectSqliteSource,
+  provisionTenant,
+} from '../../../../packages/engine/src/sync/index.ts';
 import { schemaNameFor } from '../../../../packages/schema/src/names.ts';
 import { hasLiveLeader } from './cluster.ts';
 import { checkContainer, type ContainerCheck } from './docker.ts';
@@ -66,6 +70,8 @@ export async function registerTenant(opts: RegisterOptions): Promise<RegisterRes
   const sqlitePath = path.resolve(opts.sqlitePath);
   const schemaName = schemaNameFor(name);
   await assertNotRegistered(opts.adminPool, name);
+  await assertSchemaUnclaimed(opts.adminPool, name, schemaName);
+  const sqliteRealpath = await assertSqliteFileUnclaimed(opts.adminPool, sqlitePath, name, opts.cluster);
 
   let container: ContainerCheck = { checked: false, reason: 'not checked (sync not enabled)' };
   if (opts.enable) {
@@ -118,8 +124,9 @@ export async function registerTenant(opts: RegisterOptions): Promise<RegisterRes
       await c.query(
         `INSERT INTO sync_metadata.client_deployments
            (client_name, host_id, container_name, sqlite_path, schema_name, sync_enabled, status, sync_interval,
-            openwebui_version)
-         VALUES ($1::text, $2::uuid, $3::text, $4::text, $5::text, $6::boolean, $7::text, $8::int, $9::text)`,
+            openwebui_version, sqlite_realpath)
+         VALUES ($1::text, $2::uuid, $3::text, $4::text, $5::text, $6::boolean, $7::text, $8::int, $9::text,
+                 $10::text)`,
         [
           name,
           host.host_id,
@@ -130,11 +137,16 @@ export async function registerTenant(opts: RegisterOptions): Promise<RegisterRes
           status,
           interval,
           source.openwebuiVersion,
+          sqliteRealpath,
         ],
       );
     });
   } catch (error) {
-    if ((error as { code?: string }).code === '23505') throw alreadyRegistered(name);
+    const pgError = error as { code?: string; constraint?: string };
+    if (pgError.code === '23505' && pgError.constraint?.includes('schema_name')) {
+      await assertSchemaUnclaimed(opts.adminPool, name, schemaName);
+    }
+    if (pgError.code === '23505') throw alreadyRegistered(name);
     throw error;
   }
   // The source's exact DDL, so a restore recreates the same declared types, keys and indexes.
@@ -166,6 +178,26 @@ async function assertNotRegistered(adminPool: pg.Pool, name: string): Promise<vo
     name,
   ]);
   if ((r.rowCount ?? 0) > 0) throw alreadyRegistered(name);
+}
+
+/**
+ * Names that differ only in `-` versus `_` (acme-corp, acme_corp) map to the same schema: refuses, before anything is
+ * touched, a name whose schema already belongs to another tenant.
+ */
+async function assertSchemaUnclaimed(adminPool: pg.Pool, name: string, schemaName: string): Promise<void> {
+  const r = await adminPool.query<{ client_name: string }>(
+    'SELECT client_name FROM sync_metadata.client_deployments WHERE schema_name = $1::text AND client_name <> $2::text',
+    [schemaName, name],
+  );
+  const owner = r.rows[0]?.client_name;
+  if (owner) {
+    throw new ConflictError(
+      `tenant name "${name}" maps to schema ${schemaName}, which already belongs to tenant "${owner}" ` +
+        '("-" and "_" give the same schema name); nothing was changed — choose a name that differs by more than ' +
+        '"-" and "_"',
+      { owner, schemaName },
+    );
+  }
 }
 
 async function existingSchemaTables(adminPool: pg.Pool, schemaName: string): Promise<number> {

@@ -8,6 +8,7 @@ import { qualified, quoteIdent, quoteLiteral } from '@owui-sync/schema';
 import { applyScope, type DbScope } from '../db.ts';
 import { ConflictError, InvalidInputError } from '../errors.ts';
 import { silentLogger } from '../logger.ts';
+import { realPathOf } from '../sync/source-path.ts';
 import { notTombstonedSql } from '../sync/tombstones.ts';
 import { readTargetSchema, type TargetTable } from '../sync/target-schema.ts';
 import { tenantSchemaName } from '../sync/tenant-ddl.ts';
@@ -83,12 +84,17 @@ export async function restoreTenant(opts: RestoreOptions): Promise<RestoreResult
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
     throw new InvalidInputError(`directory ${dir} does not exist; create it first or choose another --to path`);
   }
-  if (fs.existsSync(to) && !opts.force) {
+  // lstat: a symbolic link is an existing path even when it points nowhere (the rename would replace it).
+  const existing = lstatOrNull(to);
+  if (existing && !opts.force) {
+    const what = existing.isSymbolicLink()
+      ? ` (a symbolic link${fs.existsSync(to) ? '' : ' that points nowhere'})`
+      : '';
     throw new ConflictError(
-      `${to} already exists; restore never overwrites a file unless asked: add --force (stop Open WebUI first if it uses that file)`,
+      `${to} already exists${what}; restore never overwrites a path unless asked: add --force (stop Open WebUI first if it uses that file)`,
     );
   }
-  if (fs.existsSync(to) && fs.statSync(to).isDirectory()) {
+  if (existing && fs.existsSync(to) && fs.statSync(to).isDirectory()) {
     throw new InvalidInputError(`${to} is a directory; --to must name a file, e.g. ${path.join(to, 'webui.db')}`);
   }
   const tmp = path.join(dir, `.${path.basename(to)}.restore-${process.pid}-${Date.now()}.tmp`);
@@ -99,6 +105,7 @@ export async function restoreTenant(opts: RestoreOptions): Promise<RestoreResult
     await applyScope(client, opts.scope ?? {});
     await client.query("SELECT set_config('DateStyle', 'ISO, YMD', true), set_config('TimeZone', 'UTC', true)");
     const dep = await findDeployment(client, opts.clientName);
+    await assertNotLiveTarget(client, dep, to, Boolean(opts.force));
     const captured = await loadSourceSchema(client, dep.deploymentId);
     const target = await readTargetSchema(client, dep.schemaName);
     if (target.tables.size === 0) {
@@ -107,6 +114,9 @@ export async function restoreTenant(opts: RestoreOptions): Promise<RestoreResult
       );
     }
 
+    // The database holds password hashes: only its owner may read it, from the moment it exists.
+    fs.closeSync(fs.openSync(tmp, 'wx', 0o600));
+    fs.chmodSync(tmp, 0o600);
     sqlite = new Database(tmp);
     sqlite.pragma('foreign_keys = OFF'); // as Open WebUI runs; parents' unique indexes come after the rows
     sqlite.pragma('journal_mode = OFF');
@@ -183,6 +193,50 @@ export async function restoreTenant(opts: RestoreOptions): Promise<RestoreResult
     client.release();
     if (sqlite?.open) sqlite.close();
     for (const suffix of ['', '-journal', '-wal', '-shm']) fs.rmSync(tmp + suffix, { force: true });
+  }
+}
+
+function lstatOrNull(p: string): fs.Stats | null {
+  try {
+    return fs.lstatSync(p);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Restoring onto the tenant's own registered file replaces the database Open WebUI and the sync read: refused unless
+ * the tenant is paused (sync disabled, no sync running) and `force` is given.
+ */
+async function assertNotLiveTarget(client: pg.ClientBase, dep: Deployment, to: string, force: boolean): Promise<void> {
+  const res = await client.query<{ sync_enabled: boolean; sqlite_realpath: string | null; claim_live: boolean }>(
+    `SELECT sync_enabled, sqlite_realpath, coalesce(sync_claim_expires_at > now(), false) AS claim_live
+       FROM sync_metadata.client_deployments WHERE deployment_id = $1::uuid`,
+    [dep.deploymentId],
+  );
+  const row = res.rows[0];
+  if (!row || !dep.sqlitePath) return;
+  const live = new Set(
+    [path.resolve(dep.sqlitePath), realPathOf(dep.sqlitePath), row.sqlite_realpath].filter((p): p is string => !!p),
+  );
+  const dirReal = realPathOf(path.dirname(to));
+  const targets = [to, realPathOf(to), dirReal ? path.join(dirReal, path.basename(to)) : null];
+  if (!targets.some((t) => t !== null && live.has(t))) return;
+  const name = dep.clientName;
+  if (row.sync_enabled) {
+    throw new ConflictError(
+      `${to} is the registered live SQLite file of tenant "${name}"; restoring onto it needs the tenant paused ` +
+        `(syncctl client pause ${name}), Open WebUI stopped, and --force — or restore to another path ` +
+        '(see docs/restore.md)',
+    );
+  }
+  if (row.claim_live) {
+    throw new ConflictError(`a sync of tenant "${name}" is running; wait for it to finish, then restore onto ${to}`);
+  }
+  if (!force) {
+    throw new ConflictError(
+      `${to} is the registered live SQLite file of tenant "${name}"; add --force to replace it (stop Open WebUI first)`,
+    );
   }
 }
 

@@ -5,6 +5,7 @@ import { applyScope, withTransaction, type DbScope } from '../db.ts';
 import { silentLogger } from '../logger.ts';
 import type { SyncMetrics } from '../metrics.ts';
 import { SqliteSnapshot, toSourceError } from '../sync/sqlite-reader.ts';
+import { checkRegisteredSource } from '../sync/source-path.ts';
 import { readTargetSchema } from '../sync/target-schema.ts';
 import { tenantSchemaName } from '../sync/tenant-ddl.ts';
 import { binaryCopyTuples } from './copy-out.ts';
@@ -78,6 +79,8 @@ export async function verifyTenant(opts: VerifyOptions): Promise<VerifyResult> {
     await client.query("SELECT set_config('DateStyle', 'ISO, YMD', true), set_config('TimeZone', 'UTC', true)");
     const dep = await findDeployment(client, opts.clientName);
     const sqlitePath = opts.sqlitePath ?? dep.sqlitePath;
+    // The registered file is compared only while it still resolves where it did at registration.
+    if (!opts.sqlitePath) await checkRegisteredSource(client, dep);
     snap = await SqliteSnapshot.open(sqlitePath);
     let sourceTables: { name: string; columns: string[] }[];
     try {

@@ -350,6 +350,43 @@ export function mergeRow(
  * supplied data (same shape as source_data: json columns as their JSON text). Records resolution, resolved_by and
  * resolved_at, and updates the bookkeeping so the next sync neither re-raises the conflict nor undoes the choice.
  */
+/**
+ * A merged row may only name columns of the table, must keep the conflict's key, and must set at least one column
+ * that is not part of the key:
+ * anything else would close the conflict as "merged" with the name of a column silently ignored.
+ */
+function assertMergeColumns(
+  logId: number,
+  table: string,
+  target: { columns: readonly { name: string }[]; key: readonly string[] },
+  data: Record<string, unknown>,
+  rowKey: Record<string, unknown>,
+): void {
+  const names = new Set(target.columns.map((c) => c.name));
+  const unknown = Object.keys(data).filter((k) => !names.has(k));
+  if (unknown.length > 0) {
+    throw new InvalidInputError(
+      `table ${table} has no column ${unknown.map((k) => JSON.stringify(k)).join(', ')}; conflict ${logId} was left ` +
+        `open and nothing was written (columns: ${[...names].join(', ')})`,
+      { unknownColumns: unknown },
+    );
+  }
+  const moved = target.key.filter((k) => k in data && data[k] !== null && String(data[k]) !== String(rowKey[k]));
+  if (moved.length > 0) {
+    throw new InvalidInputError(
+      `the merged row names another row than conflict ${logId} (${moved
+        .map((k) => `${k} ${JSON.stringify(data[k])} instead of ${JSON.stringify(rowKey[k])}`)
+        .join(', ')}); a resolution cannot change the key — leave the key out of data; the conflict was left open`,
+    );
+  }
+  if (!Object.keys(data).some((k) => !target.key.includes(k))) {
+    throw new InvalidInputError(
+      `the merged row for conflict ${logId} sets no column besides the key (${target.key.join(', ')}); give the ` +
+        'columns to write, or keep "source" or "target"; the conflict was left open',
+    );
+  }
+}
+
 export async function resolveConflict(opts: {
   pool: pg.Pool;
   scope: DbScope;
@@ -394,6 +431,7 @@ export async function resolveConflict(opts: {
           `table ${row.table_name} of conflict ${opts.logId} no longer exists in ${row.schema_name}`,
         );
       }
+      if (opts.data) assertMergeColumns(opts.logId, row.table_name, target, opts.data, row.row_key);
       const t = `${quoteIdent(row.schema_name)}.${quoteIdent(row.table_name)}`;
       const types = new Map(target.columns.map((c) => [c.name, c.type]));
       const typed = (src: string, c: string) => `(${src} ->> '${c.replaceAll("'", "''")}')::${types.get(c)}`;

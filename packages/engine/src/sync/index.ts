@@ -22,7 +22,8 @@ export {
 export { resolveConflict, strategyFor, combine, mergeRow, compareValues } from './conflicts.ts';
 export { reapStaleSyncJobs, SyncAlreadyRunningError, STOPPED_WORKER_ERROR } from './bookkeeping.ts';
 export { purgeTombstones, listTombstones, notTombstonedSql } from './tombstones.ts';
-export { sourceFingerprint } from './sqlite-reader.ts';
+export { sourceFingerprint, assertSourceFiles } from './sqlite-reader.ts';
+export { assertRegisteredSource, assertSqliteFileUnclaimed, checkRegisteredSource, realPathOf } from './source-path.ts';
 export { mapColumnType } from './type-map.ts';
 export { stripNul, toJsonText, kindForType } from './value-codec.ts';
 export { keyExpression, rowKeyText } from './table-plan.ts';

@@ -24,6 +24,7 @@ import {
   type RunCounts,
 } from './bookkeeping.ts';
 import { emptyTally } from './conflicts.ts';
+import { assertRegisteredSource } from './source-path.ts';
 import { LockHoldExceededError, SqliteSnapshot, sourceFingerprint, toSourceError } from './sqlite-reader.ts';
 import { Lookahead } from './lookahead.ts';
 import { chunkSettings, serverHasLz4, type RunContext, type RunStats } from './table-sync.ts';
@@ -268,6 +269,7 @@ type SyncOutcome = {
  * on from a copy of the file, as a resumed run would.
  */
 async function syncDeployment(...args: SyncArgs): Promise<SyncOutcome> {
+  await assertRegisteredSource(args[0].pool, args[0].scope, args[1]);
   try {
     return await syncFromSnapshot(true, ...args);
   } catch (e) {

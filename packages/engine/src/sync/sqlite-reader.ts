@@ -5,8 +5,12 @@ import {
   openSync,
   readSync,
   closeSync,
+  fstatSync,
+  lstatSync,
+  realpathSync,
   rmSync,
   statSync,
+  type Stats,
 } from 'node:fs';
 import { createHash } from 'node:crypto';
 import os from 'node:os';
@@ -268,15 +272,67 @@ function openReadOnly(filePath: string): Database.Database {
 }
 
 function assertFileReadable(filePath: string): void {
-  let stats;
+  assertSourceFiles(filePath);
+}
+
+/** Files SQLite opens beside a database. */
+const COMPANION_SUFFIXES = ['-wal', '-shm', '-journal'] as const;
+
+/** What a non-regular file is, for error messages. */
+function fileKind(st: Stats): string {
+  if (st.isFIFO()) return 'a FIFO (named pipe)';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isDirectory()) return 'a directory';
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  return 'not a regular file';
+}
+
+/**
+ * Checks a tenant's SQLite file and the -wal, -shm and -journal files beside it without opening any of them (stat
+ * and lstat never block): the database must be a regular file, and each companion absent or a regular file that is
+ * not a symbolic link. Opening a FIFO blocks until something writes to it, and a device or socket is never a
+ * database, so a hostile file fails the run at once instead of hanging the node. Returns the database's real path.
+ */
+export function assertSourceFiles(filePath: string): string {
+  let st: Stats;
   try {
-    stats = statSync(filePath);
+    st = statSync(filePath);
   } catch {
     throw new SourceUnusableError(
       `SQLite file ${filePath} does not exist or cannot be read; check the tenant's sqlite_path`,
     );
   }
-  if (!stats.isFile()) throw new SourceUnusableError(`SQLite path ${filePath} is not a regular file`);
+  if (!st.isFile()) {
+    throw new SourceUnusableError(`SQLite path ${filePath} is ${fileKind(st)}, not a regular file; nothing was read`);
+  }
+  let real: string;
+  try {
+    real = realpathSync(filePath);
+  } catch (error) {
+    throw new SourceUnusableError(`cannot resolve SQLite path ${filePath} (${errorMessage(error)}); nothing was read`);
+  }
+  // SQLite opens the companions beside the resolved file; a link's own companions are refused as well.
+  for (const base of new Set([filePath, real])) {
+    for (const suffix of COMPANION_SUFFIXES) {
+      const companion = base + suffix;
+      let cst: Stats;
+      try {
+        cst = lstatSync(companion);
+      } catch (error) {
+        if ((error as { code?: unknown }).code === 'ENOENT') continue;
+        throw new SourceUnusableError(`cannot check ${companion} (${errorMessage(error)}); nothing was read`);
+      }
+      if (!cst.isFile()) {
+        throw new SourceUnusableError(
+          `${companion} is ${fileKind(cst)}, not a regular file, so SQLite must not open it; nothing was read — ` +
+            'remove it (Open WebUI recreates it) and the next run goes ahead',
+        );
+      }
+    }
+  }
+  return real;
 }
 
 function isBusy(error: unknown): boolean {
@@ -418,9 +474,11 @@ export function detectOpenWebUIVersion(db: Database.Database, schema: SqliteSche
  * every commit in WAL mode). Equal fingerprints mean no transaction committed in between.
  */
 export function sourceFingerprint(filePath: string): string {
+  // SQLite keeps the WAL and its index beside the resolved file, not beside a symbolic link to it.
+  const real = assertSourceFiles(filePath);
   const hash = createHash('sha256');
   for (const suffix of ['', '-wal', '-shm']) {
-    const p = filePath + suffix;
+    const p = real + suffix;
     let st;
     try {
       st = statSync(p, { bigint: true });
@@ -441,7 +499,9 @@ function readBytes(p: string, offset: number, length: number): Buffer {
   const buf = Buffer.alloc(length);
   let fd: number | undefined;
   try {
-    fd = openSync(p, 'r');
+    // Non-blocking, and only regular files are read: a FIFO swapped in after the check must not hang the node.
+    fd = openSync(p, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    if (!fstatSync(fd).isFile()) return Buffer.alloc(0);
     const n = readSync(fd, buf, 0, length, offset);
     return buf.subarray(0, n);
   } catch {
