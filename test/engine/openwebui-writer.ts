@@ -125,10 +125,13 @@ export class OpenWebUIWriter {
       const id = this.pick(this.ids('chat', 'length(chat) > 6000'));
       if (!id) return;
       const body = this.db.prepare('SELECT chat FROM chat WHERE id = ?').pluck().get(id) as string;
-      const at = Math.floor(body.length * 0.6);
+      // A letter inside the text (not an escape), replaced by another letter: the JSON stays valid, same length.
+      let at = Math.floor(body.length * 0.6);
+      const inEscape = (i: number) => body.lastIndexOf('\\', i) >= i - 6;
+      while (at < body.length && !(/[a-z]/.test(body[at] ?? '') && !inEscape(at))) at += 1;
+      if (at >= body.length) return;
       const ch = body[at] === 'x' ? 'y' : 'x';
-      const next = body.slice(0, at) + ch + body.slice(at + 1);
-      if (/^[\x20-\x7e]$/.test(body[at] ?? '')) this.db.prepare('UPDATE chat SET chat = ? WHERE id = ?').run(next, id);
+      this.db.prepare('UPDATE chat SET chat = ? WHERE id = ?').run(body.slice(0, at) + ch + body.slice(at + 1), id);
     },
     /** A chat turn: the body grows by a message and updated_at moves (then title/tags land without a bump). */
     chatTurn: () => {
@@ -243,6 +246,14 @@ export class OpenWebUIWriter {
     checkpoint: () => {
       this.db.pragma('wal_checkpoint(TRUNCATE)');
     },
+    /**
+     * SQLite's automatic checkpoint (PASSIVE, after a commit): the next transaction restarts the WAL from its start,
+     * over the frames the last sync saw.
+     */
+    autoCheckpoint: () => {
+      this.db.pragma('wal_checkpoint(PASSIVE)');
+      this.operations.userActivity?.();
+    },
     vacuum: () => {
       this.db.exec('VACUUM');
     },
@@ -254,7 +265,7 @@ export class OpenWebUIWriter {
     const done: string[] = [];
     for (let i = 0; i < n; i += 1) {
       const r = this.rng();
-      const name = r < 0.04 ? 'vacuum' : r < 0.15 ? 'checkpoint' : (this.pick(names) as string);
+      const name = r < 0.04 ? 'vacuum' : r < 0.1 ? 'checkpoint' : (this.pick(names) as string);
       this.apply(name);
       done.push(name);
     }
@@ -264,7 +275,7 @@ export class OpenWebUIWriter {
   apply(name: string): void {
     const op = this.operations[name];
     if (!op) throw new Error(`unknown operation ${name}`);
-    if (name === 'vacuum' || name === 'checkpoint') op();
+    if (name === 'vacuum' || name === 'checkpoint' || name === 'autoCheckpoint') op();
     else this.db.transaction(op)();
     this.log.push(name);
   }

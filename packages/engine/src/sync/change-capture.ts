@@ -53,9 +53,9 @@ export class PageState {
   pageCount: number;
   walSalt: string | null;
   walFrame: number;
+  /** The WAL index's change counter at the mark (one more per committed transaction). */
+  walChange: number;
   fileId: string;
-  /** Size and mtime of the database file when the snapshot was taken. */
-  dbStamp: string;
   /** Which root page holds which table or index (owners are recorded by root page). */
   btrees: string;
   hashes: Buffer;
@@ -71,11 +71,11 @@ export class PageState {
     pageCount: number;
     walSalt: string | null;
     walFrame: number;
+    walChange: number;
     fileId: string;
-    dbStamp: string;
     btrees: string;
   }) {
-    this.dbStamp = init.dbStamp;
+    this.walChange = init.walChange;
     this.btrees = init.btrees;
     this.pageSize = init.pageSize;
     this.pageCount = init.pageCount;
@@ -180,7 +180,7 @@ export type TableChanges = { readonly rowids: Set<bigint>; all: boolean };
 
 export type Capture = {
   /** How the changed pages were found. */
-  readonly mode: 'baseline' | 'wal' | 'pages';
+  readonly mode: 'baseline' | 'wal' | 'wal-restart' | 'pages';
   /** Tables whose b-tree changed, with the rows to read again (an empty set: only check for deletes). */
   readonly tables: Map<string, TableChanges>;
   readonly changedPages: number;
@@ -194,7 +194,6 @@ export type CaptureInput = {
   readonly file: PageFile;
   readonly walMark: WalMark | null;
   readonly fileId: string;
-  readonly dbStamp: string;
   readonly btrees: readonly Btree[];
   /** The last successful run's state header, or null. */
   readonly previous: {
@@ -202,8 +201,8 @@ export type CaptureInput = {
     pageCount: number;
     walSalt: string | null;
     walFrame: number;
+    walChange: number;
     fileId: string;
-    dbStamp: string;
     btrees: string;
   } | null;
   /** Loads the given chunks of the previous state into `state`. */
@@ -217,6 +216,7 @@ export async function captureChanges(input: CaptureInput): Promise<Capture> {
   const { file, previous } = input;
   const walSalt = input.walMark?.salt ?? null;
   const walFrame = input.walMark?.mxFrame ?? 0;
+  const walChange = input.walMark?.change ?? 0;
   const btrees = btreeSignature(input.btrees);
   // Another file, another page size, or b-trees at other root pages (VACUUM, new tables or indexes): the recorded
   // owners no longer mean the same rows.
@@ -231,43 +231,76 @@ export async function captureChanges(input: CaptureInput): Promise<Capture> {
     for (const b of input.btrees) if (!b.isIndex) tables.set(b.table, { rowids: new Set(), all: true });
     return { mode: 'baseline', tables, changedPages: file.pageCount, unknownPages: 0, state };
   }
-  const state = new PageState({ ...previous, walSalt, walFrame, dbStamp: input.dbStamp, btrees });
+  const state = new PageState({ ...previous, walSalt, walFrame, walChange, btrees });
   // The whole previous state is loaded (20 bytes a page): overflow owners anywhere in the file may change.
   const all: number[] = [];
   for (let c = 0; c <= chunkOf(previous.pageCount); c += 1) all.push(c);
   await input.loadChunks(state, all);
   const oldCount = previous.pageCount;
   state.resize(file.pageCount);
-  let changed: Set<number>;
-  let mode: 'wal' | 'pages';
-  // The WAL names every page written since the last run when it is the same WAL generation (same salts, not shorter)
-  // and nothing it held then can have been checkpointed away unseen: either the last run saw frames of this
-  // generation, or the database file has not been written since (a WAL deleted when Open WebUI closed the file and
-  // created again starts from the same empty header).
-  if (
-    walSalt !== null &&
-    previous.walSalt === walSalt &&
-    previous.walFrame <= walFrame &&
-    (previous.walFrame > 0 || previous.dbStamp === input.dbStamp)
-  ) {
+  let changed: Set<number> | null = null;
+  let mode: Capture['mode'] = 'pages';
+  // The WAL names every page written since the last run when it is the same WAL generation: same salts (SQLite
+  // draws new ones at every restart and for every new WAL file; all zeros is the empty index of a file no connection
+  // had open, which a deleted WAL returns to) and not shorter.
+  const known = previous.walSalt !== null && previous.walSalt !== EMPTY_SALT;
+  if (known && previous.walSalt === walSalt && previous.walFrame <= walFrame) {
     mode = 'wal';
     changed = file.pagesWrittenAfter(previous.walFrame);
+  } else if (known && walSalt !== null && restartedOnce(previous.walSalt as string, walSalt)) {
+    changed = afterOneRestart(file, previous.walSalt as string, previous.walFrame, walChange - previous.walChange);
+    if (changed) mode = 'wal-restart';
+  }
+  if (changed) {
     for (const p of changed) if (p > file.pageCount) changed.delete(p);
     const buf = Buffer.alloc(file.pageSize);
     for (const p of changed) state.setHash(p, file.read(p, buf));
   } else {
-    mode = 'pages';
-    changed = new Set();
+    const all = new Set<number>();
+    changed = all;
     forEachPage(file, input.checkpoint, (p, page) => {
       const h = pageHash(page);
       if (p > oldCount || !state.hashEquals(p, h)) {
-        changed.add(p);
+        all.add(p);
         h.copy(state.hashes, p * HASH_BYTES, 0, HASH_BYTES);
         state.dirty.add(chunkOf(p));
       }
     });
   }
   return { mode, ...attribute(input, state, changed), changedPages: changed.size, state };
+}
+
+const EMPTY_SALT = '0000000000000000';
+
+/** True when the WAL restarted exactly once between the two marks (SQLite adds one to the first salt each time). */
+function restartedOnce(previous: string, current: string): boolean {
+  const a = Buffer.from(previous, 'hex');
+  const b = Buffer.from(current, 'hex');
+  return a.length === 8 && b.length === 8 && (a.readUInt32BE(0) + 1) >>> 0 === b.readUInt32BE(0);
+}
+
+/**
+ * The pages written since the last run when the WAL restarted once in between: those of the current generation's
+ * frames, plus those of the earlier generation's frames after the last run's mark. The WAL index counts committed
+ * transactions across the restart, so the earlier generation's late frames are known to be none, or found intact
+ * past the current generation's end (their transactions counted); otherwise null (the pages are compared instead).
+ */
+function afterOneRestart(
+  file: PageFile,
+  earlierSalt: string,
+  earlierMark: number,
+  commitsSince: number,
+): Set<number> | null {
+  const since = commitsSince >>> 0;
+  if (since < file.commitFrames) return null;
+  const late = since - file.commitFrames;
+  const pages = file.pagesWrittenAfter(0);
+  if (late === 0) return pages;
+  if (file.frames > earlierMark) return null;
+  const earlier = file.earlierFrames(earlierMark + 1, earlierSalt);
+  if (earlier.commits !== late) return null;
+  for (const p of earlier.pages) pages.add(p);
+  return pages;
 }
 
 /** Maps changed pages to tables and rows, updating the overflow owners of the rows on changed pages. */
@@ -415,17 +448,15 @@ function forEachPage(file: PageFile, checkpoint: (() => void) | undefined, fn: (
 }
 
 /** The whole state of a snapshot: every page's hash and the owner of every overflow page. */
-export function buildState(
-  input: Pick<CaptureInput, 'file' | 'walMark' | 'fileId' | 'dbStamp' | 'btrees' | 'checkpoint'>,
-) {
+export function buildState(input: Pick<CaptureInput, 'file' | 'walMark' | 'fileId' | 'btrees' | 'checkpoint'>) {
   const { file } = input;
   const state = new PageState({
     pageSize: file.pageSize,
     pageCount: file.pageCount,
     walSalt: input.walMark?.salt ?? null,
     walFrame: input.walMark?.mxFrame ?? 0,
+    walChange: input.walMark?.change ?? 0,
     fileId: input.fileId,
-    dbStamp: input.dbStamp,
     btrees: btreeSignature(input.btrees),
   });
   const next = new Uint32Array(file.pageCount + 1);

@@ -5,25 +5,25 @@ import { CHUNK_PAGES, type PageState } from './change-capture.ts';
 
 export type StoredPageHeader = {
   fileId: string;
-  dbStamp: string;
   btrees: string;
   pageSize: number;
   pageCount: number;
   walSalt: string | null;
   walFrame: number;
+  walChange: number;
 };
 
 export async function loadPageHeader(client: pg.ClientBase, deploymentId: string): Promise<StoredPageHeader | null> {
   const res = await client.query<{
     file_id: string;
-    db_stamp: string;
     btrees: string;
     page_size: number;
     page_count: number;
     wal_salt: string | null;
     wal_frame: number;
+    wal_change: string;
   }>(
-    `SELECT file_id, db_stamp, btrees, page_size, page_count, wal_salt, wal_frame FROM sync_state.source_pages
+    `SELECT file_id, btrees, page_size, page_count, wal_salt, wal_frame, wal_change FROM sync_state.source_pages
       WHERE deployment_id = $1::uuid`,
     [deploymentId],
   );
@@ -31,12 +31,12 @@ export async function loadPageHeader(client: pg.ClientBase, deploymentId: string
   if (!r) return null;
   return {
     fileId: r.file_id,
-    dbStamp: r.db_stamp,
     btrees: r.btrees,
     pageSize: r.page_size,
     pageCount: r.page_count,
     walSalt: r.wal_salt,
     walFrame: r.wal_frame,
+    walChange: Number(r.wal_change),
   };
 }
 
@@ -76,10 +76,10 @@ export async function savePageState(
     }
     await client.query(
       `INSERT INTO sync_state.source_pages AS s
-              (deployment_id, file_id, page_size, page_count, wal_salt, wal_frame, job_id, captured_at, db_stamp, btrees)
-       VALUES ($1::uuid, $2::text, $3::int, $4::int, $5::text, $6::int, $7::uuid, now(), $8::text, $9::text)
+              (deployment_id, file_id, page_size, page_count, wal_salt, wal_frame, job_id, captured_at, btrees, wal_change)
+       VALUES ($1::uuid, $2::text, $3::int, $4::int, $5::text, $6::int, $7::uuid, now(), $8::text, $9::bigint)
        ON CONFLICT (deployment_id) DO UPDATE SET file_id = EXCLUDED.file_id, page_size = EXCLUDED.page_size,
-         db_stamp = EXCLUDED.db_stamp, btrees = EXCLUDED.btrees,
+         btrees = EXCLUDED.btrees, wal_change = EXCLUDED.wal_change,
          page_count = EXCLUDED.page_count, wal_salt = EXCLUDED.wal_salt, wal_frame = EXCLUDED.wal_frame,
          job_id = EXCLUDED.job_id, captured_at = now()`,
       [
@@ -90,8 +90,8 @@ export async function savePageState(
         state.walSalt,
         state.walFrame,
         jobId,
-        state.dbStamp,
         state.btrees,
+        state.walChange,
       ],
     );
     await client.query('COMMIT');

@@ -428,7 +428,6 @@ async function syncFromSnapshot(
         file: pages,
         walMark: snapshot.walMark,
         fileId: snapshot.fileId(),
-        dbStamp: snapshot.dbStamp,
         btrees: snapshot.btrees(),
         checkpoint: () => {
           if (signal.aborted) throw new AbortedError('sync aborted; the next run resumes where this one stopped');

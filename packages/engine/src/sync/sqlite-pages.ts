@@ -67,6 +67,10 @@ export class PageFile {
   private readonly frameOf = new Map<number, number>();
   /** Page number of every frame 1..mxFrame (index 0 unused). */
   private readonly framePages: Uint32Array;
+  /** Commit frames among 1..mxFrame (one per transaction). */
+  readonly commitFrames: number = 0;
+  /** Size of the WAL file in bytes (0 without one). */
+  readonly walSize: number = 0;
   private readonly dbFd: number;
   private readonly walFd: number | undefined;
   private readonly header: Buffer;
@@ -94,14 +98,18 @@ export class PageFile {
     if (pageSize === 0) throw new Error('not a SQLite database (no page size in its header)');
     this.pageSize = pageSize;
     this.framePages = new Uint32Array(frames + 1);
+    if (walFd !== undefined) this.walSize = fstatSync(walFd).size;
     if (walFd !== undefined && frames > 0) {
       const fh = Buffer.alloc(24);
+      let commits = 0;
       for (let i = 1; i <= frames; i += 1) {
         readSync(walFd, fh, 0, 24, 32 + (i - 1) * (24 + pageSize));
         const pgno = fh.readUInt32BE(0);
+        if (fh.readUInt32BE(4) !== 0) commits += 1;
         this.framePages[i] = pgno;
         this.frameOf.set(pgno, i);
       }
+      this.commitFrames = commits;
     }
     this.pageCount = frames > 0 && mark ? mark.nPage : Math.floor(dbSize / pageSize);
     this.header = this.pageCount > 0 ? this.read(1).subarray(0, 100) : head;
@@ -113,7 +121,13 @@ export class PageFile {
     const dbFd = openSync(dbPath, 'r');
     let walFd: number | undefined;
     try {
-      if (walMark && walMark.mxFrame > 0) walFd = openSync(`${dbPath}-wal`, 'r');
+      if (walMark) {
+        try {
+          walFd = openSync(`${dbPath}-wal`, 'r');
+        } catch (error) {
+          if (walMark.mxFrame > 0 || (error as { code?: unknown }).code !== 'ENOENT') throw error;
+        }
+      }
       return new PageFile(dbFd, walFd, walMark);
     } catch (error) {
       closeSync(dbFd);
@@ -127,6 +141,27 @@ export class PageFile {
     const out = new Set<number>();
     for (let i = fromFrame + 1; i < this.framePages.length; i += 1) out.add(this.framePages[i] as number);
     return out;
+  }
+
+  /**
+   * Frames of an earlier WAL generation (salt `salt`) still in the file from position `from` on, where the current
+   * generation has not overwritten them: their pages and how many of them end a transaction. Stops at the first
+   * frame of another generation or the end of the file.
+   */
+  earlierFrames(from: number, salt: string): { pages: Set<number>; commits: number } {
+    const pages = new Set<number>();
+    let commits = 0;
+    if (this.walFd === undefined) return { pages, commits };
+    const fh = Buffer.alloc(24);
+    for (let i = from; ; i += 1) {
+      const offset = 32 + (i - 1) * (24 + this.pageSize);
+      if (offset + 24 + this.pageSize > this.walSize) break;
+      readSync(this.walFd, fh, 0, 24, offset);
+      if (fh.subarray(8, 16).toString('hex') !== salt) break;
+      pages.add(fh.readUInt32BE(0));
+      if (fh.readUInt32BE(4) !== 0) commits += 1;
+    }
+    return { pages, commits };
   }
 
   get frames(): number {

@@ -99,8 +99,6 @@ export class SqliteSnapshot {
   private readonly holdBudgetMs: number;
   /** WAL files: where the read transaction ends in the WAL (null: no WAL frame is part of the snapshot). */
   readonly walMark: WalMark | null;
-  /** Size and mtime of the database file once the snapshot was taken. */
-  readonly dbStamp: string;
   /** The file whose pages are the snapshot (the source, or its copy). */
   private readonly pagesPath: string;
 
@@ -115,8 +113,6 @@ export class SqliteSnapshot {
   ) {
     this.walMark = walMark;
     this.pagesPath = pagesPath;
-    const st = statSync(sourcePath, { bigint: true });
-    this.dbStamp = `${st.size}:${st.mtimeNs}`;
     this.db = db;
     this.journalMode = journalMode;
     this.sourcePath = sourcePath;
@@ -162,8 +158,9 @@ export class SqliteSnapshot {
     try {
       const mode = String(db.pragma('journal_mode', { simple: true })).toLowerCase();
       if (mode === 'wal') {
-        const walMark = beginWalSnapshot(db, filePath);
-        const snap = new SqliteSnapshot(db, mode, filePath, undefined, 0, walMark);
+        // SQLite keeps the WAL and its index beside the file a symlink points to.
+        const walMark = beginWalSnapshot(db, realpathSync(filePath));
+        const snap = new SqliteSnapshot(db, mode, filePath, undefined, 0, walMark, realpathSync(filePath));
         return snap;
       }
       if (inPlaceBudgetMs > 0) {
