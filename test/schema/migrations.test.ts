@@ -58,7 +58,7 @@ describe('sync_metadata migrations', () => {
 
   it('is idempotent: a second install changes nothing', async () => {
     const { serviceRole } = db.current;
-    const second = await install({ adminUrl: db.current.adminUrl, serviceRole });
+    const second = await install({ adminUrl: db.current.adminUrl, serviceRole, groupRole: inject('pg').groupRole });
     expect(second.migrations.applied).toEqual([]);
     expect(second.roleCreated).toBe(false);
     expect(second.passwordSet).toBe(false);
@@ -96,8 +96,8 @@ describe('sync_metadata migrations', () => {
     const url = await emptyDatabase();
     const { serviceRole } = db.current;
     const results = await Promise.all([
-      install({ adminUrl: url, serviceRole }),
-      install({ adminUrl: url, serviceRole }),
+      install({ adminUrl: url, serviceRole, groupRole: inject('pg').groupRole }),
+      install({ adminUrl: url, serviceRole, groupRole: inject('pg').groupRole }),
     ]);
     expect(results.flatMap((r) => r.migrations.applied).length).toBe((await loadMigrations()).length);
     expect(await relations(url, ['r', 'p'])).toEqual(EXPECTED_TABLES);

@@ -52,6 +52,7 @@ export const initCommand: Command = {
       syncUrl: values['sync-url'] as string | undefined,
       credentialsFile,
       writeCredentials: !values['no-write'],
+      groupRole: ctx.io.env.CLUSTER_GROUP_ROLE,
     });
     const { syncUrlPlain: _plain, ...shown } = result;
     ctx.result(shown, () =>

@@ -7,6 +7,7 @@ import { ConflictError } from '../../../../packages/engine/src/errors.ts';
 import type { Logger } from '../../../../packages/engine/src/logger.ts';
 import { captureSourceSchema } from '../../../../packages/engine/src/restore/index.ts';
 import { inspectSqliteSource, provisionTenant } from '../../../../packages/engine/src/sync/index.ts';
+import { grantTenantSchema } from '../../../../packages/schema/src/install.ts';
 import { schemaNameFor } from '../../../../packages/schema/src/names.ts';
 import { hasLiveLeader } from './cluster.ts';
 import { checkContainer, type ContainerCheck } from './docker.ts';
@@ -109,6 +110,8 @@ export async function registerTenant(opts: RegisterOptions): Promise<RegisterRes
     ...(opts.logger ? { logger: opts.logger } : {}),
   });
   if (existing === 0) say(`✅ Created schema ${schemaName} with ${provisioned.tables.length} tables`);
+  // The schema belongs to its cluster's role alone (other clusters' roles lose any access they had).
+  await withTransaction(opts.adminPool, (c) => grantTenantSchema(c, schemaName, opts.cluster));
 
   const host = await hostForRegistration(opts.adminPool, opts.cluster);
   const status = opts.enable ? 'active' : 'registered';
