@@ -33,10 +33,12 @@ export async function clusterUrl(serviceUrl: string): Promise<ClusterUrl> {
   const user = decodeURIComponent(target.username);
   const password = decodeURIComponent(target.password);
   if (!bouncer || bouncer.upstream !== upstream || bouncer.users.get(user) !== password) {
-    const users = new Map(bouncer?.upstream === upstream ? bouncer.users : []);
+    const same = bouncer?.upstream === upstream ? bouncer : undefined;
+    const users = new Map(same?.users ?? []);
     users.set(user, password);
     stopPooler();
-    bouncer = await startPgbouncer(target, users);
+    // Same port, so URLs handed out before stay valid.
+    bouncer = await startPgbouncer(target, users, same?.port);
   }
   const pooled = new URL(serviceUrl);
   pooled.hostname = '127.0.0.1';
@@ -66,12 +68,12 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function startPgbouncer(target: URL, extraUsers: ReadonlyMap<string, string>) {
+async function startPgbouncer(target: URL, extraUsers: ReadonlyMap<string, string>, reusePort?: number) {
   const binary = PGBOUNCER_CANDIDATES.find((p) => existsSync(p));
   if (!binary)
     throw new Error('TEST_POOLER=pgbouncer but pgbouncer is not installed; run: apt-get install -y pgbouncer');
   const context = inject('pg');
-  const port = await freePort();
+  const port = reusePort ?? (await freePort());
   const dir = mkdtempSync(path.join(os.tmpdir(), 'owui-pgbouncer-'));
   const all = new Map([[context.serviceRole, context.servicePassword], ...extraUsers]);
   const users = [...all];

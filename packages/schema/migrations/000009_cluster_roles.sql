@@ -22,8 +22,9 @@ CREATE TABLE IF NOT EXISTS sync_admin.cluster_roles (
     queue_schema name NOT NULL DEFAULT 'pgboss',
     created_at   timestamptz NOT NULL DEFAULT now()
 );
--- A cluster's queue schema belongs to that cluster alone.
-CREATE UNIQUE INDEX IF NOT EXISTS cluster_roles_queue_schema_idx ON sync_admin.cluster_roles (queue_schema, cluster_name);
+-- A cluster may have several roles (e.g. while credentials are rotated); they share its queue schema, which
+-- belongs to that cluster alone (syncctl cluster add-role picks a name no other cluster and no other schema has).
+CREATE INDEX IF NOT EXISTS cluster_roles_cluster_idx ON sync_admin.cluster_roles (cluster_name);
 
 -- Caller identity ---------------------------------------------------------------------------------------------
 

@@ -36,6 +36,8 @@ export type CreateBossOptions = {
   /** Name in pg-boss's instance registry (e.g. node-a, worker-1). */
   readonly instanceName?: string;
   readonly applicationName?: string;
+  /** How often pg-boss re-reads the queues' settings (default 60 s). */
+  readonly queueCacheIntervalSeconds?: number;
   /** pg-boss schema (default pgboss; a cluster role has its own, see resolveQueueSchema). */
   readonly schema?: string;
 };
@@ -173,7 +175,7 @@ export function createBoss(opts: CreateBossOptions): PgBoss {
     supervise: true,
     superviseIntervalSeconds: opts.superviseIntervalSeconds ?? 10,
     monitorIntervalSeconds: opts.superviseIntervalSeconds ?? 10,
-    queueCacheIntervalSeconds: 60,
+    queueCacheIntervalSeconds: opts.queueCacheIntervalSeconds ?? 60,
     reindex: false,
     useListenNotify: !pooled,
     registerInstance: true,
