@@ -16,10 +16,12 @@ import {
 import { runSchedulerTick } from '../../packages/engine/src/cluster/scheduler.ts';
 import { startSyncWorker, type SyncRunOutcome, type SyncWorker } from '../../packages/engine/src/cluster/worker.ts';
 import { ConfigError, NotFoundError } from '../../packages/engine/src/errors.ts';
+import { provisionTenant, runTenantSync, tenantSchemaName } from '../../packages/engine/src/sync/index.ts';
 import { silentLogger } from '../../packages/engine/src/logger.ts';
-import { quoteIdent, SYNC_QUEUE } from '../../packages/schema/src/index.ts';
+import { grantTenantSchema, quoteIdent, SYNC_QUEUE } from '../../packages/schema/src/index.ts';
+import { makeMiniOpenWebUI, scratchDir } from '../engine/helpers.ts';
 import { createClusterRole, type TestClusterRole } from '../support/cluster-roles.ts';
-import { adminQuery, useTestDatabase } from '../support/db.ts';
+import { adminQuery, useTestDatabase, withConnection } from '../support/db.ts';
 import { clusterUrl, type ClusterUrl } from '../support/pooler.ts';
 import { waitUntil } from '../support/processes.ts';
 
@@ -47,6 +49,7 @@ describe('cluster runtime as per-cluster roles', () => {
   const db = useTestDatabase();
   const sides: Record<'a' | 'b', Side> = {} as never;
   const logLines: string[] = [];
+  const scratch = scratchDir('owui-cluster-roles-');
   let failNext = false;
 
   beforeAll(async () => {
@@ -118,6 +121,7 @@ describe('cluster runtime as per-cluster roles', () => {
       await side.boss.stop({ graceful: false }).catch(() => undefined);
       await side.pool.end().catch(() => undefined);
     }
+    scratch.cleanup();
   });
 
   it('refuses to start a process whose role belongs to another cluster, or to none (with what to do)', async () => {
@@ -204,6 +208,46 @@ describe('cluster runtime as per-cluster roles', () => {
     ).rejects.toBeInstanceOf(NotFoundError);
     expect(sides.a.errors).toEqual([]);
     expect(sides.b.errors).toEqual([]);
+  });
+
+  it("syncs a real tenant as its cluster's role, which the other cluster's role cannot read", async () => {
+    const name = 'roles-real-a';
+    const file = scratch.file(`${name}.db`);
+    makeMiniOpenWebUI(file, { chats: 30 });
+    const adminPool = new pg.Pool({ connectionString: db.current.adminUrl, max: 2 });
+    try {
+      await provisionTenant({ adminPool, clientName: name, sqlitePath: file, serviceRole: db.current.serviceRole });
+      await withConnection(db.current.adminUrl, (c) => grantTenantSchema(c, tenantSchemaName(name), 'roles-a'));
+      await adminPool.query(
+        `INSERT INTO sync_metadata.client_deployments (client_name, host_id, sqlite_path, schema_name, sync_enabled,
+                                                       status)
+         VALUES ($1, $2, $3, $4, false, 'registered')`,
+        [name, sides.a.hostId, file, tenantSchemaName(name)],
+      );
+    } finally {
+      await adminPool.end();
+    }
+    const result = await runTenantSync({
+      pool: sides.a.pool,
+      clientName: name,
+      scope: { hostId: sides.a.hostId, cluster: 'roles-a' },
+      fullSync: true,
+      triggeredBy: 'test',
+    });
+    expect(result.status).toBe('success');
+    const chats = await sides.a.pool.query(`SELECT count(*)::int AS n FROM ${quoteIdent(tenantSchemaName(name))}.chat`);
+    expect(chats.rows[0].n).toBe(30);
+    await expect(
+      sides.b.pool.query(`SELECT count(*) FROM ${quoteIdent(tenantSchemaName(name))}.chat`),
+    ).rejects.toMatchObject({ code: '42501' });
+    await expect(
+      runTenantSync({
+        pool: sides.b.pool,
+        clientName: name,
+        scope: { hostId: sides.a.hostId, cluster: 'roles-a' },
+        triggeredBy: 'test',
+      }),
+    ).rejects.toThrow();
   });
 
   it('a deleted queue is reported readably, once per interval, and answers as unavailable; the other cluster runs on', async () => {
