@@ -45,7 +45,7 @@ const ROLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 export function assertRoleName(role: string): string {
   if (!ROLE_NAME.test(role)) {
-    throw new Error(`service role name "${role}" is invalid: use lowercase letters, digits and _ (max 63)`);
+    throw new Error(`role name "${role}" is invalid: use lowercase letters, digits and _ (max 63)`);
   }
   return role;
 }
