@@ -55,20 +55,26 @@ $$;
 
 -- The hosts and deployments of the caller's cluster (empty for the unrestricted role and for unmapped roles).
 CREATE OR REPLACE FUNCTION sync_metadata.caller_hosts() RETURNS SETOF uuid
-LANGUAGE sql STABLE SECURITY DEFINER ROWS 100
+LANGUAGE plpgsql STABLE SECURITY DEFINER ROWS 100
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    RETURN QUERY
     SELECT h.host_id FROM sync_metadata.hosts h
-     WHERE h.cluster_name = (SELECT r.cluster_name FROM sync_admin.cluster_roles r WHERE r.role_name = session_user)
+     WHERE h.cluster_name = (SELECT r.cluster_name FROM sync_admin.cluster_roles r WHERE r.role_name = session_user);
+END
 $$;
 
 CREATE OR REPLACE FUNCTION sync_metadata.caller_deployments() RETURNS SETOF uuid
-LANGUAGE sql STABLE SECURITY DEFINER ROWS 1000
+LANGUAGE plpgsql STABLE SECURITY DEFINER ROWS 1000
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    RETURN QUERY
     SELECT d.deployment_id FROM sync_metadata.client_deployments d
       JOIN sync_metadata.hosts h ON h.host_id = d.host_id
-     WHERE h.cluster_name = (SELECT r.cluster_name FROM sync_admin.cluster_roles r WHERE r.role_name = session_user)
+     WHERE h.cluster_name = (SELECT r.cluster_name FROM sync_admin.cluster_roles r WHERE r.role_name = session_user);
+END
 $$;
 
 -- Row-level security --------------------------------------------------------------------------------------------
@@ -84,8 +90,8 @@ CREATE POLICY sync_caller_cluster ON sync_metadata.hosts AS RESTRICTIVE
 DROP POLICY IF EXISTS sync_caller_cluster ON sync_metadata.client_deployments;
 CREATE POLICY sync_caller_cluster ON sync_metadata.client_deployments AS RESTRICTIVE
     FOR ALL
-    USING ((SELECT sync_metadata.caller_unrestricted()) OR host_id IN (SELECT sync_metadata.caller_hosts()))
-    WITH CHECK ((SELECT sync_metadata.caller_unrestricted()) OR host_id IN (SELECT sync_metadata.caller_hosts()));
+    USING ((SELECT sync_metadata.caller_unrestricted()) OR host_id IN (SELECT h FROM sync_metadata.caller_hosts() h))
+    WITH CHECK ((SELECT sync_metadata.caller_unrestricted()) OR host_id IN (SELECT h FROM sync_metadata.caller_hosts() h));
 
 -- Tables that had no row-level security: the unrestricted role sees them as before, a cluster role its own rows.
 ALTER TABLE sync_metadata.leader_election ENABLE ROW LEVEL SECURITY;
@@ -100,8 +106,8 @@ ALTER TABLE sync_metadata.cache_events ENABLE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS sync_caller_cluster ON sync_metadata.cache_events;
 CREATE POLICY sync_caller_cluster ON sync_metadata.cache_events
     FOR ALL
-    USING ((SELECT sync_metadata.caller_unrestricted()) OR host_id IN (SELECT sync_metadata.caller_hosts()))
-    WITH CHECK ((SELECT sync_metadata.caller_unrestricted()) OR host_id IN (SELECT sync_metadata.caller_hosts()));
+    USING ((SELECT sync_metadata.caller_unrestricted()) OR host_id IN (SELECT h FROM sync_metadata.caller_hosts() h))
+    WITH CHECK ((SELECT sync_metadata.caller_unrestricted()) OR host_id IN (SELECT h FROM sync_metadata.caller_hosts() h));
 
 DO $$
 DECLARE
@@ -116,9 +122,9 @@ BEGIN
         EXECUTE format(
             'CREATE POLICY sync_caller_cluster ON %s FOR ALL '
             'USING ((SELECT sync_metadata.caller_unrestricted()) '
-            '       OR deployment_id IN (SELECT sync_metadata.caller_deployments())) '
+            '       OR deployment_id IN (SELECT d FROM sync_metadata.caller_deployments() d)) '
             'WITH CHECK ((SELECT sync_metadata.caller_unrestricted()) '
-            '            OR deployment_id IN (SELECT sync_metadata.caller_deployments()))', t);
+            '            OR deployment_id IN (SELECT d FROM sync_metadata.caller_deployments() d))', t);
     END LOOP;
 END
 $$;
