@@ -77,9 +77,14 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
     if (options.withQueue !== false) {
       ({ queueSchemaInstalled, queuesCreated } = await installQueue(options.adminUrl));
       await grantQueueSchema(client, role);
-      // Cluster roles: their own queue schemas get this release's pg-boss and grants too.
-      for (const { role_name, queue_schema } of (await clusterRoles(client)).filter((r) => r.cluster_name)) {
-        await installQueue(options.adminUrl, queue_schema);
+      // Cluster roles (that still exist): their own queue schemas get this release's pg-boss and grants too.
+      const live = await client.query<{ rolname: string }>('SELECT rolname FROM pg_roles');
+      const existing = new Set(live.rows.map((r) => r.rolname));
+      const upgraded = new Set<string>();
+      for (const { role_name, queue_schema } of await clusterRoles(client)) {
+        if (queue_schema === PGBOSS_SCHEMA || !existing.has(role_name)) continue;
+        if (!upgraded.has(queue_schema)) await installQueue(options.adminUrl, queue_schema);
+        upgraded.add(queue_schema);
         await grantQueueSchema(client, role_name, queue_schema);
       }
     }
