@@ -130,7 +130,7 @@ describe('cluster runtime as per-cluster roles', () => {
     expect(() => queueSchemaOf(identity, 'roles-b')).toThrow(ConfigError);
     expect(() => queueSchemaOf(identity, 'roles-b')).toThrow(/of cluster "roles-a", but CLUSTER_NAME is "roles-b"/);
     expect(() => queueSchemaOf({ ...identity!, cluster: null, queueSchema: null }, 'roles-a')).toThrow(
-      /belongs to no cluster.*syncctl cluster add-role roles-a/,
+      /belongs to no cluster.*syncctl cluster add-role --cluster roles-a/,
     );
   });
 
@@ -256,7 +256,9 @@ describe('cluster runtime as per-cluster roles', () => {
       db.current.adminUrl,
       `DELETE FROM ${schema}.job WHERE name = 'owui-sync'; SELECT ${schema}.delete_queue('owui-sync')`,
     );
-    expect(await queueProblem(sides.a.boss)).toMatch(/queue owui-sync does not exist in schema .*syncctl init/);
+    expect(await queueProblem(sides.a.boss)).toMatch(
+      /queue owui-sync does not exist in schema pgboss_roles_a; run syncctl cluster add-role --cluster CLUSTER/,
+    );
     await expect(
       enqueueSync(sides.a.boss, {
         deployment_id: sides.a.tenant.deploymentId,

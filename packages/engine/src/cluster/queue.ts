@@ -80,7 +80,8 @@ export async function queueProblem(boss: PgBoss, withinSeconds = 30): Promise<st
     const present = new Set((res.rows as { name: string }[]).map((r) => r.name));
     const missing = [SYNC_QUEUE, SYNC_DEAD_LETTER_QUEUE].filter((q) => !present.has(q));
     if (missing.length) {
-      return `queue ${missing.join(', ')} does not exist in schema ${schema}; run syncctl init (admin) to recreate it`;
+      const fix = schema === PGBOSS_SCHEMA ? 'syncctl init' : 'syncctl cluster add-role --cluster CLUSTER';
+      return `queue ${missing.join(', ')} does not exist in schema ${schema}; run ${fix} (admin) to recreate it`;
     }
   } catch (error) {
     return `job queue cannot be read: ${errorMessage(error)}`;
@@ -141,7 +142,7 @@ export function queueSchemaOf(identity: CallerIdentity | null, cluster: string):
   if (identity.cluster === null || identity.queueSchema === null) {
     throw new ConfigError([
       `DATABASE_URL logs in as role "${identity.role}", which belongs to no cluster of this database: ` +
-        `create the cluster's role with syncctl cluster add-role ${cluster} and use its credentials`,
+        `create the cluster's role with syncctl cluster add-role --cluster ${cluster} (admin) and use its credentials`,
     ]);
   }
   if (identity.cluster !== cluster) {
