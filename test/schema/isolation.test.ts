@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { grantTenantSchema, quoteIdent } from '../../packages/schema/src/index.ts';
+import { grantTenantSchema, install, quoteIdent } from '../../packages/schema/src/index.ts';
 import { createClusterRole, type TestClusterRole } from '../support/cluster-roles.ts';
 import { adminQuery, createTestRole, useTestDatabase, withConnection, withUser } from '../support/db.ts';
 
@@ -449,6 +449,14 @@ describe('isolation between clusters', () => {
       }
       await c.query('ROLLBACK');
     });
+  });
+
+  it("init refuses to turn a cluster's role into the shared one", async () => {
+    await expect(
+      install({ adminUrl: db.current.adminUrl, serviceRole: roles.a.role, groupRole: inject('pg').groupRole }),
+    ).rejects.toThrow(/is the role of cluster .*syncctl cluster add-role --cluster/);
+    const still = await a.query('SELECT has_schema_privilege($1, $2) AS usage', ['pgboss', 'USAGE']);
+    expect(still.rows[0].usage).toBe(false);
   });
 
   it('registering a tenant grants its schema to its cluster only and takes it from the others', async () => {

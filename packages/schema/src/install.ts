@@ -57,8 +57,9 @@ export function generatePassword(): string {
 
 /**
  * Installs or upgrades everything owui-sync needs in one database, using the admin connection: the sync_metadata
- * migrations, the service role with its grants and timeouts, and pg-boss's schema and queues. Safe to re-run: a
- * second run applies nothing and changes no grants' effect.
+ * migrations, the shared service role with its grants and timeouts (recorded as the role of every cluster), the
+ * NOLOGIN group role of the per-cluster roles, and pg-boss's schemas and queues (the shared one and every cluster
+ * role's own). Safe to re-run: a second run applies nothing and changes no grants' effect.
  */
 export async function install(options: InstallOptions): Promise<InstallResult> {
   const role = assertRoleName(options.serviceRole ?? DEFAULT_SERVICE_ROLE);
@@ -66,6 +67,13 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
   await client.connect();
   try {
     const migrations = await migrate(client);
+    const pinned = (await clusterRoles(client)).find((r) => r.role_name === role && r.cluster_name !== null);
+    if (pinned) {
+      throw new Error(
+        `role "${role}" is the role of cluster "${pinned.cluster_name}", not the shared service role: ` +
+          `manage it with syncctl cluster add-role --cluster ${pinned.cluster_name} --role ${role}`,
+      );
+    }
     const { created, passwordSet } = await ensureServiceRole(client, role, options);
     await grantServiceRole(client, role);
     await recordSharedServiceRole(client, role);
