@@ -145,6 +145,7 @@ describe('npm start (syncctl demo)', () => {
         {
           ADMIN_URL: db.adminUrl,
           SERVICE_ROLE: `owui_demo_${inject('pg').runId}`,
+          CLUSTER_GROUP_ROLE: inject('pg').groupRole,
           DEMO_DATA_DIR: dataDir,
           NODE_A_PORT: String(portA),
           NODE_B_PORT: String(portB),

@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { PassThrough } from 'node:stream';
 import { run } from '../../apps/cli/src/main.ts';
 import type { CliIo } from '../../apps/cli/src/io.ts';
+import { inject } from 'vitest';
 import { withConnection } from '../support/db.ts';
 
 export type CliRun = { code: number; stdout: string; stderr: string; json: () => unknown };
@@ -24,7 +25,13 @@ export async function syncctl(
     stdout,
     stderr,
     stdin,
-    env: { LOG_LEVEL: 'silent', ...(options.interactive ? { SYNCCTL_INTERACTIVE: '1' } : {}), ...options.env },
+    // The run's own group role, so an install never creates or changes a role of the server outside this run.
+    env: {
+      LOG_LEVEL: 'silent',
+      CLUSTER_GROUP_ROLE: inject('pg').groupRole,
+      ...(options.interactive ? { SYNCCTL_INTERACTIVE: '1' } : {}),
+      ...options.env,
+    },
     cwd: options.cwd ?? process.cwd(),
   };
   const code = await run(argv, io);

@@ -33,7 +33,12 @@ describe('PostgreSQL restart under a running cluster', () => {
     server = await startLocalPostgres({ dataDir, port });
     await adminQuery(server.adminUrl, 'CREATE DATABASE owui_restart');
     adminUrl = withDatabase(server.adminUrl, 'owui_restart');
-    await install({ adminUrl, serviceRole: context.serviceRole, servicePassword: context.servicePassword });
+    await install({
+      adminUrl,
+      serviceRole: context.serviceRole,
+      servicePassword: context.servicePassword,
+      groupRole: context.groupRole,
+    });
     serviceUrl = withUser(adminUrl, context.serviceRole, context.servicePassword);
   }, 180_000);
 

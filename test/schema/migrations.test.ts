@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { install, loadMigrations, migrate, quoteIdent } from '../../packages/schema/src/index.ts';
-import { adminQuery, useTestDatabase, withConnection, withDatabase } from '../support/db.ts';
+import { adminQuery, useTestDatabase, withConnection, withDatabase, withUser } from '../support/db.ts';
 import { inject } from 'vitest';
 import { randomBytes } from 'node:crypto';
 
@@ -58,7 +58,7 @@ describe('sync_metadata migrations', () => {
 
   it('is idempotent: a second install changes nothing', async () => {
     const { serviceRole } = db.current;
-    const second = await install({ adminUrl: db.current.adminUrl, serviceRole });
+    const second = await install({ adminUrl: db.current.adminUrl, serviceRole, groupRole: inject('pg').groupRole });
     expect(second.migrations.applied).toEqual([]);
     expect(second.roleCreated).toBe(false);
     expect(second.passwordSet).toBe(false);
@@ -92,12 +92,35 @@ describe('sync_metadata migrations', () => {
     }
   });
 
+  it('upgrades an install from before cluster roles in place: the shared role keeps working', async () => {
+    const url = await emptyDatabase();
+    const { serviceRole, context } = db.current;
+    const older = (await loadMigrations()).filter((m) => m.id < 9);
+    await withConnection(url, (c) => migrate(c, older));
+    await adminQuery(
+      url,
+      `INSERT INTO sync_metadata.hosts (host_id, hostname, cluster_name, node_name)
+       VALUES (sync_metadata.host_identity('old', 'h', 'node-a'), 'h', 'old', 'node-a')`,
+    );
+    const upgraded = await install({ adminUrl: url, serviceRole, groupRole: context.groupRole });
+    expect(upgraded.migrations.applied).toEqual(['000009_cluster_roles']);
+    await withConnection(withUser(url, serviceRole, context.servicePassword), async (c) => {
+      await c.query('BEGIN');
+      await c.query("SELECT set_config('app.current_cluster', 'old', true)");
+      const hosts = await c.query('SELECT cluster_name FROM sync_metadata.hosts');
+      expect(hosts.rows).toEqual([{ cluster_name: 'old' }]);
+      const me = await c.query('SELECT unrestricted FROM sync_metadata.caller_identity()');
+      expect(me.rows).toEqual([{ unrestricted: true }]);
+      await c.query('ROLLBACK');
+    });
+  });
+
   it('two concurrent full installs (role, grants, queue) both succeed', async () => {
     const url = await emptyDatabase();
     const { serviceRole } = db.current;
     const results = await Promise.all([
-      install({ adminUrl: url, serviceRole }),
-      install({ adminUrl: url, serviceRole }),
+      install({ adminUrl: url, serviceRole, groupRole: inject('pg').groupRole }),
+      install({ adminUrl: url, serviceRole, groupRole: inject('pg').groupRole }),
     ]);
     expect(results.flatMap((r) => r.migrations.applied).length).toBe((await loadMigrations()).length);
     expect(await relations(url, ['r', 'p'])).toEqual(EXPECTED_TABLES);

@@ -202,6 +202,28 @@ describe('service role security', () => {
     );
     expect(res.rows[0]).toEqual({ job_delete: true, jobs_delete: false, boss_create: false });
   });
+
+  it('cannot destroy the shared queue: no pg-boss admin functions, no DELETE on its queue or version rows', async () => {
+    for (const sql of [
+      "SELECT pgboss.delete_queue('owui-sync')",
+      "SELECT pgboss.create_queue('intruder', '{}'::jsonb)",
+      "SELECT pgboss.job_table_run('DROP TABLE pgboss.job_common')",
+      'DELETE FROM pgboss.queue',
+      'DELETE FROM pgboss.version',
+      "INSERT INTO pgboss.queue (name, policy) VALUES ('intruder', 'standard')",
+      'TRUNCATE pgboss.job',
+      'DROP TABLE pgboss.job_common',
+    ]) {
+      await expectDenied(sql);
+    }
+    const queues = await service.query("SELECT count(*)::int AS n FROM pgboss.queue WHERE name LIKE 'owui-sync%'");
+    expect(queues.rows[0].n).toBe(2);
+  });
+
+  it('is recorded as the shared role of every cluster (scoped by its session settings, as before)', async () => {
+    const me = await service.query('SELECT cluster_name, unrestricted FROM sync_metadata.caller_identity()');
+    expect(me.rows[0]).toEqual({ cluster_name: null, unrestricted: true });
+  });
 });
 
 async function expectDeniedInTx(client: pg.Client, sql: string, params: unknown[]): Promise<void> {

@@ -7,6 +7,8 @@ export type TestDatabaseContext = {
   /** Service role created for this run (dropped at the end). */
   readonly serviceRole: string;
   readonly servicePassword: string;
+  /** NOLOGIN group role of the cluster roles, created for this run. */
+  readonly groupRole: string;
   /** Unique id of this run; every database and role the run creates carries it. */
   readonly runId: string;
 };

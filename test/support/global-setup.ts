@@ -34,12 +34,13 @@ export async function setup(project: TestProject): Promise<void> {
   const serviceRole = `owui_svc_${runId}`;
   const servicePassword = randomBytes(18).toString('base64url');
   const templateDb = `owui_tpl_${runId}`;
+  const groupRole = `owui_grp_${runId}`;
   await admin(adminUrl, async (c) => {
     await c.query(`CREATE DATABASE ${quoteIdent(templateDb)}`);
   });
   const templateUrl = withDatabase(adminUrl, templateDb);
-  await install({ adminUrl: templateUrl, serviceRole, servicePassword });
-  context = { adminUrl, templateDb, serviceRole, servicePassword, runId };
+  await install({ adminUrl: templateUrl, serviceRole, servicePassword, groupRole });
+  context = { adminUrl, templateDb, serviceRole, servicePassword, groupRole, runId };
   project.provide('pg', context);
 }
 

@@ -14,20 +14,31 @@ export type ClusterUrl = { readonly url: string; readonly pooled: boolean };
 
 const PGBOUNCER_CANDIDATES = ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer', '/usr/local/bin/pgbouncer'];
 
-let bouncer: { proc: ChildProcess; port: number; dir: string; upstream: string } | undefined;
+let bouncer:
+  { proc: ChildProcess; port: number; dir: string; upstream: string; users: ReadonlyMap<string, string> } | undefined;
 
 export function poolerRequested(): boolean {
   return process.env.TEST_POOLER === 'pgbouncer';
 }
 
-/** The URL service connections should use in this run: direct, or through pgbouncer (transaction mode). */
+/**
+ * The URL service connections should use in this run: direct, or through pgbouncer (transaction mode). pgbouncer
+ * knows the run's service role and the login of every URL passed here; a new login restarts it, so a file passes
+ * all its roles' URLs before it opens connections.
+ */
 export async function clusterUrl(serviceUrl: string): Promise<ClusterUrl> {
   if (!poolerRequested()) return { url: serviceUrl, pooled: false };
   const target = new URL(serviceUrl);
   const upstream = `${target.hostname}:${target.port || '5432'}`;
-  if (!bouncer || bouncer.upstream !== upstream) {
+  const user = decodeURIComponent(target.username);
+  const password = decodeURIComponent(target.password);
+  if (!bouncer || bouncer.upstream !== upstream || bouncer.users.get(user) !== password) {
+    const same = bouncer?.upstream === upstream ? bouncer : undefined;
+    const users = new Map(same?.users ?? []);
+    users.set(user, password);
     stopPooler();
-    bouncer = await startPgbouncer(target);
+    // Same port, so URLs handed out before stay valid.
+    bouncer = await startPgbouncer(target, users, same?.port);
   }
   const pooled = new URL(serviceUrl);
   pooled.hostname = '127.0.0.1';
@@ -57,14 +68,15 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function startPgbouncer(target: URL) {
+async function startPgbouncer(target: URL, extraUsers: ReadonlyMap<string, string>, reusePort?: number) {
   const binary = PGBOUNCER_CANDIDATES.find((p) => existsSync(p));
   if (!binary)
     throw new Error('TEST_POOLER=pgbouncer but pgbouncer is not installed; run: apt-get install -y pgbouncer');
   const context = inject('pg');
-  const port = await freePort();
+  const port = reusePort ?? (await freePort());
   const dir = mkdtempSync(path.join(os.tmpdir(), 'owui-pgbouncer-'));
-  const users = [[context.serviceRole, context.servicePassword]];
+  const all = new Map([[context.serviceRole, context.servicePassword], ...extraUsers]);
+  const users = [...all];
   const ini = [
     '[databases]',
     `* = host=${target.hostname} port=${target.port || '5432'}`,
@@ -112,5 +124,5 @@ async function startPgbouncer(target: URL) {
     if (Date.now() > deadline) throw new Error(`pgbouncer did not listen on ${port}: ${stderr}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { proc, port, dir, upstream: `${target.hostname}:${target.port || '5432'}` };
+  return { proc, port, dir, upstream: `${target.hostname}:${target.port || '5432'}`, users: all };
 }

@@ -31,7 +31,7 @@ export const errorSchema = z
 
 export const healthSchema = z
   .object({
-    status: z.enum(['healthy', 'unhealthy']),
+    status: z.enum(['healthy', 'degraded', 'unhealthy']),
     node_id: z.string().openapi({ example: 'node-a' }),
     role: z.enum(['leader', 'follower', 'unknown']),
     is_leader: z.boolean(),

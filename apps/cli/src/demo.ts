@@ -169,6 +169,7 @@ async function runDemo(ctx: CliContext, s: DemoSettings): Promise<number> {
       // than stopping. A server named by ADMIN_URL is never changed that way.
       rotatePassword: local !== undefined && !existsSync(credentialsFile),
       credentialsFile,
+      groupRole: ctx.io.env.CLUSTER_GROUP_ROLE,
     });
     say(
       `  sync_metadata ready, service role "${init.serviceRole}" ${init.roleCreated ? 'created' : 'kept'}; credentials in ${credentialsFile}`,

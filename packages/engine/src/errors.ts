@@ -106,5 +106,9 @@ export function redactUrl(url: string): string {
 /** Best-effort message of an unknown thrown value, redacted. */
 export function errorMessage(error: unknown): string {
   if (error instanceof Error) return redactSecrets(error.message);
+  // Some libraries (pg-boss's worker errors) hand over plain objects copied from an Error.
+  if (error && typeof error === 'object' && typeof (error as { message?: unknown }).message === 'string') {
+    return redactSecrets((error as { message: string }).message);
+  }
   return redactSecrets(String(error));
 }

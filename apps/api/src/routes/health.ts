@@ -1,6 +1,6 @@
 import { createRoute } from '@hono/zod-openapi';
 import { errorMessage } from '../../../../packages/engine/src/errors.ts';
-import { queueCounts } from '../../../../packages/engine/src/cluster/queue.ts';
+import { queueCounts, queueProblem } from '../../../../packages/engine/src/cluster/queue.ts';
 import { iso, reply, type ApiApp, type RouteContext } from '../context.ts';
 import { clusterStatusSchema, errorSchema, healthSchema } from '../schemas.ts';
 import { json } from './openapi.ts';
@@ -24,7 +24,10 @@ export function registerHealthRoutes(app: ApiApp, ctx: RouteContext): void {
       summary: 'Node health and leadership (read from the lease row)',
       middleware: [auth.require('read', { public: authz.publicHealth ?? true })] as const,
       responses: {
-        200: { description: 'healthy', content: json(healthSchema) },
+        200: {
+          description: 'healthy, or degraded (the node runs but its job queue is missing or failing: see error)',
+          content: json(healthSchema),
+        },
         503: { description: 'the database cannot be reached', content: json(healthSchema) },
       },
     }),
@@ -46,8 +49,11 @@ export function registerHealthRoutes(app: ApiApp, ctx: RouteContext): void {
             return res.rows[0];
           }),
         );
+        // Without its queue a node can neither run nor accept syncs: still up, but not healthy.
+        const queue = deps.boss ? await ctx.shared('health-queue', () => queueProblem(deps.boss!)) : null;
         return reply(c, {
-          status: 'healthy',
+          status: queue ? 'degraded' : 'healthy',
+          ...(queue ? { error: queue } : {}),
           node_id: deps.nodeName,
           role: row?.is_leader ? 'leader' : 'follower',
           is_leader: row?.is_leader ?? false,

@@ -1,6 +1,11 @@
 import type pg from 'pg';
 import { createRoute } from '@hono/zod-openapi';
-import { enqueueSync, JOB_STATES, type QueueCount } from '../../../../packages/engine/src/cluster/queue.ts';
+import {
+  bossSettings,
+  enqueueSync,
+  JOB_STATES,
+  type QueueCount,
+} from '../../../../packages/engine/src/cluster/queue.ts';
 import { AppError, ConflictError, ERROR_CODES, NotFoundError } from '../../../../packages/engine/src/errors.ts';
 import { PGBOSS_SCHEMA, SYNC_DEAD_LETTER_QUEUE, SYNC_QUEUE } from '../../../../packages/schema/src/queues.ts';
 import { quoteIdent } from '../../../../packages/schema/src/sql.ts';
@@ -22,13 +27,13 @@ import { commonErrors, json } from './openapi.ts';
 const errors = commonErrors;
 
 /** queueCounts (cluster/queue.ts) restricted to the given tenants' jobs. */
-async function clusterQueueCounts(pool: pg.Pool, deploymentIds: string[]): Promise<QueueCount[]> {
+async function clusterQueueCounts(pool: pg.Pool, deploymentIds: string[], schema: string): Promise<QueueCount[]> {
   const queues = [SYNC_QUEUE, SYNC_DEAD_LETTER_QUEUE];
   const res = await pool.query<{ name: string; state: string; n: number; oldest: number | null }>(
     `SELECT j.name, j.state::text AS state, count(*)::int AS n,
             EXTRACT(EPOCH FROM now() - min(j.created_on)
               FILTER (WHERE j.state IN ('created', 'retry') AND j.start_after <= now()))::float8 AS oldest
-       FROM ${quoteIdent(PGBOSS_SCHEMA)}.job j
+       FROM ${quoteIdent(schema)}.job j
       WHERE j.name = ANY($1::text[]) AND j.data->>'deployment_id' = ANY($2::text[])
       GROUP BY j.name, j.state`,
     [queues, deploymentIds],
@@ -219,7 +224,9 @@ export function registerSyncRoutes(app: ApiApp, ctx: RouteContext): void {
           return res.rows.map((r) => r.deployment_id);
         }),
       );
-      const counts = await clusterQueueCounts(deps.pool, [...tenants]);
+      // A cluster role's jobs live in its own pg-boss schema (the one its boss uses).
+      const queueSchema = deps.boss ? bossSettings(deps.boss).schema : PGBOSS_SCHEMA;
+      const counts = await clusterQueueCounts(deps.pool, [...tenants], queueSchema);
       const recent = await deps.pool.query<{
         id: string;
         name: string;
@@ -231,7 +238,7 @@ export function registerSyncRoutes(app: ApiApp, ctx: RouteContext): void {
         completed_on: Date | null;
       }>(
         `SELECT id::text AS id, name, state::text AS state, data, retry_count, created_on, started_on, completed_on
-           FROM ${quoteIdent(PGBOSS_SCHEMA)}.job
+           FROM ${quoteIdent(queueSchema)}.job
           WHERE name = ANY($1::text[]) AND data->>'deployment_id' = ANY($2::text[])
           ORDER BY created_on DESC
           LIMIT 25`,

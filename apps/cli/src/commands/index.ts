@@ -9,6 +9,7 @@ import {
   clientsCommand,
 } from './client.ts';
 import { clusterDeregisterCommand, clusterStatusCommand } from './cluster.ts';
+import { clusterAddRoleCommand } from './cluster-role.ts';
 import { conflictsCommand, jobsCommand } from './history.ts';
 import { demoCommand } from '../demo.ts';
 import { initCommand } from './init.ts';
@@ -37,6 +38,7 @@ export const COMMANDS: readonly Command[] = [
   conflictsResolveCommand,
   clusterStatusCommand,
   clusterDeregisterCommand,
+  clusterAddRoleCommand,
   restoreCommand,
   verifyCommand,
   menuCommand,

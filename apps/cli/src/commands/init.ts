@@ -52,6 +52,7 @@ export const initCommand: Command = {
       syncUrl: values['sync-url'] as string | undefined,
       credentialsFile,
       writeCredentials: !values['no-write'],
+      groupRole: ctx.io.env.CLUSTER_GROUP_ROLE,
     });
     const { syncUrlPlain: _plain, ...shown } = result;
     ctx.result(shown, () =>
@@ -70,6 +71,7 @@ export const initCommand: Command = {
         `Service URL: ${result.syncUrl}`,
         'Next: export DATABASE_URL="$SYNC_URL" for nodes and workers (source .credentials), then',
         '      syncctl client register NAME --sqlite /path/to/webui.db',
+        'One role per host (several clusters in this database): syncctl cluster add-role --cluster NAME',
       ].join('\n'),
     );
   },

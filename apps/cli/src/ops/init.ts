@@ -15,6 +15,8 @@ export type InitOptions = {
   readonly syncUrl?: string | undefined;
   readonly credentialsFile: string;
   readonly writeCredentials?: boolean;
+  /** NOLOGIN group role of the per-cluster roles (default sync_cluster). */
+  readonly groupRole?: string | undefined;
 };
 
 export type InitResult = {
@@ -83,6 +85,7 @@ export async function initialize(options: InitOptions): Promise<InitResult & { s
     adminUrl: options.adminUrl,
     serviceRole: role,
     ...(setPassword !== undefined ? { servicePassword: setPassword } : {}),
+    ...(options.groupRole ? { groupRole: options.groupRole } : {}),
   });
   await checkServiceLogin(syncUrl, role);
 

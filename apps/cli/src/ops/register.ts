@@ -11,6 +11,7 @@ import {
   inspectSqliteSource,
   provisionTenant,
 } from '../../../../packages/engine/src/sync/index.ts';
+import { grantTenantSchema } from '../../../../packages/schema/src/install.ts';
 import { schemaNameFor } from '../../../../packages/schema/src/names.ts';
 import { hasLiveLeader } from './cluster.ts';
 import { checkContainer, type ContainerCheck } from './docker.ts';
@@ -115,6 +116,8 @@ export async function registerTenant(opts: RegisterOptions): Promise<RegisterRes
     ...(opts.logger ? { logger: opts.logger } : {}),
   });
   if (existing === 0) say(`✅ Created schema ${schemaName} with ${provisioned.tables.length} tables`);
+  // The schema belongs to its cluster's role alone (other clusters' roles lose any access they had).
+  await withTransaction(opts.adminPool, (c) => grantTenantSchema(c, schemaName, opts.cluster));
 
   const host = await hostForRegistration(opts.adminPool, opts.cluster);
   const status = opts.enable ? 'active' : 'registered';

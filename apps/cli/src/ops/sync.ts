@@ -1,6 +1,11 @@
 import os from 'node:os';
 import type pg from 'pg';
-import { createBoss, enqueueSync, type EnqueueResult } from '../../../../packages/engine/src/cluster/queue.ts';
+import {
+  createBoss,
+  enqueueSync,
+  resolveQueueSchema,
+  type EnqueueResult,
+} from '../../../../packages/engine/src/cluster/queue.ts';
 import { createMetrics } from '../../../../packages/engine/src/metrics.ts';
 import type { Logger } from '../../../../packages/engine/src/logger.ts';
 import { runTenantSync, type SyncProgress, type SyncRunResult } from '../../../../packages/engine/src/sync/index.ts';
@@ -59,6 +64,7 @@ export async function enqueueManualSync(opts: {
   assertSyncAllowed(dep, Boolean(opts.force));
   const boss = createBoss({
     connectionString: opts.serviceUrl,
+    schema: await resolveQueueSchema(opts.pool, opts.cluster),
     max: 1,
     instanceName: `syncctl@${os.hostname()}`,
     ...(opts.logger ? { logger: opts.logger } : {}),

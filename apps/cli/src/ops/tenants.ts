@@ -325,16 +325,24 @@ export async function deregisterTenant(
 
 /** Queued (not yet running) sync jobs of a removed tenant would only fail and retry: they go with it. */
 export async function dropQueuedJobs(c: pg.PoolClient, name: string): Promise<number> {
-  const table = `${quoteIdent(PGBOSS_SCHEMA)}.job`;
-  const exists = await c.query<{ ok: boolean }>('SELECT to_regclass($1::text) IS NOT NULL AS ok', [
-    `${PGBOSS_SCHEMA}.job`,
-  ]);
-  if (!exists.rows[0]?.ok) return 0;
-  const r = await c.query(
-    `DELETE FROM ${table} WHERE name = $1::text AND singleton_key = $2::text AND state IN ('created', 'retry')`,
-    [SYNC_QUEUE, name],
+  // The shared pgboss schema and every cluster role's own one (admin connection; older installs have no roles table).
+  const hasRoles = await c.query<{ ok: boolean }>("SELECT to_regclass('sync_admin.cluster_roles') IS NOT NULL AS ok");
+  const schemas = await c.query<{ schema: string }>(
+    `SELECT s.schema FROM (SELECT $1::text AS schema ${
+      hasRoles.rows[0]?.ok ? 'UNION SELECT queue_schema::text FROM sync_admin.cluster_roles' : ''
+    }) s
+      WHERE to_regclass(quote_ident(s.schema) || '.job') IS NOT NULL`,
+    [PGBOSS_SCHEMA],
   );
-  return r.rowCount ?? 0;
+  let removed = 0;
+  for (const { schema } of schemas.rows) {
+    const r = await c.query(
+      `DELETE FROM ${quoteIdent(schema)}.job WHERE name = $1::text AND singleton_key = $2::text AND state IN ('created', 'retry')`,
+      [SYNC_QUEUE, name],
+    );
+    removed += r.rowCount ?? 0;
+  }
+  return removed;
 }
 
 /** A paused tenant is not synced by hand either, unless forced: pausing is how an operator freezes it. */

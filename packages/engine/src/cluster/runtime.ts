@@ -7,7 +7,7 @@ import type { SyncMetrics } from '../metrics.ts';
 import { processIdentity, usesTransactionPooler, type ClusterConfig } from './config.ts';
 import { startHostHeartbeat, type HostHeartbeat } from './host-registry.ts';
 import { LeaderElector } from './leader-election.ts';
-import { createBoss } from './queue.ts';
+import { callerIdentity, createBoss, queueSchemaOf } from './queue.ts';
 import { retryUntilReady } from './retry.ts';
 import { startScheduler, type SchedulerLoop } from './scheduler.ts';
 import { startSyncWorker, type RunTenantSync, type SyncWorker } from './worker.ts';
@@ -59,6 +59,12 @@ export async function startClusterRuntime(opts: ClusterRuntimeOptions): Promise<
     for (const fn of cleanup.reverse()) await fn().catch(() => undefined);
   };
   try {
+    // The role's cluster and queue schema first: a role of another cluster would see nothing (and say so late).
+    const caller = await retryUntilReady("reading this role's cluster", () => callerIdentity(pool), {
+      logger,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    const queueSchema = queueSchemaOf(caller, identity.cluster);
     const heartbeat: HostHeartbeat = await retryUntilReady(
       'registering this host',
       () =>
@@ -82,6 +88,7 @@ export async function startClusterRuntime(opts: ClusterRuntimeOptions): Promise<
       superviseIntervalSeconds: config.QUEUE_SUPERVISE_INTERVAL,
       instanceName: identity.nodeName,
       applicationName: `owui-sync-${kind}-queue`,
+      schema: queueSchema,
       max: Math.max(2, Math.min(10, config.WORKER_CONCURRENCY + 2)),
     });
     await retryUntilReady('starting the job queue', () => boss.start(), {
