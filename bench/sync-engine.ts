@@ -13,7 +13,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { linkSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
 import path from 'node:path';
@@ -178,13 +178,17 @@ async function main(): Promise<void> {
       .reduce((a, b) => a + b, 0);
     src.close();
 
+    // The baseline's schemas are provisioned from a second name of the same file (one file is one tenant's).
+    const baselineFile = path.join(dir, 'baseline.db');
+    linkSync(file, baselineFile);
     const register = async (name: string) => {
+      const sqlitePath = name.startsWith('base-') ? baselineFile : file;
       await admin!.query(
         `INSERT INTO sync_metadata.client_deployments (client_name, host_id, sqlite_path, schema_name, sync_enabled, status)
          VALUES ($1, $2, $3, $4, true, 'active')`,
-        [name, scope.hostId, file, `client_${name.replaceAll('-', '_')}`],
+        [name, scope.hostId, sqlitePath, `client_${name.replaceAll('-', '_')}`],
       );
-      return provisionTenant({ adminPool: admin!, clientName: name, sqlitePath: file, serviceRole: role });
+      return provisionTenant({ adminPool: admin!, clientName: name, sqlitePath, serviceRole: role });
     };
 
     const baseTimes: number[] = [];

@@ -92,6 +92,14 @@ describe('isolation between clusters', () => {
           [deploymentId],
         );
         await c.query(
+          `INSERT INTO sync_state.source_pages (deployment_id, file_id, page_size, page_count) VALUES ($1, 'f', 4096, 1)`,
+          [deploymentId],
+        );
+        await c.query(
+          `INSERT INTO sync_state.source_page_chunks (deployment_id, chunk, data) VALUES ($1, 0, '\\x00')`,
+          [deploymentId],
+        );
+        await c.query(
           `INSERT INTO sync_api.state_entries (cluster_name, key, value) VALUES ($1, 'settings', '{"secret": 1}')`,
           [cluster],
         );
@@ -231,6 +239,8 @@ describe('isolation between clusters', () => {
       'sync_state.failed_rows',
       'sync_state.source_schema',
       'sync_state.verify_results',
+      'sync_state.source_pages',
+      'sync_state.source_page_chunks',
     ];
     for (const settings of [
       ['', ''],
