@@ -301,7 +301,7 @@ async function main(): Promise<void> {
     }
     // 1 000 chats edited in one transaction (a bulk operation): the WAL passes SQLite's automatic checkpoint.
     const changed: number[] = [];
-    const upd = w.prepare("UPDATE chat SET title = title || ' (edited)', updated_at = ? WHERE id = ?");
+    const upd = w.prepare("UPDATE chat SET title = coalesce(title, '') || ' (edited)', updated_at = ? WHERE id = ?");
     for (let i = 0; i < 3; i += 1) {
       const ids = nextChats(1000);
       w.transaction(() => ids.forEach((id) => upd.run(Math.floor(Date.now() / 1000), id)))();
@@ -330,7 +330,7 @@ async function main(): Promise<void> {
       const j = new Database(file);
       const ids = j.prepare('SELECT id FROM chat ORDER BY id LIMIT 20 OFFSET ?').pluck().all(cursor) as string[];
       cursor += 20;
-      const r = j.prepare("UPDATE chat SET title = title || ' (renamed)' WHERE id = ?");
+      const r = j.prepare("UPDATE chat SET title = coalesce(title, '') || ' (renamed)' WHERE id = ?");
       j.transaction(() => ids.forEach((id) => r.run(id)))();
       j.close();
       changedRollback.push(await incremental('rollback journal', (res) => res.rowsSynced >= 20));

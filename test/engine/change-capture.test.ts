@@ -151,6 +151,56 @@ describe('change capture under Open WebUI write patterns', () => {
   });
 });
 
+describe('journal mode switches', () => {
+  const db = useTestDatabase();
+  const scratch = scratchDir('owui-journal-');
+  const file = scratch.file('switch.db');
+  let admin: pg.Pool;
+  let service: pg.Pool;
+
+  afterAll(async () => {
+    await service?.end();
+    await admin?.end();
+    scratch.cleanup();
+  });
+
+  it('a file moving from WAL to a rollback journal and back stays exact after every run', async () => {
+    generateOpenWebUIDatabase({ path: file, era: '0.11.0', scale: SCALE, seed: 9, journalMode: 'wal' });
+    admin = createPool(db.current.adminUrl, { max: 2 });
+    service = createPool(db.current.serviceUrl, { max: 3 });
+    const { hostId } = await registerTenant(db.current.adminUrl, 'switch', file);
+    await provisionTenant({
+      adminPool: admin,
+      clientName: 'switch',
+      sqlitePath: file,
+      serviceRole: db.current.serviceRole,
+    });
+    const scope = { hostId };
+    const sync = () => runTenantSync({ pool: service, clientName: 'switch', scope, triggeredBy: 'test' });
+    expect(await sync()).toMatchObject({ status: 'success' });
+    const step = async (what: string, mode: 'wal' | 'delete') => {
+      const writer = new OpenWebUIWriter(file, what.length);
+      writer.db.pragma(`journal_mode = ${mode}`);
+      const ids = writer.db.prepare('SELECT id FROM chat ORDER BY id LIMIT 20').pluck().all() as string[];
+      const rename = writer.db.prepare("UPDATE chat SET title = coalesce(title, '') || ' (renamed)' WHERE id = ?");
+      writer.db.transaction(() => ids.forEach((id) => rename.run(id)))();
+      writer.apply('chatLastRead');
+      writer.close();
+      const r = await sync();
+      expect(r, what).toMatchObject({ status: 'success' });
+      expect(r.rowsSynced, what).toBeGreaterThanOrEqual(20);
+      const v = await verifyTenant({ pool: service, clientName: 'switch', scope });
+      expect(
+        v.tables.filter((t) => t.status !== 'ok'),
+        what,
+      ).toEqual([]);
+    };
+    await step('to a rollback journal', 'delete');
+    await step('rollback journal again', 'delete');
+    await step('back to WAL', 'wal');
+  });
+});
+
 describe('values are never changed silently', () => {
   const db = useTestDatabase();
   const scratch = scratchDir('owui-exact-');

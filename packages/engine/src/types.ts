@@ -7,8 +7,8 @@
  * - node: a full process (scheduler + worker + API), node-a or node-b; a worker runs only the worker part.
  * - lease: the leader_election row of a cluster; whoever holds an unexpired lease leads.
  * - epoch: the lease's fencing token, incremented on every change of leader; leader actions check it.
- * - cursor: per tenant and table, the highest updated_at actually read (sync_progress), from which an incremental
- *   run continues.
+ * - page state: per tenant, what the last successful run saw of its SQLite file page by page
+ *   (sync_state.source_pages); the next run's change capture compares the file with it.
  * - tombstone: the record that a row was deleted in SQLite; the service never deletes rows in PostgreSQL.
  */
 

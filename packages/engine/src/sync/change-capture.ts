@@ -235,7 +235,9 @@ export async function captureChanges(input: CaptureInput): Promise<Capture> {
   // The whole previous state is loaded (20 bytes a page): overflow owners anywhere in the file may change.
   const all: number[] = [];
   for (let c = 0; c <= chunkOf(previous.pageCount); c += 1) all.push(c);
+  const tLoad = performance.now();
   await input.loadChunks(state, all);
+  if (process.env.CAPTURE_TIMING) console.error('load', performance.now() - tLoad);
   const oldCount = previous.pageCount;
   state.resize(file.pageCount);
   let changed: Set<number> | null = null;
@@ -267,7 +269,10 @@ export async function captureChanges(input: CaptureInput): Promise<Capture> {
       }
     });
   }
-  return { mode, ...attribute(input, state, changed), changedPages: changed.size, state };
+  const tAttr = performance.now();
+  const attributed = attribute(input, state, changed);
+  if (process.env.CAPTURE_TIMING) console.error('attribute', performance.now() - tAttr);
+  return { mode, ...attributed, changedPages: changed.size, state };
 }
 
 const EMPTY_SALT = '0000000000000000';

@@ -89,7 +89,8 @@ export function exitCodeFor(status: SyncRunResult['status']): 0 | 1 | 2 {
 /**
  * Runs one sync of one tenant with the service-role pool: claims the tenant (a second concurrent run is refused
  * with SyncAlreadyRunningError), reads one consistent snapshot of its SQLite file, syncs every table parents first
- * (full, or incremental from each table's cursor), detects deletions and conflicts, and records sync_jobs,
+ * (full, or incremental: the rows on the pages that changed since the last run), detects deletions and conflicts,
+ * records the snapshot's page state for the next run, and records sync_jobs,
  * sync_progress and last_sync_*. Sync failures are returned as status 'failed' with the error (never thrown);
  * only misuse (unknown tenant, concurrent run, bad options) throws.
  */
@@ -475,7 +476,9 @@ async function syncFromSnapshot(
       }
       // Everything this snapshot holds is applied: its pages are what the next run compares with.
       const state = capture?.state ?? buildState(captureInput);
+      const tSave = performance.now();
       await savePageState(client, dep.deploymentId, jobId, state);
+      logger.debug({ ms: Math.round(performance.now() - tSave), chunks: state.pageCount }, 'page state recorded');
     } finally {
       pages.close();
     }
