@@ -178,11 +178,11 @@ async function main(): Promise<void> {
       .reduce((a, b) => a + b, 0);
     src.close();
 
-    // The baseline's schemas are provisioned from a second name of the same file (one file is one tenant's).
-    const baselineFile = path.join(dir, 'baseline.db');
-    linkSync(file, baselineFile);
+    // Every tenant gets its own name of the same file (one file is one tenant's): the baseline's schemas are
+    // provisioned from it, each engine tenant syncs it; the last one is then written to through its name.
     const register = async (name: string) => {
-      const sqlitePath = name.startsWith('base-') ? baselineFile : file;
+      const sqlitePath = path.join(dir, `${name}.db`);
+      linkSync(file, sqlitePath);
       await admin!.query(
         `INSERT INTO sync_metadata.client_deployments (client_name, host_id, sqlite_path, schema_name, sync_enabled, status)
          VALUES ($1, $2, $3, $4, true, 'active')`,
@@ -228,7 +228,8 @@ async function main(): Promise<void> {
     // Incremental runs while Open WebUI's connection stays open (as its connection pool does), so its WAL persists.
     // Start from a clean buffer cache state (the full syncs above left the server writing out dirty pages).
     await admin.query('CHECKPOINT');
-    const w = new Database(file);
+    const engineFile = path.join(dir, `${lastEngine}.db`);
+    const w = new Database(engineFile);
     w.pragma('busy_timeout = 5000');
     const debug = process.env.BENCH_DEBUG === '1' ? { logger: createLogger({ level: 'debug' }) } : {};
     const modes: string[] = [];
@@ -322,12 +323,12 @@ async function main(): Promise<void> {
     const verifyMs = now() - tv;
     // The same on a rollback-journal file (what Open WebUI before 0.9 writes): a short incremental run reads it in
     // place under its shared lock, within the lock budget (reported, no target).
-    const journal = new Database(file);
+    const journal = new Database(engineFile);
     journal.pragma('journal_mode = delete');
     journal.close();
     const changedRollback: number[] = [];
     for (let i = 0; i < 3; i += 1) {
-      const j = new Database(file);
+      const j = new Database(engineFile);
       const ids = j.prepare('SELECT id FROM chat ORDER BY id LIMIT 20 OFFSET ?').pluck().all(cursor) as string[];
       cursor += 20;
       const r = j.prepare("UPDATE chat SET title = coalesce(title, '') || ' (renamed)' WHERE id = ?");

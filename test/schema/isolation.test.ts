@@ -100,6 +100,10 @@ describe('isolation between clusters', () => {
           [deploymentId],
         );
         await c.query(
+          `INSERT INTO sync_state.source_cell_chunks (deployment_id, chunk, data) VALUES ($1, 0, '\\x00')`,
+          [deploymentId],
+        );
+        await c.query(
           `INSERT INTO sync_api.state_entries (cluster_name, key, value) VALUES ($1, 'settings', '{"secret": 1}')`,
           [cluster],
         );
@@ -241,6 +245,7 @@ describe('isolation between clusters', () => {
       'sync_state.verify_results',
       'sync_state.source_pages',
       'sync_state.source_page_chunks',
+      'sync_state.source_cell_chunks',
     ];
     for (const settings of [
       ['', ''],

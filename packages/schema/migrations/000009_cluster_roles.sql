@@ -115,7 +115,8 @@ DECLARE
 BEGIN
     FOREACH t IN ARRAY ARRAY['sync_metadata.sync_jobs', 'sync_metadata.sync_progress', 'sync_metadata.conflict_log',
                              'sync_state.row_state', 'sync_state.failed_rows', 'sync_state.source_schema',
-                             'sync_state.verify_results', 'sync_state.source_pages', 'sync_state.source_page_chunks']
+                             'sync_state.verify_results', 'sync_state.source_pages', 'sync_state.source_page_chunks',
+                             'sync_state.source_cell_chunks']
     LOOP
         EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('DROP POLICY IF EXISTS sync_caller_cluster ON %s', t);

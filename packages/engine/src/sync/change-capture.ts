@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto';
+import { LeafCells, cellHashAt, cellIndex, leafCells, type CellEntry } from './leaf-cells.ts';
 import {
   PAGE_TYPE,
   btreeHeader,
@@ -45,7 +46,9 @@ export type Btree = {
 
 /** Per page: 8 bytes of its content hash, then the b-tree root and rowid owning it when it is an overflow page. */
 const HASH_BYTES = 8;
-export const CHUNK_PAGES = 1024;
+export const CHUNK_PAGES = 256;
+/** Recorded as the "rowid" of a page that is a leaf of the table whose root is recorded with it. */
+export const LEAF_MARK = -2n;
 
 /** What the last successful run saw, page by page (the part of it that was loaded). */
 export class PageState {
@@ -61,6 +64,8 @@ export class PageState {
   hashes: Buffer;
   roots: Uint32Array;
   rowids: BigInt64Array;
+  /** Cells of the table leaf pages (the chunks loaded of them). */
+  readonly cells = new LeafCells(CHUNK_PAGES);
   /** Chunks present in memory (all of them for a state built here). */
   readonly loaded = new Set<number>();
   /** Chunks changed since they were loaded. */
@@ -207,6 +212,8 @@ export type CaptureInput = {
   } | null;
   /** Loads the given chunks of the previous state into `state`. */
   readonly loadChunks: (state: PageState, chunks: number[]) => Promise<void>;
+  /** Loads the given chunks of the previous state's leaf cells into `state.cells`. */
+  readonly loadCellChunks: (state: PageState, chunks: number[]) => Promise<void>;
   /** Called between slices of whole-file work (lock budgets, aborts). */
   readonly checkpoint?: () => void;
 };
@@ -270,7 +277,7 @@ export async function captureChanges(input: CaptureInput): Promise<Capture> {
     });
   }
   const tAttr = performance.now();
-  const attributed = attribute(input, state, changed);
+  const attributed = await attribute(input, state, changed);
   if (process.env.CAPTURE_TIMING) console.error('attribute', performance.now() - tAttr);
   return { mode, ...attributed, changedPages: changed.size, state };
 }
@@ -309,11 +316,11 @@ function afterOneRestart(
 }
 
 /** Maps changed pages to tables and rows, updating the overflow owners of the rows on changed pages. */
-function attribute(
+async function attribute(
   input: CaptureInput,
   state: PageState,
   changed: Set<number>,
-): { tables: Map<string, TableChanges>; unknownPages: number } {
+): Promise<{ tables: Map<string, TableChanges>; unknownPages: number }> {
   const { file } = input;
   const tables = new Map<string, TableChanges>();
   const byRoot = new Map(input.btrees.map((b) => [b.root, b]));
@@ -326,26 +333,69 @@ function attribute(
     return t;
   };
   if (changed.size === 0) return { tables, unknownPages: 0 };
-  // Which b-tree each leaf and interior page belongs to: the interior levels of every b-tree (a small fraction of
-  // the file).
-  const owner = new Map<number, { btree: Btree; leaf: boolean }>();
+  // Which b-tree each leaf and interior page belongs to, from the interior pages of every b-tree alone (a small
+  // fraction of the file): all leaves of a b-tree are at the same depth, so the children of its lowest interior
+  // level are its leaves, and they are not read.
+  const ownerOf = new Int32Array(file.pageCount + 1);
+  const leafOf = new Uint8Array(file.pageCount + 1);
   const buf = Buffer.alloc(file.pageSize);
-  for (const b of input.btrees) {
-    const stack = [b.root];
-    while (stack.length > 0) {
-      const p = stack.pop() as number;
-      if (p <= 0 || p > file.pageCount || owner.has(p)) continue;
+  for (const [bi, b] of input.btrees.entries()) {
+    if (b.root <= 0 || b.root > file.pageCount) continue;
+    let height = 0;
+    for (let p = b.root; height < 64 && p > 0 && p <= file.pageCount; height += 1) {
       const page = file.read(p, buf);
       const info = btreeHeader(page, p);
-      if (!info) continue;
-      const leaf = info.type === PAGE_TYPE.leafTable || info.type === PAGE_TYPE.leafIndex;
-      owner.set(p, { btree: b, leaf });
-      if (!leaf) stack.push(...childPages(page, info));
+      if (!info || info.type === PAGE_TYPE.leafTable || info.type === PAGE_TYPE.leafIndex) break;
+      p = childPages(page, info)[0] ?? 0;
+    }
+    const stack: [number, number][] = [[b.root, 0]];
+    while (stack.length > 0) {
+      const [p, depth] = stack.pop() as [number, number];
+      if (p <= 0 || p > file.pageCount || ownerOf[p] !== 0) continue;
+      ownerOf[p] = bi + 1;
+      if (depth >= height) {
+        leafOf[p] = 1;
+        continue;
+      }
+      const page = file.read(p, buf);
+      const info = btreeHeader(page, p);
+      if (!info || info.type === PAGE_TYPE.leafTable || info.type === PAGE_TYPE.leafIndex) continue;
+      for (const child of childPages(page, info)) stack.push([child, depth + 1]);
     }
   }
+  const owner = (p: number) => {
+    const bi = p > 0 && p <= file.pageCount ? (ownerOf[p] ?? 0) : 0;
+    return bi > 0 ? { btree: input.btrees[bi - 1] as Btree } : undefined;
+  };
+  // What each changed page was at the last state, before anything is updated: a leaf of which table.
+  const wasLeafOf = new Map<number, number>();
+  for (const p of changed) if (state.rowids[p] === LEAF_MARK) wasLeafOf.set(p, state.roots[p] ?? 0);
+  // Every changed page's chunk: its entry may be written (a chunk is stored whole).
+  const cellChunks = new Set<number>();
+  for (const p of changed) cellChunks.add(chunkOf(p));
+  await input.loadCellChunks(state, [...cellChunks]);
+  // rowid → cell hash per table, over every changed page that was one of its leaves: a row that stayed or moved
+  // between them unchanged is found here (a row leaving a page changes that page).
+  const before = new Map<number, CellEntry[]>();
+  for (const [p, root] of wasLeafOf) {
+    const e = state.cells.get(p);
+    if (!e) continue;
+    const list = before.get(root) ?? [];
+    list.push(e);
+    before.set(root, list);
+  }
+  const indexes = new Map<number, Map<bigint, string>>();
+  const previousCells = (root: number) => {
+    let ix = indexes.get(root);
+    if (!ix) {
+      ix = cellIndex(before.get(root) ?? []);
+      indexes.set(root, ix);
+    }
+    return ix;
+  };
   const leftover: number[] = [];
   for (const p of changed) {
-    const o = owner.get(p);
+    const o = owner(p);
     if (!o) {
       leftover.push(p);
       continue;
@@ -362,16 +412,39 @@ function attribute(
       if (btree.rowidTable) touch(btree.table);
       continue;
     }
-    const rows = btree.rowidTable ? touch(btree.table).rowids : undefined;
-    for (const offset of cellOffsets(page, info)) {
-      const cell = parseCell(page, offset, info.type, file.usable);
-      if (rows && cell.rowid !== null) rows.add(cell.rowid);
-      if (cell.firstOverflow > 0) {
-        const ownerRowid = btree.rowidTable && cell.rowid !== null ? cell.rowid : -1n;
-        for (const op of overflowChain(file, cell.firstOverflow, cell.overflowPages)) {
-          state.setOwner(op, btree.root, ownerRowid);
+    if (info.type === PAGE_TYPE.leafTable && btree.rowidTable) {
+      const rows = touch(btree.table).rowids;
+      const { cells, entry } = leafCells(page, info, file.usable);
+      const old = previousCells(btree.root);
+      for (const [i, cell] of cells.entries()) {
+        const rowid = cell.rowid ?? 0n;
+        // Same rowid, same bytes: the same row, its overflow chain where it was (a changed overflow page names
+        // its row below).
+        if (old.get(rowid) === cellHashAt(entry, i)) continue;
+        rows.add(rowid);
+        if (cell.firstOverflow > 0) {
+          for (const op of overflowChain(file, cell.firstOverflow, cell.overflowPages)) {
+            state.setOwner(op, btree.root, rowid);
+          }
         }
       }
+      state.cells.set(p, entry);
+      state.setOwner(p, btree.root, LEAF_MARK);
+      continue;
+    }
+    for (const offset of cellOffsets(page, info)) {
+      const cell = parseCell(page, offset, info.type, file.usable);
+      if (cell.firstOverflow > 0) {
+        for (const op of overflowChain(file, cell.firstOverflow, cell.overflowPages)) {
+          state.setOwner(op, btree.root, -1n);
+        }
+      }
+    }
+  }
+  // A page stops being a leaf without being written (freed): its mark goes, so its old cells are never trusted.
+  for (let p = 1; p <= file.pageCount; p += 1) {
+    if (state.rowids[p] === LEAF_MARK && !(leafOf[p] === 1 && state.roots[p] === owner(p)?.btree.root)) {
+      state.setOwner(p, 0, 0n);
     }
   }
   let unknownPages = 0;
@@ -383,7 +456,7 @@ function attribute(
     const rewalk = new Map<Btree, Set<bigint>>();
     for (const p of leftover) {
       if (free.has(p) || structural.has(p)) continue;
-      const b = byRoot.get(state.roots[p] ?? 0);
+      const b = state.rowids[p] === LEAF_MARK ? undefined : byRoot.get(state.roots[p] ?? 0);
       if (!b) {
         unknownPages += 1;
         continue;
@@ -452,53 +525,104 @@ function forEachPage(file: PageFile, checkpoint: (() => void) | undefined, fn: (
   }
 }
 
-/** The whole state of a snapshot: every page's hash and the owner of every overflow page. */
-export function buildState(input: Pick<CaptureInput, 'file' | 'walMark' | 'fileId' | 'btrees' | 'checkpoint'>) {
-  const { file } = input;
-  const state = new PageState({
-    pageSize: file.pageSize,
-    pageCount: file.pageCount,
-    walSalt: input.walMark?.salt ?? null,
-    walFrame: input.walMark?.mxFrame ?? 0,
-    walChange: input.walMark?.change ?? 0,
-    fileId: input.fileId,
-    btrees: btreeSignature(input.btrees),
-  });
-  const next = new Uint32Array(file.pageCount + 1);
-  forEachPage(file, input.checkpoint, (p, page) => {
-    pageHash(page).copy(state.hashes, p * HASH_BYTES, 0, HASH_BYTES);
-    next[p] = page.readUInt32BE(0);
-  });
-  const buf = Buffer.alloc(file.pageSize);
-  for (const b of input.btrees) {
-    const stack = [b.root];
-    const seen = new Set<number>();
-    while (stack.length > 0) {
-      const p = stack.pop() as number;
-      if (p <= 0 || p > file.pageCount || seen.has(p)) continue;
-      seen.add(p);
-      const page = file.read(p, buf);
-      const info = btreeHeader(page, p);
-      if (!info) continue;
-      if (info.type === PAGE_TYPE.interiorTable) {
-        stack.push(...childPages(page, info));
-        continue;
-      }
-      if (info.type === PAGE_TYPE.interiorIndex) stack.push(...childPages(page, info));
-      for (const offset of cellOffsets(page, info)) {
-        const cell = parseCell(page, offset, info.type, file.usable);
-        if (cell.firstOverflow === 0) continue;
-        const rowid = b.rowidTable && cell.rowid !== null ? cell.rowid : -1n;
-        for (const op of overflowChain(file, cell.firstOverflow, cell.overflowPages, (x) => next[x] ?? 0)) {
-          state.roots[op] = b.root;
-          state.rowids[op] = rowid;
+/**
+ * The whole state of a snapshot: every page's hash and the owner of every overflow page. Built in steps (one block
+ * of pages each) so a full sync can hash the file while it waits for PostgreSQL, then finished in one go.
+ */
+export class StateBuilder {
+  readonly state: PageState;
+  private readonly input: Pick<CaptureInput, 'file' | 'walMark' | 'fileId' | 'btrees' | 'checkpoint'>;
+  private readonly next: Uint32Array;
+  private readonly block: Buffer;
+  private readonly perBlock: number;
+  private first = 1;
+
+  constructor(input: Pick<CaptureInput, 'file' | 'walMark' | 'fileId' | 'btrees' | 'checkpoint'>) {
+    const { file } = input;
+    this.input = input;
+    this.state = new PageState({
+      pageSize: file.pageSize,
+      pageCount: file.pageCount,
+      walSalt: input.walMark?.salt ?? null,
+      walFrame: input.walMark?.mxFrame ?? 0,
+      walChange: input.walMark?.change ?? 0,
+      fileId: input.fileId,
+      btrees: btreeSignature(input.btrees),
+    });
+    this.next = new Uint32Array(file.pageCount + 1);
+    this.perBlock = Math.max(1, Math.floor((1 << 20) / file.pageSize));
+    this.block = Buffer.alloc(this.perBlock * file.pageSize);
+  }
+
+  /** Hashes the next block of pages; false once every page is hashed. */
+  step(): boolean {
+    const { file } = this.input;
+    if (this.first > file.pageCount) return false;
+    this.input.checkpoint?.();
+    const last = Math.min(file.pageCount, this.first + this.perBlock - 1);
+    const buf = file.readRange(this.first, last, this.block);
+    for (let p = this.first; p <= last; p += 1) {
+      const page = buf.subarray((p - this.first) * file.pageSize, (p - this.first + 1) * file.pageSize);
+      pageHash(page).copy(this.state.hashes, p * HASH_BYTES, 0, HASH_BYTES);
+      this.next[p] = page.readUInt32BE(0);
+    }
+    this.first = last + 1;
+    return this.first <= file.pageCount;
+  }
+
+  /** Hashes what is left and records the owner of every overflow page. */
+  finish(): PageState {
+    while (this.step()) {
+      // every remaining block
+    }
+    const { file } = this.input;
+    const { state, next } = this;
+    const buf = Buffer.alloc(file.pageSize);
+    for (const b of this.input.btrees) {
+      const stack = [b.root];
+      const seen = new Set<number>();
+      while (stack.length > 0) {
+        const p = stack.pop() as number;
+        if (p <= 0 || p > file.pageCount || seen.has(p)) continue;
+        seen.add(p);
+        const page = file.read(p, buf);
+        const info = btreeHeader(page, p);
+        if (!info) continue;
+        if (info.type === PAGE_TYPE.interiorTable) {
+          stack.push(...childPages(page, info));
+          continue;
+        }
+        if (info.type === PAGE_TYPE.interiorIndex) stack.push(...childPages(page, info));
+        let cells: Cell[];
+        if (info.type === PAGE_TYPE.leafTable && b.rowidTable) {
+          const parsed = leafCells(page, info, file.usable);
+          cells = parsed.cells;
+          state.cells.set(p, parsed.entry);
+          state.roots[p] = b.root;
+          state.rowids[p] = LEAF_MARK;
+        } else {
+          cells = cellOffsets(page, info).map((offset) => parseCell(page, offset, info.type, file.usable));
+        }
+        for (const cell of cells) {
+          if (cell.firstOverflow === 0) continue;
+          const rowid = b.rowidTable && cell.rowid !== null ? cell.rowid : -1n;
+          for (const op of overflowChain(file, cell.firstOverflow, cell.overflowPages, (x) => next[x] ?? 0)) {
+            state.roots[op] = b.root;
+            state.rowids[op] = rowid;
+          }
         }
       }
     }
+    for (let c = 0; c <= chunkOf(file.pageCount); c += 1) {
+      state.loaded.add(c);
+      state.dirty.add(c);
+    }
+    state.cells.markAllDirty();
+    return state;
   }
-  for (let c = 0; c <= chunkOf(file.pageCount); c += 1) {
-    state.loaded.add(c);
-    state.dirty.add(c);
-  }
-  return state;
+}
+
+/** The whole state of a snapshot at once (see StateBuilder). */
+export function buildState(input: Pick<CaptureInput, 'file' | 'walMark' | 'fileId' | 'btrees' | 'checkpoint'>) {
+  return new StateBuilder(input).finish();
 }

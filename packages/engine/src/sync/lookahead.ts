@@ -12,6 +12,13 @@ export type Foresight = { readonly fingerprint: string } | { readonly changed: b
 export class Lookahead {
   private readonly pending = new Map<string, () => Foresight>();
   private readonly results = new Map<string, Foresight>();
+  /** Work in steps with no table of its own (returns false when done), run when no table's work is queued. */
+  private background: (() => boolean) | undefined;
+
+  /** Sets the background work (a step at a time, while a chunk is in flight). */
+  setBackground(step: (() => boolean) | undefined): void {
+    this.background = step;
+  }
 
   /** Queues work for `table` (tables are served in the order they were scheduled). */
   schedule(table: string, compute: () => Foresight): void {
@@ -28,18 +35,26 @@ export class Lookahead {
 
   /** Awaits `promise`, running queued work while it is pending. A failed task is simply left for the table. */
   async during<T>(promise: Promise<T>): Promise<T> {
-    if (this.pending.size === 0) return promise;
+    if (this.pending.size === 0 && !this.background) return promise;
     let settled = false;
     const mark = () => {
       settled = true;
     };
     promise.then(mark, mark);
-    while (this.pending.size > 0) {
+    while (this.pending.size > 0 || this.background) {
       // Let socket events run first, so a chunk PostgreSQL has already finished is not kept waiting.
       await yieldToLoop();
       if (settled) break;
       const next = this.pending.entries().next();
-      if (next.done) break;
+      if (next.done) {
+        try {
+          if (this.background && !this.background()) this.background = undefined;
+        } catch {
+          // Whoever finishes the work runs it again and reports the error there.
+          this.background = undefined;
+        }
+        continue;
+      }
       const [table, compute] = next.value;
       this.pending.delete(table);
       try {

@@ -54,6 +54,20 @@ export async function loadPageChunks(
   for (const r of res.rows) state.decodeChunk(r.chunk, r.data);
 }
 
+export async function loadCellChunks(
+  client: pg.ClientBase,
+  deploymentId: string,
+  state: PageState,
+  chunks: readonly number[],
+): Promise<void> {
+  if (chunks.length === 0) return;
+  const res = await client.query<{ data: Buffer }>(
+    `SELECT data FROM sync_state.source_cell_chunks WHERE deployment_id = $1::uuid AND chunk = ANY($2::int[])`,
+    [deploymentId, chunks],
+  );
+  for (const r of res.rows) state.cells.decodeChunk(r.data);
+}
+
 /** Records `state` (its changed chunks and the header) in one transaction. */
 export async function savePageState(
   client: pg.ClientBase,
@@ -72,6 +86,16 @@ export async function savePageState(
          SELECT $1::uuid, k, d FROM unnest($2::int[], $3::bytea[]) AS x(k, d)
          ON CONFLICT (deployment_id, chunk) DO UPDATE SET data = EXCLUDED.data`,
         [deploymentId, part, part.map((c) => state.encodeChunk(c))],
+      );
+    }
+    const cellChunks = [...state.cells.dirty].filter((c) => c * CHUNK_PAGES <= state.pageCount).sort((a, b) => a - b);
+    for (let i = 0; i < cellChunks.length; i += 200) {
+      const part = cellChunks.slice(i, i + 200);
+      await client.query(
+        `INSERT INTO sync_state.source_cell_chunks AS c (deployment_id, chunk, data)
+         SELECT $1::uuid, k, d FROM unnest($2::int[], $3::bytea[]) AS x(k, d)
+         ON CONFLICT (deployment_id, chunk) DO UPDATE SET data = EXCLUDED.data`,
+        [deploymentId, part, part.map((c) => state.cells.encodeChunk(c, state.pageCount))],
       );
     }
     await client.query(
@@ -100,4 +124,5 @@ export async function savePageState(
     throw error;
   }
   state.dirty.clear();
+  state.cells.dirty.clear();
 }

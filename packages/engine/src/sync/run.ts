@@ -29,8 +29,8 @@ import { LockHoldExceededError, SqliteSnapshot, sourceFingerprint, toSourceError
 import { Lookahead } from './lookahead.ts';
 import { chunkSettings, serverHasLz4, type RunContext, type RunStats } from './table-sync.ts';
 import { fullTable, incrementalTable } from './table-runs.ts';
-import { buildState, captureChanges, type Capture } from './change-capture.ts';
-import { loadPageChunks, loadPageHeader, savePageState } from './page-store.ts';
+import { StateBuilder, captureChanges, type Capture } from './change-capture.ts';
+import { loadCellChunks, loadPageChunks, loadPageHeader, savePageState } from './page-store.ts';
 import { buildPlan, decodeKeyValues, type TablePlan } from './table-plan.ts';
 import { describeDrift, findDrift, parentsFirst, readTargetSchema, schemaExists } from './target-schema.ts';
 import { assertOpenWebUI } from './tenant-ddl.ts';
@@ -436,12 +436,16 @@ async function syncFromSnapshot(
         },
       };
       let capture: Capture | undefined;
+      // A full sync hashes the file's pages while it waits for PostgreSQL to apply its chunks.
+      const builder = syncType === 'full' ? new StateBuilder(captureInput) : undefined;
+      if (builder) ctx.lookahead.setBackground(() => builder.step());
       if (syncType === 'incremental') {
         const tCapture = performance.now();
         capture = await captureChanges({
           ...captureInput,
           previous: await loadPageHeader(client, dep.deploymentId),
           loadChunks: (state, chunks) => loadPageChunks(client, dep.deploymentId, state, chunks),
+          loadCellChunks: (state, chunks) => loadCellChunks(client, dep.deploymentId, state, chunks),
         });
         stats.capture = {
           mode: capture.mode,
@@ -475,10 +479,14 @@ async function syncFromSnapshot(
         }
       }
       // Everything this snapshot holds is applied: its pages are what the next run compares with.
-      const state = capture?.state ?? buildState(captureInput);
+      ctx.lookahead.setBackground(undefined);
+      const tFinish = performance.now();
+      const state = capture?.state ?? (builder as StateBuilder).finish();
+      if (process.env.CAPTURE_TIMING) console.error('finish', performance.now() - tFinish, 'loop', tFinish - tStart);
       const tSave = performance.now();
       await savePageState(client, dep.deploymentId, jobId, state);
       logger.debug({ ms: Math.round(performance.now() - tSave), chunks: state.pageCount }, 'page state recorded');
+      if (process.env.CAPTURE_TIMING) console.error('save', performance.now() - tSave);
     } finally {
       pages.close();
     }
