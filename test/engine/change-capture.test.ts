@@ -247,3 +247,56 @@ describe('values are never changed silently', () => {
     expect(v.tables.find((t) => t.table === 'user')?.differing).toBe(2);
   });
 });
+
+describe('a table whose unique index was dropped and that holds duplicates', () => {
+  const db = useTestDatabase();
+  const scratch = scratchDir('owui-keyless-');
+  const file = scratch.file('keyless.db');
+  let admin: pg.Pool;
+  let service: pg.Pool;
+
+  afterAll(async () => {
+    await service?.end();
+    await admin?.end();
+    scratch.cleanup();
+  });
+
+  it('fails only that table with advice that works; every other table is synced', async () => {
+    generateOpenWebUIDatabase({ path: file, era: 'pre-migration', scale: SCALE, seed: 4 });
+    const w = new OpenWebUIWriter(file, 1);
+    w.db.exec('DROP INDEX chatidtag_id');
+    w.db.exec('INSERT INTO chatidtag SELECT * FROM chatidtag LIMIT 1');
+    w.close();
+    admin = createPool(db.current.adminUrl, { max: 2 });
+    service = createPool(db.current.serviceUrl, { max: 3 });
+    const { hostId } = await registerTenant(db.current.adminUrl, 'keyless', file);
+    await provisionTenant({
+      adminPool: admin,
+      clientName: 'keyless',
+      sqlitePath: file,
+      serviceRole: db.current.serviceRole,
+    });
+    const scope = { hostId };
+    const sync = () => runTenantSync({ pool: service, clientName: 'keyless', scope, triggeredBy: 'test' });
+    const r = await sync();
+    expect(r).toMatchObject({ status: 'failed' });
+    expect(r.error).toMatch(/every table was synced except chatidtag: .*remove the duplicates.*upgrade-schema keyless/);
+    const chats = await admin.query('SELECT count(*)::int AS n FROM client_keyless.chat');
+    expect(chats.rows[0]?.n).toBe(SCALE.chats);
+    // The advice: duplicates removed, the index back, upgrade-schema; then the table syncs and the backup is exact.
+    const fix = new OpenWebUIWriter(file, 2);
+    fix.db.exec('DELETE FROM chatidtag WHERE rowid NOT IN (SELECT min(rowid) FROM chatidtag GROUP BY id)');
+    fix.db.exec('CREATE UNIQUE INDEX chatidtag_id ON chatidtag (id)');
+    fix.close();
+    const up = await upgradeTenantSchema({
+      adminPool: admin,
+      clientName: 'keyless',
+      sqlitePath: file,
+      serviceRole: db.current.serviceRole,
+    });
+    expect(up.changes.join('\n')).toMatch(/added unique key chatidtag\(id\)/);
+    expect(await sync()).toMatchObject({ status: 'success' });
+    const v = await verifyTenant({ pool: service, clientName: 'keyless', scope });
+    expect(v.tables.filter((t) => t.status !== 'ok')).toEqual([]);
+  });
+});

@@ -12,6 +12,7 @@ CREATE TABLE IF NOT EXISTS sync_state.source_pages (
     wal_salt      text,
     wal_frame     integer NOT NULL DEFAULT 0,
     wal_change    bigint NOT NULL DEFAULT 0,
+    cells_recorded boolean NOT NULL DEFAULT false,
     job_id        uuid,
     captured_at   timestamptz NOT NULL DEFAULT now()
 );

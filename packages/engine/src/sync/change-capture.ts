@@ -61,6 +61,8 @@ export class PageState {
   fileId: string;
   /** Which root page holds which table or index (owners are recorded by root page). */
   btrees: string;
+  /** The cells of every table leaf are recorded (else the next run records them). */
+  cellsRecorded: boolean;
   hashes: Buffer;
   roots: Uint32Array;
   rowids: BigInt64Array;
@@ -79,8 +81,10 @@ export class PageState {
     walChange: number;
     fileId: string;
     btrees: string;
+    cellsRecorded: boolean;
   }) {
     this.walChange = init.walChange;
+    this.cellsRecorded = init.cellsRecorded;
     this.btrees = init.btrees;
     this.pageSize = init.pageSize;
     this.pageCount = init.pageCount;
@@ -209,6 +213,7 @@ export type CaptureInput = {
     walChange: number;
     fileId: string;
     btrees: string;
+    cellsRecorded: boolean;
   } | null;
   /** Loads the given chunks of the previous state into `state`. */
   readonly loadChunks: (state: PageState, chunks: number[]) => Promise<void>;
@@ -238,13 +243,11 @@ export async function captureChanges(input: CaptureInput): Promise<Capture> {
     for (const b of input.btrees) if (!b.isIndex) tables.set(b.table, { rowids: new Set(), all: true });
     return { mode: 'baseline', tables, changedPages: file.pageCount, unknownPages: 0, state };
   }
-  const state = new PageState({ ...previous, walSalt, walFrame, walChange, btrees });
+  const state = new PageState({ ...previous, walSalt, walFrame, walChange, btrees, cellsRecorded: true });
   // The whole previous state is loaded (20 bytes a page): overflow owners anywhere in the file may change.
   const all: number[] = [];
   for (let c = 0; c <= chunkOf(previous.pageCount); c += 1) all.push(c);
-  const tLoad = performance.now();
   await input.loadChunks(state, all);
-  if (process.env.CAPTURE_TIMING) console.error('load', performance.now() - tLoad);
   const oldCount = previous.pageCount;
   state.resize(file.pageCount);
   let changed: Set<number> | null = null;
@@ -276,9 +279,7 @@ export async function captureChanges(input: CaptureInput): Promise<Capture> {
       }
     });
   }
-  const tAttr = performance.now();
   const attributed = await attribute(input, state, changed);
-  if (process.env.CAPTURE_TIMING) console.error('attribute', performance.now() - tAttr);
   return { mode, ...attributed, changedPages: changed.size, state };
 }
 
@@ -441,6 +442,16 @@ async function attribute(
       }
     }
   }
+  // After a full sync the cells are recorded here, for every table leaf the loop above did not record.
+  if (!input.previous?.cellsRecorded) {
+    for (let p = 1; p <= file.pageCount; p += 1) {
+      const b = leafOf[p] === 1 ? owner(p)?.btree : undefined;
+      if (!b?.rowidTable || changed.has(p)) continue;
+      const page = file.read(p, buf);
+      const info = btreeHeader(page, p);
+      if (info?.type === PAGE_TYPE.leafTable) state.cells.set(p, leafCells(page, info, file.usable).entry);
+    }
+  }
   // A page stops being a leaf without being written (freed): its mark goes, so its old cells are never trusted.
   for (let p = 1; p <= file.pageCount; p += 1) {
     if (state.rowids[p] === LEAF_MARK && !(leafOf[p] === 1 && state.roots[p] === owner(p)?.btree.root)) {
@@ -525,9 +536,33 @@ function forEachPage(file: PageFile, checkpoint: (() => void) | undefined, fn: (
   }
 }
 
+/** What a page holding b-tree cells says of itself: its cells' entry (table leaves) and overflow chain heads. */
+type PageCells = {
+  type: number;
+  entry: CellEntry | null;
+  heads: [rowid: bigint, first: number, count: number][];
+};
+
+function readPageCells(page: Buffer, pgno: number, usable: number, withCells: boolean): PageCells | null {
+  const info = btreeHeader(page, pgno);
+  if (!info || info.type === PAGE_TYPE.interiorTable) return null;
+  const heads: PageCells['heads'] = [];
+  if (info.type === PAGE_TYPE.leafTable) {
+    const { cells, entry } = leafCells(page, info, usable, withCells);
+    for (const c of cells) if (c.firstOverflow > 0) heads.push([c.rowid ?? 0n, c.firstOverflow, c.overflowPages]);
+    return { type: info.type, entry: withCells ? entry : null, heads };
+  }
+  for (const offset of cellOffsets(page, info)) {
+    const c = parseCell(page, offset, info.type, usable);
+    if (c.firstOverflow > 0) heads.push([-1n, c.firstOverflow, c.overflowPages]);
+  }
+  return { type: info.type, entry: null, heads };
+}
+
 /**
- * The whole state of a snapshot: every page's hash and the owner of every overflow page. Built in steps (one block
- * of pages each) so a full sync can hash the file while it waits for PostgreSQL, then finished in one go.
+ * The whole state of a snapshot: every page's hash, the cells of every table leaf and the owner of every overflow
+ * page. Built in steps (one block of pages each, cells parsed while the block is in memory) so a full sync does it
+ * while it waits for PostgreSQL; `finish` then only walks the b-trees' interior pages to know which page is whose.
  */
 export class StateBuilder {
   readonly state: PageState;
@@ -535,11 +570,15 @@ export class StateBuilder {
   private readonly next: Uint32Array;
   private readonly block: Buffer;
   private readonly perBlock: number;
+  private readonly pageCells = new Map<number, PageCells>();
   private first = 1;
+  /** Record the cells of table leaves too (a full sync leaves them to its first incremental run). */
+  private readonly withCells: boolean;
 
-  constructor(input: Pick<CaptureInput, 'file' | 'walMark' | 'fileId' | 'btrees' | 'checkpoint'>) {
+  constructor(input: Pick<CaptureInput, 'file' | 'walMark' | 'fileId' | 'btrees' | 'checkpoint'>, withCells = true) {
     const { file } = input;
     this.input = input;
+    this.withCells = withCells;
     this.state = new PageState({
       pageSize: file.pageSize,
       pageCount: file.pageCount,
@@ -548,13 +587,14 @@ export class StateBuilder {
       walChange: input.walMark?.change ?? 0,
       fileId: input.fileId,
       btrees: btreeSignature(input.btrees),
+      cellsRecorded: withCells,
     });
     this.next = new Uint32Array(file.pageCount + 1);
     this.perBlock = Math.max(1, Math.floor((1 << 20) / file.pageSize));
     this.block = Buffer.alloc(this.perBlock * file.pageSize);
   }
 
-  /** Hashes the next block of pages; false once every page is hashed. */
+  /** Hashes (and parses the cells of) the next block of pages; false once every page is done. */
   step(): boolean {
     const { file } = this.input;
     if (this.first > file.pageCount) return false;
@@ -565,12 +605,21 @@ export class StateBuilder {
       const page = buf.subarray((p - this.first) * file.pageSize, (p - this.first + 1) * file.pageSize);
       pageHash(page).copy(this.state.hashes, p * HASH_BYTES, 0, HASH_BYTES);
       this.next[p] = page.readUInt32BE(0);
+      const type = page[p === 1 ? 100 : 0];
+      if (type === PAGE_TYPE.leafTable || type === PAGE_TYPE.leafIndex || type === PAGE_TYPE.interiorIndex) {
+        try {
+          const cells = readPageCells(page, p, file.usable, this.withCells);
+          if (cells) this.pageCells.set(p, cells);
+        } catch {
+          // Not a b-tree page after all (finish reads the real ones again if need be).
+        }
+      }
     }
     this.first = last + 1;
     return this.first <= file.pageCount;
   }
 
-  /** Hashes what is left and records the owner of every overflow page. */
+  /** Does what is left and records which page is whose. */
   finish(): PageState {
     while (this.step()) {
       // every remaining block
@@ -585,34 +634,34 @@ export class StateBuilder {
         const p = stack.pop() as number;
         if (p <= 0 || p > file.pageCount || seen.has(p)) continue;
         seen.add(p);
-        const page = file.read(p, buf);
-        const info = btreeHeader(page, p);
-        if (!info) continue;
-        if (info.type === PAGE_TYPE.interiorTable) {
-          stack.push(...childPages(page, info));
-          continue;
+        let cells = this.pageCells.get(p);
+        if (!cells || cells.type === PAGE_TYPE.interiorIndex) {
+          // Interior pages are read again for their children (there are few); pages a block did not parse too.
+          const page = file.read(p, buf);
+          const info = btreeHeader(page, p);
+          if (!info) continue;
+          if (info.type === PAGE_TYPE.interiorTable || info.type === PAGE_TYPE.interiorIndex) {
+            stack.push(...childPages(page, info));
+          }
+          if (info.type === PAGE_TYPE.interiorTable) continue;
+          cells ??= readPageCells(page, p, file.usable, this.withCells) ?? undefined;
         }
-        if (info.type === PAGE_TYPE.interiorIndex) stack.push(...childPages(page, info));
-        let cells: Cell[];
-        if (info.type === PAGE_TYPE.leafTable && b.rowidTable) {
-          const parsed = leafCells(page, info, file.usable);
-          cells = parsed.cells;
-          state.cells.set(p, parsed.entry);
+        if (!cells) continue;
+        if (cells.type === PAGE_TYPE.leafTable && b.rowidTable) {
+          if (cells.entry) state.cells.set(p, cells.entry);
           state.roots[p] = b.root;
           state.rowids[p] = LEAF_MARK;
-        } else {
-          cells = cellOffsets(page, info).map((offset) => parseCell(page, offset, info.type, file.usable));
         }
-        for (const cell of cells) {
-          if (cell.firstOverflow === 0) continue;
-          const rowid = b.rowidTable && cell.rowid !== null ? cell.rowid : -1n;
-          for (const op of overflowChain(file, cell.firstOverflow, cell.overflowPages, (x) => next[x] ?? 0)) {
+        for (const [rowid, first, count] of cells.heads) {
+          const owner = b.rowidTable ? rowid : -1n;
+          for (const op of overflowChain(file, first, count, (x) => next[x] ?? 0)) {
             state.roots[op] = b.root;
-            state.rowids[op] = rowid;
+            state.rowids[op] = owner;
           }
         }
       }
     }
+    this.pageCells.clear();
     for (let c = 0; c <= chunkOf(file.pageCount); c += 1) {
       state.loaded.add(c);
       state.dirty.add(c);

@@ -17,7 +17,12 @@ export type CellEntry = { readonly rowids: BigInt64Array; readonly hashes: Buffe
 const HASH = 8;
 
 /** Parses the cells of a table leaf page: each cell and its rowid/hash. */
-export function leafCells(page: Buffer, info: BtreePageInfo, usable: number): { cells: Cell[]; entry: CellEntry } {
+export function leafCells(
+  page: Buffer,
+  info: BtreePageInfo,
+  usable: number,
+  withHashes = true,
+): { cells: Cell[]; entry: CellEntry } {
   const offsets = cellOffsets(page, info);
   const rowids = new BigInt64Array(offsets.length);
   const hashes = Buffer.alloc(offsets.length * HASH);
@@ -26,7 +31,7 @@ export function leafCells(page: Buffer, info: BtreePageInfo, usable: number): { 
     const cell = parseCell(page, offset, info.type, usable);
     cells.push(cell);
     rowids[i] = cell.rowid ?? 0n;
-    hash('sha1', page.subarray(offset, offset + cell.length), 'buffer').copy(hashes, i * HASH, 0, HASH);
+    if (withHashes) hash('sha1', page.subarray(offset, offset + cell.length), 'buffer').copy(hashes, i * HASH, 0, HASH);
   }
   return { cells, entry: { rowids, hashes } };
 }

@@ -25,7 +25,13 @@ import {
 } from './bookkeeping.ts';
 import { emptyTally } from './conflicts.ts';
 import { assertRegisteredSource } from './source-path.ts';
-import { LockHoldExceededError, SqliteSnapshot, sourceFingerprint, toSourceError } from './sqlite-reader.ts';
+import {
+  LockHoldExceededError,
+  SqliteSnapshot,
+  sourceFingerprint,
+  toSourceError,
+  type SqliteTable,
+} from './sqlite-reader.ts';
 import { Lookahead } from './lookahead.ts';
 import { chunkSettings, serverHasLz4, type RunContext, type RunStats } from './table-sync.ts';
 import { fullTable, incrementalTable } from './table-runs.ts';
@@ -368,15 +374,15 @@ async function syncFromSnapshot(
       (n) => target.tables.get(n)?.parents ?? [],
     );
     const plans: TablePlan[] = [];
+    // Tables whose rows cannot be matched are left out (and named when the run ends); every other table syncs.
+    const unmatched: string[] = [];
     for (const name of names) {
       const t = target.tables.get(name);
       const s = sourceByName.get(name);
       if (!t || !s) continue;
       if (t.key.length === 0) {
-        throw new SchemaDriftError(
-          `table ${dep.schemaName}.${name} has no primary key or unique index, so rows cannot be matched; ` +
-            `run: syncctl client upgrade-schema ${dep.clientName}`,
-        );
+        unmatched.push(unmatchedAdvice(dep, name, s));
+        continue;
       }
       plans.push(buildPlan(dep.schemaName, t, s));
     }
@@ -437,7 +443,7 @@ async function syncFromSnapshot(
       };
       let capture: Capture | undefined;
       // A full sync hashes the file's pages while it waits for PostgreSQL to apply its chunks.
-      const builder = syncType === 'full' ? new StateBuilder(captureInput) : undefined;
+      const builder = syncType === 'full' ? new StateBuilder(captureInput, false) : undefined;
       if (builder) ctx.lookahead.setBackground(() => builder.step());
       if (syncType === 'incremental') {
         const tCapture = performance.now();
@@ -480,17 +486,17 @@ async function syncFromSnapshot(
       }
       // Everything this snapshot holds is applied: its pages are what the next run compares with.
       ctx.lookahead.setBackground(undefined);
-      const tFinish = performance.now();
       const state = capture?.state ?? (builder as StateBuilder).finish();
-      if (process.env.CAPTURE_TIMING) console.error('finish', performance.now() - tFinish, 'loop', tFinish - tStart);
       const tSave = performance.now();
       await savePageState(client, dep.deploymentId, jobId, state);
       logger.debug({ ms: Math.round(performance.now() - tSave), chunks: state.pageCount }, 'page state recorded');
-      if (process.env.CAPTURE_TIMING) console.error('save', performance.now() - tSave);
     } finally {
       pages.close();
     }
     logger.debug({ ms: Math.round(performance.now() - tStart) }, 'all tables synced');
+    if (unmatched.length > 0) {
+      throw new SchemaDriftError(`every table was synced except ${unmatched.join('; ')}`);
+    }
     return { syncType, fullSyncCompleted: syncType === 'full', fingerprint, skipped: false };
   } catch (e) {
     broken = isBrokenConnection(e);
@@ -501,6 +507,22 @@ async function syncFromSnapshot(
     client.release(broken ? new Error('connection lost during sync') : undefined);
     side?.release(broken ? new Error('connection lost during sync') : undefined);
   }
+}
+
+/** Why a table without a row key is not synced, and what makes it sync. */
+function unmatchedAdvice(dep: Deployment, table: string, source: SqliteTable): string {
+  const sourceKeyed =
+    source.columns.some((c) => c.pk > 0) ||
+    source.indexes.some((ix) => ix.unique && !ix.partial && ix.columns.every((c) => c !== null));
+  if (sourceKeyed) {
+    return `${table}: its backup table has no primary key or unique index yet; run: syncctl client upgrade-schema ${dep.clientName}`;
+  }
+  return (
+    `${table}: its SQLite table has no primary key or unique index (Open WebUI creates one; it was dropped, and the ` +
+    `table may hold duplicate rows), so its rows cannot be matched and are not backed up — remove the duplicates ` +
+    `(SELECT id, count(*) FROM "${table}" GROUP BY id HAVING count(*) > 1), recreate the unique index on id, then ` +
+    `run: syncctl client upgrade-schema ${dep.clientName}`
+  );
 }
 
 function isSqliteError(e: unknown): boolean {

@@ -156,7 +156,7 @@ export async function upgradeTenantSchema(opts: TenantDdlOptions): Promise<{ cha
     // Rows already copied have nothing in the new columns, and SQLite's ALTER TABLE rewrote none of their pages:
     // forget the recorded page state so the next run compares every table in full and the values arrive.
     await rebaseTargetHashes(client, opts.clientName, schemaName, schema, drift.newColumns);
-    if (drift.newColumns.length > 0 || drift.newTables.length > 0) {
+    if (changes.length > 0) {
       await client.query(
         `UPDATE sync_state.source_pages p SET file_id = '', page_count = 0, wal_salt = NULL, wal_frame = 0
            FROM sync_metadata.client_deployments d
@@ -235,7 +235,19 @@ async function addMissingPrimaryKeys(
   for (const t of schema.tables) {
     if (!target.tables.has(t.name) || withPk.has(t.name)) continue;
     const pk = primaryKeyOf(t);
-    if (pk.length === 0) continue;
+    if (pk.length === 0) {
+      // A unique index the source has again (it had been dropped): the backup table gets it as its row key.
+      const keyIndex = t.indexes.find((ix) => ix.name === keyIndexName(t, []));
+      if (keyIndex && (target.tables.get(t.name)?.key.length ?? 0) === 0) {
+        const cols = keyIndex.columns as string[];
+        await client.query(
+          `CREATE UNIQUE INDEX IF NOT EXISTS ${quoteIdent(`${t.name}_${cols.join('_')}_key`.slice(0, 63))}
+             ON ${qualified(schemaName, t.name)} (${cols.map(quoteIdent).join(', ')})`,
+        );
+        changes.push(`added unique key ${t.name}(${cols.join(', ')})`);
+      }
+      continue;
+    }
     await client.query(
       `ALTER TABLE ${qualified(schemaName, t.name)} ADD PRIMARY KEY (${pk.map(quoteIdent).join(', ')})`,
     );

@@ -28,7 +28,6 @@ export async function detectDeletes(ctx: RunContext, plan: TablePlan, opts: { fa
         WHERE deployment_id = $1::uuid AND table_name = $2::text AND deleted_at IS NULL`,
       [ctx.deploymentId, plan.name],
     );
-    if (process.env.CAPTURE_TIMING) console.error('counts', plan.name, live.rows[0]?.n, sourceCount);
     if (Number(live.rows[0]?.n ?? -1) === sourceCount) {
       await saveProgress(client, ctx.deploymentId, plan.name, ctx.jobId, { deletesChecked: true });
       return 0;
