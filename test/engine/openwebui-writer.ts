@@ -257,15 +257,27 @@ export class OpenWebUIWriter {
     vacuum: () => {
       this.db.exec('VACUUM');
     },
+    /** An instance set up with incremental auto-vacuum (pointer-map pages), releasing free pages now and then. */
+    incrementalVacuum: () => {
+      if (this.db.pragma('auto_vacuum', { simple: true }) !== 2) {
+        this.db.pragma('auto_vacuum = INCREMENTAL');
+        this.db.exec('VACUUM');
+      }
+      this.operations.chatDelete?.();
+      this.db.pragma('incremental_vacuum(20)');
+    },
   };
 
   /** Applies `n` random operations (checkpoints and VACUUM rarely), each in its own transaction. */
   randomRound(n: number): string[] {
-    const names = Object.keys(this.operations).filter((k) => k !== 'vacuum' && k !== 'checkpoint');
+    const names = Object.keys(this.operations).filter(
+      (k) => !['vacuum', 'checkpoint', 'incrementalVacuum'].includes(k),
+    );
     const done: string[] = [];
     for (let i = 0; i < n; i += 1) {
       const r = this.rng();
-      const name = r < 0.04 ? 'vacuum' : r < 0.1 ? 'checkpoint' : (this.pick(names) as string);
+      const name =
+        r < 0.03 ? 'vacuum' : r < 0.06 ? 'incrementalVacuum' : r < 0.12 ? 'checkpoint' : (this.pick(names) as string);
       this.apply(name);
       done.push(name);
     }
@@ -275,7 +287,7 @@ export class OpenWebUIWriter {
   apply(name: string): void {
     const op = this.operations[name];
     if (!op) throw new Error(`unknown operation ${name}`);
-    if (name === 'vacuum' || name === 'checkpoint' || name === 'autoCheckpoint') op();
+    if (['vacuum', 'checkpoint', 'autoCheckpoint', 'incrementalVacuum'].includes(name)) op();
     else this.db.transaction(op)();
     this.log.push(name);
   }

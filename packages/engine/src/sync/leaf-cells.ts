@@ -15,6 +15,7 @@ import { cellOffsets, parseCell, type BtreePageInfo, type Cell } from './sqlite-
 export type CellEntry = { readonly rowids: BigInt64Array; readonly hashes: Buffer };
 
 const HASH = 8;
+const EMPTY = Buffer.alloc(0);
 
 /** Parses the cells of a table leaf page: each cell and its rowid/hash. */
 export function leafCells(
@@ -24,14 +25,15 @@ export function leafCells(
   withHashes = true,
 ): { cells: Cell[]; entry: CellEntry } {
   const offsets = cellOffsets(page, info);
-  const rowids = new BigInt64Array(offsets.length);
-  const hashes = Buffer.alloc(offsets.length * HASH);
+  const rowids = new BigInt64Array(withHashes ? offsets.length : 0);
+  const hashes = withHashes ? Buffer.alloc(offsets.length * HASH) : EMPTY;
   const cells: Cell[] = [];
   for (const [i, offset] of offsets.entries()) {
     const cell = parseCell(page, offset, info.type, usable);
     cells.push(cell);
+    if (!withHashes) continue;
     rowids[i] = cell.rowid ?? 0n;
-    if (withHashes) hash('sha1', page.subarray(offset, offset + cell.length), 'buffer').copy(hashes, i * HASH, 0, HASH);
+    hash('sha1', page.subarray(offset, offset + cell.length), 'buffer').copy(hashes, i * HASH, 0, HASH);
   }
   return { cells, entry: { rowids, hashes } };
 }

@@ -221,20 +221,31 @@ function decodePageSize(v: number): number {
   return v === 1 ? 65536 : v;
 }
 
-/** A SQLite varint at `offset`: its value (as a number when it fits, else bigint) and its length. */
+/** A SQLite varint at `offset`: its value and its length. */
 export function readVarint(buf: Buffer, offset: number): { value: bigint; length: number } {
-  let v = 0n;
-  for (let i = 0; i < 8; i += 1) {
+  // Up to 7 bytes (49 bits) fit a number exactly; only longer ones need BigInt arithmetic.
+  let n = 0;
+  for (let i = 0; i < 7; i += 1) {
     const byte = buf[offset + i] ?? 0;
-    v = (v << 7n) | BigInt(byte & 0x7f);
-    if ((byte & 0x80) === 0) return { value: v, length: i + 1 };
+    n = n * 128 + (byte & 0x7f);
+    if ((byte & 0x80) === 0) return { value: BigInt(n), length: i + 1 };
   }
+  let v = BigInt(n);
+  const b7 = buf[offset + 7] ?? 0;
+  v = (v << 7n) | BigInt(b7 & 0x7f);
+  if ((b7 & 0x80) === 0) return { value: v, length: 8 };
   v = (v << 8n) | BigInt(buf[offset + 8] ?? 0);
   return { value: BigInt.asIntN(64, v), length: 9 };
 }
 
-/** Small varints (payload sizes) as numbers. */
+/** A varint known to be small (a payload size): a number and its length. */
 function readSmallVarint(buf: Buffer, offset: number): { value: number; length: number } {
+  let n = 0;
+  for (let i = 0; i < 7; i += 1) {
+    const byte = buf[offset + i] ?? 0;
+    n = n * 128 + (byte & 0x7f);
+    if ((byte & 0x80) === 0) return { value: n, length: i + 1 };
+  }
   const { value, length } = readVarint(buf, offset);
   return { value: Number(value), length };
 }
@@ -362,11 +373,8 @@ export function structuralPages(file: PageFile): Set<number> {
   const lockByte = Math.floor(0x40000000 / file.pageSize) + 1;
   if (lockByte <= file.pageCount) out.add(lockByte);
   if (file.headerU32(52) !== 0) {
-    const perMap = Math.floor(file.usable / 5);
-    for (let p = 2; p <= file.pageCount; p += perMap + 1) {
-      if (p === lockByte) p += 1;
-      out.add(p);
-    }
+    const step = Math.floor(file.usable / 5) + 1;
+    for (let base = 2; base <= file.pageCount; base += step) out.add(base === lockByte ? base + 1 : base);
   }
   return out;
 }
