@@ -1,5 +1,13 @@
 import { hash } from 'node:crypto';
-import { LeafCells, cellHashAt, cellIndex, leafCells, type CellEntry } from './leaf-cells.ts';
+import {
+  LeafCells,
+  cellHashAt,
+  cellIndex,
+  keyHashAt,
+  leafCells,
+  type CellEntry,
+  type KeyReader,
+} from './leaf-cells.ts';
 import {
   PAGE_TYPE,
   btreeHeader,
@@ -184,8 +192,11 @@ function pageHash(page: Buffer): Buffer {
   return hash('sha1', page, 'buffer');
 }
 
-/** Rows to read again per table: a set of rowids, or every row. */
-export type TableChanges = { readonly rowids: Set<bigint>; all: boolean };
+/**
+ * Rows to read again per table: a set of rowids, or every row; and the key hashes of rows that left the table's
+ * changed pages (deleted, or re-keyed), or null when they are not all known.
+ */
+export type TableChanges = { readonly rowids: Set<bigint>; all: boolean; removed: string[] | null };
 
 export type Capture = {
   /** How the changed pages were found. */
@@ -221,6 +232,8 @@ export type CaptureInput = {
   readonly loadCellChunks: (state: PageState, chunks: number[]) => Promise<void>;
   /** Called between slices of whole-file work (lock budgets, aborts). */
   readonly checkpoint?: () => void;
+  /** Reads a row's key from its cell, per table b-tree root (tables without one have no key hashes). */
+  readonly keyReaders?: ReadonlyMap<number, KeyReader>;
 };
 
 /** Finds what changed since the last run (see the module comment). */
@@ -240,7 +253,7 @@ export async function captureChanges(input: CaptureInput): Promise<Capture> {
   ) {
     const state = buildState(input);
     const tables = new Map<string, TableChanges>();
-    for (const b of input.btrees) if (!b.isIndex) tables.set(b.table, { rowids: new Set(), all: true });
+    for (const b of input.btrees) if (!b.isIndex) tables.set(b.table, { rowids: new Set(), all: true, removed: null });
     return { mode: 'baseline', tables, changedPages: file.pageCount, unknownPages: 0, state };
   }
   const state = new PageState({ ...previous, walSalt, walFrame, walChange, btrees, cellsRecorded: true });
@@ -328,7 +341,7 @@ async function attribute(
   const touch = (table: string): TableChanges => {
     let t = tables.get(table);
     if (!t) {
-      t = { rowids: new Set(), all: false };
+      t = { rowids: new Set(), all: false, removed: [] };
       tables.set(table, t);
     }
     return t;
@@ -378,8 +391,11 @@ async function attribute(
   // rowid → cell hash per table, over every changed page that was one of its leaves: a row that stayed or moved
   // between them unchanged is found here (a row leaving a page changes that page).
   const before = new Map<number, CellEntry[]>();
+  // Tables with a changed page whose old cells are not known: what left them is not known either.
+  const unknownBefore = new Set<number>();
   for (const [p, root] of wasLeafOf) {
     const e = state.cells.get(p);
+    if (!e || !input.previous?.cellsRecorded) unknownBefore.add(root);
     if (!e) continue;
     const list = before.get(root) ?? [];
     list.push(e);
@@ -393,6 +409,16 @@ async function attribute(
       indexes.set(root, ix);
     }
     return ix;
+  };
+  // rowid → key hash of the rows now on each table's changed leaves.
+  const now = new Map<number, Map<bigint, string | null>>();
+  const nowOn = (root: number) => {
+    let m = now.get(root);
+    if (!m) {
+      m = new Map();
+      now.set(root, m);
+    }
+    return m;
   };
   const leftover: number[] = [];
   for (const p of changed) {
@@ -415,8 +441,9 @@ async function attribute(
     }
     if (info.type === PAGE_TYPE.leafTable && btree.rowidTable) {
       const rows = touch(btree.table).rowids;
-      const { cells, entry } = leafCells(page, info, file.usable);
+      const { cells, entry } = leafCells(page, info, file.usable, true, input.keyReaders?.get(btree.root));
       const old = previousCells(btree.root);
+      for (const [i, cell] of cells.entries()) nowOn(btree.root).set(cell.rowid ?? 0n, keyHashAt(entry, i));
       for (const [i, cell] of cells.entries()) {
         const rowid = cell.rowid ?? 0n;
         // Same rowid, same bytes: the same row, its overflow chain where it was (a changed overflow page names
@@ -442,6 +469,30 @@ async function attribute(
       }
     }
   }
+  // Rows that were on a changed leaf and are on none now (or under another key) left the table: their key hashes
+  // let the delete check find them without comparing every key. Unknown when a page's cells were not recorded.
+  for (const b of input.btrees) {
+    if (!b.rowidTable) continue;
+    const t = tables.get(b.table);
+    if (!t || t.removed === null) continue;
+    if (unknownBefore.has(b.root)) {
+      t.removed = null;
+      continue;
+    }
+    const current = now.get(b.root) ?? new Map<bigint, string | null>();
+    const removed: string[] = [];
+    let known = true;
+    for (const e of before.get(b.root) ?? []) {
+      for (let i = 0; i < e.rowids.length && known; i += 1) {
+        const rowid = e.rowids[i] ?? 0n;
+        const key = keyHashAt(e, i);
+        if (current.has(rowid) && current.get(rowid) === key) continue;
+        if (key === null) known = false;
+        else removed.push(key);
+      }
+    }
+    t.removed = known ? removed : null;
+  }
   // After a full sync the cells are recorded here, for every table leaf the loop above did not record.
   if (!input.previous?.cellsRecorded) {
     for (let p = 1; p <= file.pageCount; p += 1) {
@@ -449,7 +500,9 @@ async function attribute(
       if (!b?.rowidTable || changed.has(p)) continue;
       const page = file.read(p, buf);
       const info = btreeHeader(page, p);
-      if (info?.type === PAGE_TYPE.leafTable) state.cells.set(p, leafCells(page, info, file.usable).entry);
+      if (info?.type === PAGE_TYPE.leafTable) {
+        state.cells.set(p, leafCells(page, info, file.usable, true, input.keyReaders?.get(b.root)).entry);
+      }
     }
   }
   // A page stops being a leaf without being written (freed): its mark goes, so its old cells are never trusted.

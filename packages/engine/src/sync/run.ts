@@ -35,7 +35,8 @@ import {
 import { Lookahead } from './lookahead.ts';
 import { chunkSettings, serverHasLz4, type RunContext, type RunStats } from './table-sync.ts';
 import { fullTable, incrementalTable } from './table-runs.ts';
-import { StateBuilder, captureChanges, type Capture } from './change-capture.ts';
+import { StateBuilder, captureChanges, type Btree, type Capture } from './change-capture.ts';
+import { recordKeyReader, type KeyReader } from './leaf-cells.ts';
 import { loadCellChunks, loadPageChunks, loadPageHeader, savePageState } from './page-store.ts';
 import { buildPlan, decodeKeyValues, type TablePlan } from './table-plan.ts';
 import { describeDrift, findDrift, parentsFirst, readTargetSchema, schemaExists } from './target-schema.ts';
@@ -161,7 +162,7 @@ export async function runTenantSync(opts: RunTenantSyncOptions): Promise<SyncRun
     fullSyncCompleted = out.fullSyncCompleted;
     fingerprint = out.fingerprint;
     if (out.skipped) details.skipped = 'source unchanged since the last run';
-    if (stats.capture) details.capture = stats.capture;
+    if (stats.capture) details.capture = { ...stats.capture, keySetComparisons: stats.keySetComparisons ?? 0 };
   } catch (e) {
     syncType = (e as { syncType?: 'full' | 'incremental' }).syncType ?? syncType;
     error = describeFailure(e, opts.clientName, claimLost);
@@ -431,11 +432,13 @@ async function syncFromSnapshot(
     const freshProgress = await loadProgress(client, dep.deploymentId);
     const pages = snapshot.openPages();
     try {
+      const btrees = snapshot.btrees();
       const captureInput = {
         file: pages,
         walMark: snapshot.walMark,
         fileId: snapshot.fileId(),
-        btrees: snapshot.btrees(),
+        btrees,
+        keyReaders: keyReaders(plans, sourceByName, btrees),
         checkpoint: () => {
           if (signal.aborted) throw new AbortedError('sync aborted; the next run resumes where this one stopped');
           snapshot?.checkHold();
@@ -507,6 +510,27 @@ async function syncFromSnapshot(
     client.release(broken ? new Error('connection lost during sync') : undefined);
     side?.release(broken ? new Error('connection lost during sync') : undefined);
   }
+}
+
+/** Per table b-tree root: how to read a row's key from its cell (see recordKeyReader). */
+function keyReaders(
+  plans: readonly TablePlan[],
+  sources: ReadonlyMap<string, SqliteTable>,
+  btrees: readonly Btree[],
+): Map<number, KeyReader> {
+  const out = new Map<number, KeyReader>();
+  for (const plan of plans) {
+    const source = sources.get(plan.name);
+    const tree = btrees.find((b) => b.table === plan.name && b.rowidTable);
+    if (!source || !tree) continue;
+    const positions = plan.key.map((k) => source.columns.findIndex((c) => c.name === k));
+    if (positions.some((p) => p < 0)) continue;
+    const pk = source.columns.filter((c) => c.pk > 0);
+    const alias =
+      pk.length === 1 && pk[0]?.declaredType.toUpperCase() === 'INTEGER' ? source.columns.indexOf(pk[0]) : -1;
+    out.set(tree.root, recordKeyReader(positions, alias));
+  }
+  return out;
 }
 
 /** Why a table without a row key is not synced, and what makes it sync. */

@@ -305,6 +305,8 @@ export type Cell = {
   readonly overflowPages: number;
   /** Bytes the cell takes on its page (header, local payload, overflow pointer). */
   readonly length: number;
+  /** Where the record (the payload) starts within the cell. */
+  readonly recordOffset: number;
 };
 
 /**
@@ -324,7 +326,9 @@ export function parseCell(page: Buffer, offset: number, type: number, usable: nu
   }
   const payload = size.value;
   const maxLocal = type === PAGE_TYPE.leafTable ? usable - 35 : Math.floor(((usable - 12) * 64) / 255) - 23;
-  if (payload <= maxLocal) return { rowid, firstOverflow: 0, overflowPages: 0, length: o - offset + payload };
+  if (payload <= maxLocal) {
+    return { rowid, firstOverflow: 0, overflowPages: 0, length: o - offset + payload, recordOffset: o - offset };
+  }
   const minLocal = Math.floor(((usable - 12) * 32) / 255) - 23;
   const k = minLocal + ((payload - minLocal) % (usable - 4));
   const local = k <= maxLocal ? k : minLocal;
@@ -333,6 +337,7 @@ export function parseCell(page: Buffer, offset: number, type: number, usable: nu
     firstOverflow: page.readUInt32BE(o + local),
     overflowPages: Math.ceil((payload - local) / (usable - 4)),
     length: o - offset + local + 4,
+    recordOffset: o - offset,
   };
 }
 

@@ -28,6 +28,8 @@ export type TablePlan = {
     /** Rows by rowid (parameter: a JSON array of rowids). */
     readonly byRowids: string;
     readonly byKey: string;
+    /** Whether a row with this key exists (same parameters as byKey). */
+    readonly keyExists: string;
     readonly keys: string;
     readonly count: string;
   };
@@ -228,6 +230,7 @@ export function buildPlan(schemaName: string, target: TargetTable, source: Sqlit
       after: `SELECT ${selectList} FROM ${st} WHERE ${keyTuple} > ${keyParamTuple} ORDER BY ${keyList}`,
       byRowids: `SELECT ${changedList} FROM ${st} WHERE ${rowidName(source)} IN (SELECT value FROM json_each(?))`,
       byKey: `SELECT ${changedList} FROM ${st} WHERE ${key.map((k) => `${sq(k)} = ?`).join(' AND ')}`,
+      keyExists: `SELECT 1 FROM ${st} WHERE ${key.map((k) => `${sq(k)} = ?`).join(' AND ')} LIMIT 1`,
       keys: `SELECT ${keyList} FROM ${st}`,
       count: `SELECT count(*) FROM ${st}`,
     },

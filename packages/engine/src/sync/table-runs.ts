@@ -181,7 +181,10 @@ export async function incrementalTable(
   await writer.finish({ phase: 'done', rowsDone: done });
   report(done, null);
   // A failed row missing from the source now is settled by the key comparison (its key is no longer there).
-  await detectDeletes(ctx, plan, { failures: writer.failed + failedKeys.length });
+  await detectDeletes(ctx, plan, {
+    failures: writer.failed + failedKeys.length,
+    removed: changes && !changes.all ? changes.removed : null,
+  });
   ctx.logger.debug(
     { table: plan.name, rows: done, all: changes?.all ?? false, ms: Math.round(performance.now() - t0) },
     `incremental ${plan.name}: ${done} rows compared`,

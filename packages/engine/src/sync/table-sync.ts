@@ -52,6 +52,8 @@ export type RunStats = {
   nulStripped: number;
   conflicts: ConflictTally;
   failures: { table: string; key: string; error: string }[];
+  /** Tables whose deletes needed every key compared (the others were found from the changed pages alone). */
+  keySetComparisons?: number;
   /** How change capture found this incremental run's changes. */
   capture?: { mode: string; changedPages: number; unknownPages: number; tables: number };
 };

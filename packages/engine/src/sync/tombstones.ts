@@ -18,7 +18,11 @@ import { CopyEncoder, copyHeader, copyTrailer } from './value-codec.ts';
  * marked deleted in sync_state.row_state with the time. Nothing is removed from the tenant schema; an admin may
  * purge tombstoned rows (purgeTombstones).
  */
-export async function detectDeletes(ctx: RunContext, plan: TablePlan, opts: { failures: number }): Promise<number> {
+export async function detectDeletes(
+  ctx: RunContext,
+  plan: TablePlan,
+  opts: { failures: number; removed?: readonly string[] | null },
+): Promise<number> {
   const { client } = ctx;
   if (opts.failures === 0) {
     // Every source key is tracked (nothing failed), so equal counts mean no tracked key is missing from the source.
@@ -28,11 +32,17 @@ export async function detectDeletes(ctx: RunContext, plan: TablePlan, opts: { fa
         WHERE deployment_id = $1::uuid AND table_name = $2::text AND deleted_at IS NULL`,
       [ctx.deploymentId, plan.name],
     );
-    if (Number(live.rows[0]?.n ?? -1) === sourceCount) {
+    const missing = Number(live.rows[0]?.n ?? -1) - sourceCount;
+    if (missing === 0) {
       await saveProgress(client, ctx.deploymentId, plan.name, ctx.jobId, { deletesChecked: true });
       return 0;
     }
+    if (missing > 0 && opts.removed && opts.removed.length >= missing) {
+      const n = await tombstoneRemoved(ctx, plan, opts.removed, missing);
+      if (n !== null) return n;
+    }
   }
+  ctx.stats.keySetComparisons = (ctx.stats.keySetComparisons ?? 0) + 1;
   const keyKinds = plan.keyIndexes.map((i) => plan.kinds[i] ?? 'text');
   const stmt = ctx.snapshot.db.prepare(plan.sqlite.keys).raw(true).safeIntegers(true);
   async function* payload(): AsyncGenerator<Buffer> {
@@ -61,6 +71,52 @@ export async function detectDeletes(ctx: RunContext, plan: TablePlan, opts: { fa
     // minutes, a hash anti-join takes milliseconds.
     await client.query("SELECT set_config('enable_nestloop', 'off', true)");
     const res = await client.query(plan.sql.tombstone, [ctx.deploymentId, plan.name, ctx.jobId]);
+    await saveProgress(client, ctx.deploymentId, plan.name, ctx.jobId, { deletesChecked: true });
+    await client.query('COMMIT');
+    const n = res.rowCount ?? 0;
+    ctx.stats.rowsDeleted += n;
+    return n;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * The rows change capture saw leave the table's pages, found by their key hashes and checked absent in the snapshot:
+ * when they are exactly as many as the counts say are missing, they are the deleted rows (no key set is compared).
+ * Returns null when they are not, and the caller compares key sets.
+ */
+async function tombstoneRemoved(
+  ctx: RunContext,
+  plan: TablePlan,
+  removed: readonly string[],
+  missing: number,
+): Promise<number | null> {
+  const { client } = ctx;
+  const found = await client.query<{ row_key: string }>(
+    `SELECT row_key FROM sync_state.row_state
+      WHERE deployment_id = $1::uuid AND table_name = $2::text AND deleted_at IS NULL
+        AND substr(md5(row_key), 1, 16) = ANY($3::text[])`,
+    [ctx.deploymentId, plan.name, [...new Set(removed)]],
+  );
+  const exists = ctx.snapshot.db.prepare(plan.sqlite.keyExists).pluck();
+  const kinds = plan.keyIndexes.map((i) => plan.kinds[i] ?? 'text');
+  const gone = found.rows
+    .map((r) => r.row_key)
+    .filter((key) => {
+      const parts = plan.key.length === 1 ? [key] : key.split('\u001f');
+      const values = parts.map((v, i) => (/^int/.test(kinds[i] ?? '') && /^-?\d+$/.test(v) ? BigInt(v) : v));
+      return exists.get(...values) === undefined;
+    });
+  if (gone.length !== missing) return null;
+  await client.query('BEGIN');
+  try {
+    const res = await client.query(
+      `UPDATE sync_state.row_state SET deleted_at = now(), deleted_job_id = $3::uuid, updated_at = now()
+        WHERE deployment_id = $1::uuid AND table_name = $2::text AND deleted_at IS NULL AND row_key = ANY($4::text[])`,
+      [ctx.deploymentId, plan.name, ctx.jobId, gone],
+    );
     await saveProgress(client, ctx.deploymentId, plan.name, ctx.jobId, { deletesChecked: true });
     await client.query('COMMIT');
     const n = res.rowCount ?? 0;
