@@ -397,17 +397,3 @@ export async function saveProgress(
     ],
   );
 }
-
-/** Records (or, with null, forgets) the content fingerprint of a table without a cursor column. */
-export async function saveContentFingerprint(
-  client: Queryable,
-  deploymentId: string,
-  tableName: string,
-  fingerprint: string | null,
-): Promise<void> {
-  await client.query(
-    `UPDATE sync_metadata.sync_progress SET content_fingerprint = $3::text
-      WHERE deployment_id = $1::uuid AND table_name = $2::text AND content_fingerprint IS DISTINCT FROM $3::text`,
-    [deploymentId, tableName, fingerprint],
-  );
-}

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { CHUNK_PAGES, type PageState } from './change-capture.ts';
+import { CHUNK_PAGES, type PageState } from './page-state.ts';
 import { copyInto } from './table-sync.ts';
 
 /** sync_state.source_pages / source_page_chunks: the page state change capture compares the next snapshot with. */

@@ -35,7 +35,9 @@ import {
 import { Lookahead } from './lookahead.ts';
 import { chunkSettings, serverHasLz4, type RunContext, type RunStats } from './table-sync.ts';
 import { fullTable, incrementalTable } from './table-runs.ts';
-import { StateBuilder, captureChanges, type Btree, type Capture } from './change-capture.ts';
+import { captureChanges, type Capture } from './change-capture.ts';
+import type { Btree } from './page-state.ts';
+import { StateBuilder } from './state-builder.ts';
 import { recordKeyReader, type KeyReader } from './leaf-cells.ts';
 import { loadCellChunks, loadPageChunks, loadPageHeader, savePageState } from './page-store.ts';
 import { buildPlan, decodeKeyValues, type TablePlan } from './table-plan.ts';
@@ -388,13 +390,21 @@ async function syncFromSnapshot(
       plans.push(buildPlan(dep.schemaName, t, s));
     }
     if (syncType === 'full' && !resuming) {
-      // A new full-sync generation: every table is pending until it completes (a crash resumes from here).
-      for (const p of plans) {
-        await saveProgress(client, dep.deploymentId, p.name, jobId, {
-          fullSyncPending: true,
-          resumeKey: null,
-          phase: 'idle',
-        });
+      // A new full-sync generation: every table is pending until it completes (a crash resumes from here). One
+      // transaction, committed without waiting for the flush: lost in a crash, the next run starts the generation again.
+      await client.query("BEGIN; SELECT set_config('synchronous_commit', 'off', true)");
+      try {
+        for (const p of plans) {
+          await saveProgress(client, dep.deploymentId, p.name, jobId, {
+            fullSyncPending: true,
+            resumeKey: null,
+            phase: 'idle',
+          });
+        }
+        await client.query('COMMIT');
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
       }
     }
     const openFailed = await client.query<{ table_name: string; key_values: string }>(

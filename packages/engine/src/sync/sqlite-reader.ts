@@ -18,7 +18,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { AbortedError, SourceUnusableError, errorMessage } from '../errors.ts';
 import { PageFile, readWalIndexHeader, type WalMark } from './sqlite-pages.ts';
-import type { Btree } from './change-capture.ts';
+import type { Btree } from './page-state.ts';
 
 /**
  * Read-only access to a tenant's Open WebUI SQLite file. The file is never written, never checkpointed, and no lock

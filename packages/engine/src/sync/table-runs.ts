@@ -1,4 +1,4 @@
-import { saveProgress, type ProgressRow } from './bookkeeping.ts';
+import type { ProgressRow } from './bookkeeping.ts';
 import type { TableChanges } from './change-capture.ts';
 import { ChunkWriter, type RunContext } from './table-sync.ts';
 import { cursorBind, decodeKeyValues, encodeKeyValues, rowKeyText, type TablePlan } from './table-plan.ts';
@@ -89,6 +89,8 @@ export async function fullTable(
     cursorKey: finalCursor === cursor.text() ? cursor.key : (progress?.cursorKey ?? null),
     ...(finalCursor === cursor.text() ? { cursorReadAt: ctx.snapshotAt } : {}),
     fullSyncDone: true,
+    // A first load into an empty table has nothing that could have been deleted since.
+    ...(empty && !resumeKey ? { deletesChecked: true } : {}),
   });
   report(done, total);
   void lastKey;
@@ -96,10 +98,7 @@ export async function fullTable(
   if (resumeKey) await writer.fillBookkeeping(false);
   else if (empty && plan.directCopy && writer.filledAlongside === 0) await writer.fillBookkeeping(!writer.stagedSome);
   const t2 = performance.now();
-  // A first load into an empty table has nothing that could have been deleted since.
-  if (empty && !resumeKey)
-    await saveProgress(ctx.client, ctx.deploymentId, plan.name, ctx.jobId, { deletesChecked: true });
-  else await detectDeletes(ctx, plan, { failures: writer.failed + failedKeys.length });
+  if (!(empty && !resumeKey)) await detectDeletes(ctx, plan, { failures: writer.failed + failedKeys.length });
   ctx.logger.debug(
     {
       table: plan.name,
