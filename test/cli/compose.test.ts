@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -113,6 +113,11 @@ describe('compose deployment', () => {
       expect(s[name]?.environment?.TENANTS_DIR).toBe('/tenants');
     }
     expect(s.prometheus?.profiles).toEqual(['monitoring']);
+    // The alerting rules (unit-tested in test/monitoring) are mounted where compose/prometheus.yml loads them.
+    expect(s.prometheus?.volumes).toContain('./prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro');
+    expect(readFileSync(path.join(DIR, 'prometheus.yml'), 'utf8')).toMatch(
+      /rule_files:\n\s+- \/etc\/prometheus\/alerts\.yml/,
+    );
 
     const supa = load('docker-compose.supabase.yml');
     expect(supa.services.db).toBeUndefined();

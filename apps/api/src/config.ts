@@ -1,5 +1,10 @@
 import { z } from 'zod';
 import { loadConfig } from '../../../packages/engine/src/config.ts';
+import {
+  DEFAULT_TENANT_LABELS,
+  parseTenantLabels,
+  type TenantLabels,
+} from '../../../packages/engine/src/fleet-metrics.ts';
 import { baseConfigShape, booleanFromEnv, intFromEnv } from '../../../packages/schema/src/config.ts';
 
 /**
@@ -8,7 +13,8 @@ import { baseConfigShape, booleanFromEnv, intFromEnv } from '../../../packages/s
  *   API_TOKEN (static bearer token) with API_TOKEN_SCOPES, JWT_SECRET (HS256 bearer JWTs carrying a `scope` claim),
  *   API_PUBLIC_READS (GET endpoints without a token), API_PUBLIC_HEALTH / API_PUBLIC_METRICS (probes, default open),
  *   API_TRUST_LOOPBACK (auto: when neither API_TOKEN nor JWT_SECRET is set, callers on this machine need no token),
- *   JWT_REQUIRE_EXP (default true: JWTs without `exp` are refused), JWT_MAX_LIFETIME (seconds from iat to exp).
+ *   JWT_REQUIRE_EXP (default true: JWTs without `exp` are refused), JWT_MAX_LIFETIME (seconds from iat to exp),
+ *   METRICS_TENANT_LABELS (true, false or top-N; default top-50), RPO_FACTOR (default 2).
  * A secret that is set but empty or only whitespace is refused: it never silently means "no token".
  */
 
@@ -47,6 +53,16 @@ const secret = (name: string, min: number, what: string) =>
     }
   });
 
+/** METRICS_TENANT_LABELS: which tenants get per-tenant series on /metrics. */
+const tenantLabels = z.string().transform((v, ctx) => {
+  try {
+    return parseTenantLabels(v);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+    return z.NEVER;
+  }
+});
+
 /** The API's own variables (all optional: defaults are applied by apiConfigFromEnv). Nodes add these to theirs. */
 export const apiOwnConfigShape = {
   API_TOKEN: secret('API_TOKEN', 16, 'a token')
@@ -62,6 +78,10 @@ export const apiOwnConfigShape = {
   API_TRUST_LOOPBACK: z.enum(['auto', 'true', 'false']).optional(),
   /** How often each node reads other nodes' state invalidations, ms (default 500). */
   STATE_POLL_INTERVAL_MS: intFromEnv(50, 60_000).optional(),
+  /** Per-tenant series on /metrics: true (every tenant), false (none) or top-N (the N furthest behind). */
+  METRICS_TENANT_LABELS: tenantLabels.optional(),
+  /** A tenant is outside its recovery-point objective when its lag exceeds RPO_FACTOR × its sync interval. */
+  RPO_FACTOR: z.coerce.number().min(1).max(1000).optional(),
 } as const;
 
 export const apiConfigShape = {
@@ -85,6 +105,12 @@ export type ApiConfig = {
   /** State cache lifetime, seconds (CACHE_TTL, default 300). */
   readonly cacheTtlSeconds?: number;
   readonly statePollIntervalMs?: number;
+  /** Which tenants get per-tenant metric series (METRICS_TENANT_LABELS, default top-50). */
+  readonly tenantLabels?: TenantLabels;
+  /** Lag beyond this many sync intervals breaches a tenant's recovery-point objective (RPO_FACTOR, default 2). */
+  readonly rpoFactor?: number;
+  /** How long one read of the fleet figures serves scrapes, ms (default 5000). */
+  readonly metricsCacheMs?: number;
   readonly auth?: ApiAuthConfig;
 };
 
@@ -118,6 +144,8 @@ export function apiConfigFromEnv(env: Partial<ApiEnvConfig>): ApiConfig {
     enableMetrics: env.ENABLE_METRICS ?? true,
     cacheTtlSeconds: env.CACHE_TTL ?? 300,
     statePollIntervalMs: env.STATE_POLL_INTERVAL_MS ?? 500,
+    tenantLabels: env.METRICS_TENANT_LABELS ?? parseTenantLabels(DEFAULT_TENANT_LABELS),
+    rpoFactor: env.RPO_FACTOR ?? 2,
     auth: {
       ...(env.API_TOKEN ? { apiToken: env.API_TOKEN } : {}),
       apiTokenScopes: env.API_TOKEN_SCOPES ?? [...API_SCOPES],

@@ -11,6 +11,7 @@ import { errorHandler, validationFailed } from './errors.ts';
 import { firstUnsafeInteger } from './exact-json.ts';
 import { registerConflictRoutes } from './routes/conflicts.ts';
 import { registerHealthRoutes } from './routes/health.ts';
+import { registerMetricsRoutes } from './routes/metrics.ts';
 import { registerStateRoutes } from './routes/state.ts';
 import { registerSyncRoutes } from './routes/sync.ts';
 
@@ -76,6 +77,7 @@ export function createApp(deps: ApiDeps): ApiApp {
 
   const ctx = routeContext(deps, auth, state);
   registerHealthRoutes(app, ctx);
+  registerMetricsRoutes(app, ctx);
   registerSyncRoutes(app, ctx);
   registerConflictRoutes(app, ctx);
   registerStateRoutes(app, ctx);

@@ -75,10 +75,71 @@ export function createMetrics(options: { readonly defaultMetrics?: boolean; read
       labelNames: ['queue', 'state'] as const,
       registers,
     }),
+    queueOldestWaiting: new Gauge({
+      name: 'sync_queue_oldest_waiting_seconds',
+      help: 'Age of the oldest job ready to run in each sync queue (0 when none waits)',
+      labelNames: ['queue'] as const,
+      registers,
+    }),
     tenantLag: new Gauge({
       name: 'sync_tenant_lag_seconds',
-      help: 'Seconds since the last successful sync of each tenant',
+      help: 'Seconds since the last successful sync of a tenant (since registration when it never synced); which tenants get a series is set by METRICS_TENANT_LABELS',
       labelNames: ['client'] as const,
+      registers,
+    }),
+    // Fleet figures of this node's cluster, read from the database at scrape time: the same on every node of the
+    // cluster, and a fixed number of series whatever the number of tenants.
+    tenants: new Gauge({
+      name: 'sync_tenants',
+      help: "Tenants of this node's cluster by registration status",
+      labelNames: ['status'] as const,
+      registers,
+    }),
+    tenantsScheduled: new Gauge({
+      name: 'sync_tenants_scheduled',
+      help: 'Tenants the scheduler keeps in sync (sync enabled, neither paused nor deregistered)',
+      registers,
+    }),
+    tenantsRpoBreached: new Gauge({
+      name: 'sync_tenants_rpo_breached',
+      help: 'Scheduled tenants whose last successful sync is older than RPO_FACTOR x their sync interval',
+      registers,
+    }),
+    tenantsLagMax: new Gauge({
+      name: 'sync_tenants_lag_max_seconds',
+      help: 'Largest lag of a scheduled tenant (seconds since its last successful sync, or since registration)',
+      registers,
+    }),
+    rpoFactor: new Gauge({
+      name: 'sync_rpo_factor',
+      help: 'RPO_FACTOR: a tenant breaches its recovery-point objective when its lag exceeds this many intervals',
+      registers,
+    }),
+    recentRuns: new Gauge({
+      name: 'sync_cluster_runs_recent',
+      help: "Sync runs of this node's cluster (every node and worker) that finished in the last 10 minutes, by outcome",
+      labelNames: ['status'] as const,
+      registers,
+    }),
+    clusterLeaseValid: new Gauge({
+      name: 'sync_cluster_lease_valid',
+      help: "1 while the cluster's leader lease is held and unexpired (read from the lease row)",
+      registers,
+    }),
+    clusterEpoch: new Gauge({
+      name: 'sync_cluster_leader_epoch',
+      help: "Fencing epoch of the cluster's lease row (grows by one on every change of leader)",
+      registers,
+    }),
+    tenantsVerify: new Gauge({
+      name: 'sync_tenants_verify',
+      help: 'Tenants by the result of their last verification (match, mismatch, never)',
+      labelNames: ['result'] as const,
+      registers,
+    }),
+    tenantSeries: new Gauge({
+      name: 'sync_metrics_tenant_series',
+      help: 'Tenants given per-tenant series (sync_tenant_lag_seconds) in this scrape, as METRICS_TENANT_LABELS allows',
       registers,
     }),
     jobsEnqueued: new Counter({

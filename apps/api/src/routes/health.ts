@@ -1,11 +1,11 @@
 import { createRoute } from '@hono/zod-openapi';
 import { errorMessage } from '../../../../packages/engine/src/errors.ts';
-import { queueCounts, queueProblem } from '../../../../packages/engine/src/cluster/queue.ts';
+import { queueProblem } from '../../../../packages/engine/src/cluster/queue.ts';
 import { iso, reply, type ApiApp, type RouteContext } from '../context.ts';
 import { clusterStatusSchema, errorSchema, healthSchema } from '../schemas.ts';
 import { json } from './openapi.ts';
 
-/** GET /health, GET /api/v1/cluster/status, GET /metrics. */
+/** GET /health, GET /api/v1/cluster/status (GET /metrics: metrics.ts). */
 
 type HealthRow = { is_leader: boolean; leader_id: string | null; epoch: string | null; last_sync: Date | null };
 
@@ -162,50 +162,4 @@ export function registerHealthRoutes(app: ApiApp, ctx: RouteContext): void {
       });
     },
   );
-
-  // Prometheus text, not JSON: a plain route, documented by hand.
-  app.get('/metrics', auth.require('read', { public: authz.publicMetrics ?? true }), async (c) => {
-    if (deps.config.enableMetrics === false) {
-      return c.json({ error: 'not_found', message: 'metrics are disabled on this node (ENABLE_METRICS=false)' }, 404);
-    }
-    await refreshGauges(ctx).catch((error: unknown) => {
-      deps.metrics.loopErrors.inc({ loop: 'metrics-scrape' });
-      deps.logger.warn({ err: error }, `metrics: queue/lag gauges not refreshed: ${errorMessage(error)}`);
-    });
-    const body = await deps.metrics.registry.metrics();
-    return c.body(body, 200, { 'Content-Type': deps.metrics.registry.contentType });
-  });
-  app.openAPIRegistry.registerPath({
-    method: 'get',
-    path: '/metrics',
-    tags: ['health'],
-    summary: 'Prometheus metrics (text exposition format); 404 when ENABLE_METRICS=false',
-    responses: { 200: { description: 'metrics', content: { 'text/plain': { schema: { type: 'string' } } } } },
-  });
-}
-
-/** Queue depth per state and per-tenant lag, read at scrape time. */
-async function refreshGauges(ctx: RouteContext): Promise<void> {
-  const { deps } = ctx;
-  const counts = await queueCounts(deps.boss ?? deps.pool);
-  for (const q of counts) {
-    for (const [state, n] of Object.entries(q.states)) deps.metrics.queueDepth.set({ queue: q.queue, state }, n);
-  }
-  const lags = await ctx.inCluster(async (client) => {
-    const res = await client.query<{ client_name: string; lag: number | null }>(
-      `SELECT d.client_name,
-              EXTRACT(EPOCH FROM now() - (SELECT max(j.completed_at) FROM sync_metadata.sync_jobs j
-                                           WHERE j.deployment_id = d.deployment_id AND j.status = 'success'))::float8
-                AS lag
-         FROM sync_metadata.client_deployments d
-         JOIN sync_metadata.hosts h ON h.host_id = d.host_id
-        WHERE h.cluster_name = $1::text`,
-      [deps.cluster],
-    );
-    return res.rows;
-  });
-  deps.metrics.tenantLag.reset();
-  for (const row of lags) {
-    if (row.lag !== null) deps.metrics.tenantLag.set({ client: row.client_name }, Math.max(0, row.lag));
-  }
 }
