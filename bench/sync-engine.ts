@@ -318,6 +318,15 @@ async function main(): Promise<void> {
       lost.push(await incremental('after a truncating checkpoint', (r) => r.rowsDeleted >= 5));
     }
     w.close();
+    const stateBytes = await admin.query<{ pages: string; cells: string }>(
+      `SELECT (SELECT coalesce(sum(octet_length(c.data)), 0) FROM sync_state.source_page_chunks c
+                WHERE c.deployment_id = d.deployment_id) AS pages,
+              (SELECT coalesce(sum(octet_length(c.data)), 0) FROM sync_state.source_cell_chunks c
+                WHERE c.deployment_id = d.deployment_id) AS cells
+         FROM sync_metadata.client_deployments d WHERE d.client_name = $1`,
+      [lastEngine],
+    );
+    const stateMb = (Number(stateBytes.rows[0]?.pages ?? 0) + Number(stateBytes.rows[0]?.cells ?? 0)) / 1e6;
     const tv = now();
     const verified = await verifyTenant({ pool: service, clientName: lastEngine, scope });
     const verifyMs = now() - tv;
@@ -358,6 +367,11 @@ async function main(): Promise<void> {
       ['incremental, 1 000 changed chats', `${median(changed).toFixed(1)} ms`, `target <= ${TARGETS.changedMs} ms`],
       ['  after a truncating checkpoint (pages compared)', `${median(lost).toFixed(1)} ms`, 'no target'],
       ['  20 renames, rollback-journal file', `${median(changedRollback).toFixed(1)} ms`, 'no target'],
+      [
+        'page state recorded for change capture',
+        `${stateMb.toFixed(1)} MB`,
+        `${((stateMb / sizeMb) * 100).toFixed(1)} % of the file`,
+      ],
       [
         'backup equals the source afterwards (verify)',
         verified.match ? 'yes' : 'NO',
