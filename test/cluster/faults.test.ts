@@ -1,12 +1,18 @@
 import pg from 'pg';
+import { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { provisionTenant, tenantSchemaName } from '../../packages/engine/src/sync/index.ts';
+import { PGBOSS_SCHEMA, SYNC_QUEUE } from '../../packages/schema/src/index.ts';
+import { makeMiniOpenWebUI, scratchDir } from '../engine/helpers.ts';
 import { adminQuery, useTestDatabase } from '../support/db.ts';
 import { clusterUrl, type ClusterUrl } from '../support/pooler.ts';
 import { freePort, killAllProcesses, sleep, startApp, waitUntil, type AppProcess } from '../support/processes.ts';
+import { TcpProxy } from '../support/tcp-proxy.ts';
 
 /**
- * Faults must not stall or mislabel work (real processes): a node restarted under the same name does not report
- * the lease its previous process still holds.
+ * Faults must not stall or mislabel work (real processes): a sync cut off from PostgreSQL by a restart records
+ * its end and frees the tenant as soon as the database is back; a node restarted under the same name does not
+ * report the lease its previous process still holds.
  */
 
 type Health = { is_leader: boolean; leader_id: string | null; leader_epoch: number | null; role: string };
@@ -34,16 +40,130 @@ describe('faults with real processes', () => {
   const db = useTestDatabase();
   let url: ClusterUrl;
   let adminPool: pg.Pool;
+  const scratch = scratchDir('owui-cluster-faults-');
 
   beforeAll(async () => {
     url = await clusterUrl(db.current.serviceUrl);
     adminPool = new pg.Pool({ connectionString: db.current.adminUrl, max: 4 });
+    // pg-boss's shortest job heartbeat deadline and a short retry delay, so crashes are noticed and retried quickly.
+    const adminBoss = new PgBoss({ connectionString: db.current.adminUrl, schema: PGBOSS_SCHEMA, migrate: false });
+    adminBoss.on('error', () => undefined);
+    await adminBoss.start();
+    await adminBoss.updateQueue(SYNC_QUEUE, { heartbeatSeconds: 10, retryDelay: 1 });
+    await adminBoss.stop({ graceful: false });
   });
 
   afterAll(async () => {
     await killAllProcesses();
     await adminPool?.end();
+    scratch.cleanup();
   });
+
+  /** A tenant with a real SQLite file, its schema (admin) and its registration, owned by node-a's host row. */
+  async function addTenant(cluster: string, name: string, chats: number): Promise<string> {
+    const file = scratch.file(`${name}.db`);
+    makeMiniOpenWebUI(file, { chats });
+    await provisionTenant({ adminPool, clientName: name, sqlitePath: file, serviceRole: db.current.serviceRole });
+    await adminPool.query(
+      `INSERT INTO sync_metadata.hosts (host_id, hostname, cluster_name, node_name)
+       VALUES (sync_metadata.host_identity($1, 'e2e-host', 'node-a'), 'e2e-host', $1, 'node-a')
+       ON CONFLICT (host_id) DO NOTHING`,
+      [cluster],
+    );
+    await adminPool.query(
+      `INSERT INTO sync_metadata.client_deployments
+         (client_name, host_id, sqlite_path, schema_name, sync_enabled, status, sync_interval)
+       VALUES ($1, sync_metadata.host_identity($2, 'e2e-host', 'node-a'), $3, $4, true, 'active', 3600)`,
+      [name, cluster, file, tenantSchemaName(name)],
+    );
+    return file;
+  }
+
+  /** Waits until a sync of `client` is running with rows committed; its sync_jobs row. */
+  async function syncInProgress(client: string, timeoutMs = 30_000): Promise<{ job_id: string; worker_id: string }> {
+    return waitUntil(
+      `a sync of ${client} in progress`,
+      async () => {
+        const r = await adminQuery(
+          db.current.adminUrl,
+          `SELECT j.job_id, j.worker_id FROM sync_metadata.sync_jobs j
+             JOIN sync_metadata.sync_progress p ON p.deployment_id = j.deployment_id
+            WHERE j.status = 'running' AND j.client_name = $1 AND p.rows_done > 0 LIMIT 1`,
+          [client],
+        );
+        return r.rows[0] as { job_id: string; worker_id: string } | undefined;
+      },
+      timeoutMs,
+      20,
+    );
+  }
+
+  it('a PostgreSQL restart during a sync: the run records its end once the database is back, frees the tenant, says what happened', async () => {
+    const cluster = 'e2e-pg-restart-sync';
+    await addTenant(cluster, 'cutco', 3000);
+    const upstream = new URL(url.url);
+    const proxy = new TcpProxy(upstream.hostname, Number(upstream.port || 5432));
+    await proxy.start();
+    try {
+      const viaProxy = { DATABASE_URL: proxy.url(url.url), WORKER_CONCURRENCY: '1', BATCH_SIZE: '50' };
+      // A long claim: a run that cannot record its end holds the tenant for that long.
+      const claim = { SYNC_CLAIM_TTL: '30' };
+      const procs = [
+        startApp('node-a', 'node', env(cluster, 'node-a', { ...viaProxy, ...claim, WORKER_CONCURRENCY: '0' })),
+        startApp('worker-1', 'worker', env(cluster, 'worker-1', { ...viaProxy, ...claim })),
+      ];
+      await Promise.all(procs.map((p) => p.waitForLog(/started in cluster/, 30_000)));
+      const running = await syncInProgress('cutco');
+
+      // "Restart": every connection reset, new ones refused for 1.5 s, then accepted again.
+      await proxy.cut();
+      await sleep(1500);
+      await proxy.restore();
+      const backAt = Date.now();
+
+      const ended = await waitUntil(
+        'the interrupted run recorded and the claim released',
+        async () => {
+          const r = await adminQuery(
+            db.current.adminUrl,
+            `SELECT j.status, j.error, j.completed_at, d.sync_claim_job_id IS DISTINCT FROM j.job_id AS released
+               FROM sync_metadata.sync_jobs j JOIN sync_metadata.client_deployments d USING (deployment_id)
+              WHERE j.job_id = $1`,
+            [running.job_id],
+          );
+          const row = r.rows[0] as { status: string; error: string | null; released: boolean } | undefined;
+          return row && row.status !== 'running' && row.released ? row : undefined;
+        },
+        10_000,
+        100,
+      );
+      expect(Date.now() - backAt).toBeLessThan(10_000);
+      expect(ended.status).toBe('failed');
+      expect(ended.error).toMatch(/connection to PostgreSQL was lost during the sync/);
+      expect(ended.error).not.toMatch(/stopped/);
+      // The tenant syncs again at once, long before the claim would have expired.
+      await waitUntil(
+        'cutco synced after the restart',
+        async () => {
+          const r = await adminQuery(
+            db.current.adminUrl,
+            `SELECT count(*)::int AS n FROM sync_metadata.sync_jobs WHERE client_name = 'cutco' AND status = 'success'`,
+          );
+          return r.rows[0].n > 0;
+        },
+        15_000,
+        100,
+      );
+      expect(Date.now() - backAt).toBeLessThan(15_000);
+      const worker = procs[1]!;
+      expect(worker.running).toBe(true);
+      expect(worker.raw.join('\n')).not.toMatch(/could not record the end of sync job [^"]*its claim expires/);
+      for (const p of procs) p.signal('SIGTERM');
+      expect(await Promise.all(procs.map((p) => p.exited))).toEqual([0, 0]);
+    } finally {
+      await proxy.stop();
+    }
+  }, 90_000);
 
   function env(cluster: string, role: string, extra: Record<string, string> = {}): Record<string, string> {
     return {
