@@ -1,8 +1,9 @@
 import pg from 'pg';
 import { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBoss, enqueueSync } from '../../packages/engine/src/cluster/queue.ts';
 import { provisionTenant, tenantSchemaName } from '../../packages/engine/src/sync/index.ts';
-import { PGBOSS_SCHEMA, SYNC_QUEUE } from '../../packages/schema/src/index.ts';
+import { PGBOSS_SCHEMA, SYNC_DEAD_LETTER_QUEUE, SYNC_QUEUE } from '../../packages/schema/src/index.ts';
 import { makeMiniOpenWebUI, scratchDir } from '../engine/helpers.ts';
 import { adminQuery, useTestDatabase } from '../support/db.ts';
 import { clusterUrl, type ClusterUrl } from '../support/pooler.ts';
@@ -11,7 +12,8 @@ import { TcpProxy } from '../support/tcp-proxy.ts';
 
 /**
  * Faults must not stall or mislabel work (real processes): a sync cut off from PostgreSQL by a restart records
- * its end and frees the tenant as soon as the database is back; a node restarted under the same name does not
+ * its end and frees the tenant as soon as the database is back; a crash while a retry of the same tenant waits is
+ * retried (it takes the waiting retry over), never dead-lettered unretried; a node restarted under the same name does not
  * report the lease its previous process still holds.
  */
 
@@ -46,12 +48,47 @@ describe('faults with real processes', () => {
     url = await clusterUrl(db.current.serviceUrl);
     adminPool = new pg.Pool({ connectionString: db.current.adminUrl, max: 4 });
     // pg-boss's shortest job heartbeat deadline and a short retry delay, so crashes are noticed and retried quickly.
+    await updateSyncQueue({ heartbeatSeconds: 10, retryDelay: 1 });
+  });
+
+  async function updateSyncQueue(options: { heartbeatSeconds?: number; retryDelay?: number }): Promise<void> {
     const adminBoss = new PgBoss({ connectionString: db.current.adminUrl, schema: PGBOSS_SCHEMA, migrate: false });
     adminBoss.on('error', () => undefined);
     await adminBoss.start();
-    await adminBoss.updateQueue(SYNC_QUEUE, { heartbeatSeconds: 10, retryDelay: 1 });
-    await adminBoss.stop({ graceful: false });
-  });
+    try {
+      await adminBoss.updateQueue(SYNC_QUEUE, options);
+    } finally {
+      await adminBoss.stop({ graceful: false });
+    }
+  }
+
+  type QueueJob = { state: string; retry_count: number; output: Record<string, unknown> | null };
+
+  async function queueJob(id: string): Promise<QueueJob | undefined> {
+    const r = await adminQuery(
+      db.current.adminUrl,
+      `SELECT state::text, retry_count, output FROM pgboss.job WHERE name = $1 AND id = $2::uuid`,
+      [SYNC_QUEUE, id],
+    );
+    return r.rows[0] as QueueJob | undefined;
+  }
+
+  /** The sync_jobs row a worker opened for queue job `queueJobId`, once its run has claimed the tenant. */
+  async function runOf(queueJobId: string): Promise<{ worker_id: string }> {
+    return waitUntil(
+      `the run of queue job ${queueJobId}`,
+      async () => {
+        const r = await adminQuery(
+          db.current.adminUrl,
+          `SELECT worker_id FROM sync_metadata.sync_jobs WHERE queue_job_id = $1 AND status = 'running'`,
+          [queueJobId],
+        );
+        return r.rows[0] as { worker_id: string } | undefined;
+      },
+      20_000,
+      20,
+    );
+  }
 
   afterAll(async () => {
     await killAllProcesses();
@@ -193,6 +230,73 @@ describe('faults with real processes', () => {
     );
     return res.rows[0] as { leader_id: string; epoch: number; valid: boolean } | undefined;
   }
+
+  it('a crash while the retry of an earlier crash of the same tenant waits is retried, not dead-lettered', async () => {
+    const cluster = 'e2e-crash-retry';
+    await addTenant(cluster, 'crashco', 3000);
+    // A retry delay long enough that the first crash's retry is still waiting when the second job crashes.
+    await updateSyncQueue({ retryDelay: 30 });
+    const boss = createBoss({ connectionString: url.url, pooled: url.pooled, max: 2 });
+    await boss.start();
+    try {
+      const extra = { WORKER_CONCURRENCY: '1', BATCH_SIZE: '50' };
+      const workers = [
+        startApp('worker-1', 'worker', env(cluster, 'worker-1', extra)),
+        startApp('worker-2', 'worker', env(cluster, 'worker-2', extra)),
+      ];
+      await Promise.all(workers.map((p) => p.waitForLog(/started in cluster/, 30_000)));
+      const dep = await adminQuery(
+        db.current.adminUrl,
+        `SELECT deployment_id::text AS id FROM sync_metadata.client_deployments WHERE client_name = 'crashco'`,
+      );
+      const payload = { deployment_id: dep.rows[0].id as string, client_name: 'crashco', full_sync: false };
+
+      // First crash: its job goes to 'retry' and waits out its backoff.
+      const first = await enqueueSync(boss, { ...payload, triggered_by: 'test-first' });
+      const firstRun = await runOf(first.jobId!);
+      const firstVictim = workers.find((w) => firstRun.worker_id.startsWith(`${w.name}@`))!;
+      firstVictim.signal('SIGKILL');
+      await firstVictim.exited;
+      await waitUntil(
+        'the first job waiting to be retried',
+        async () => (await queueJob(first.jobId!))?.state === 'retry',
+        20_000,
+      );
+
+      // A second job of the tenant starts meanwhile (the waiting retry leaves the tenant's active slot free) and
+      // its worker crashes too.
+      const second = await enqueueSync(boss, { ...payload, triggered_by: 'test-second' });
+      expect(second.coalesced).toBe(false);
+      const secondRun = await runOf(second.jobId!);
+      const secondVictim = workers.find((w) => secondRun.worker_id.startsWith(`${w.name}@`))!;
+      expect(secondVictim).not.toBe(firstVictim);
+      secondVictim.signal('SIGKILL');
+      await secondVictim.exited;
+      const settled = await waitUntil(
+        'the second job failed by its heartbeat deadline',
+        async () => {
+          const j = await queueJob(second.jobId!);
+          return j && j.state !== 'active' ? j : undefined;
+        },
+        20_000,
+      );
+
+      // The second crash waits for its first retry (pg-boss counts a retry when it starts), the first job's retry
+      // is merged into it, nothing is dead-lettered.
+      expect(settled).toMatchObject({ state: 'retry', retry_count: 0 });
+      expect(await queueJob(first.jobId!)).toMatchObject({ state: 'completed', output: { mergedInto: second.jobId } });
+      const dead = await adminQuery(
+        db.current.adminUrl,
+        `SELECT count(*)::int AS n FROM pgboss.job WHERE name = $1 AND singleton_key = 'crashco'`,
+        [SYNC_DEAD_LETTER_QUEUE],
+      );
+      expect(dead.rows[0].n).toBe(0);
+      expect(secondVictim.raw.join('\n')).toMatch(/takes over the waiting retry/);
+    } finally {
+      await boss.stop({ graceful: false });
+      await updateSyncQueue({ retryDelay: 1 });
+    }
+  }, 90_000);
 
   it('/health of a node restarted under the same name does not claim the lease its previous process holds', async () => {
     const cluster = 'e2e-restarted-name';
