@@ -19,6 +19,13 @@ export type ApiDeps = {
   readonly cluster: string;
   readonly nodeName: string;
   readonly hostId: string;
+  /**
+   * The lease epoch this process holds, or null while it does not lead (a node's LeaderElector.epoch). /health
+   * reports leadership only when the lease row carries this epoch: a restarted node with the same name must not
+   * claim the lease its previous process still holds. Without it (no election in this process) the lease row's
+   * host alone decides.
+   */
+  readonly heldEpoch?: () => number | null;
   readonly logger: Logger;
   readonly metrics: SyncMetrics;
   readonly startedAt: Date;

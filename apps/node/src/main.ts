@@ -60,6 +60,7 @@ export async function startNode(
         cluster: config.CLUSTER_NAME,
         nodeName: runtime.nodeName,
         hostId: runtime.hostId,
+        ...(runtime.elector ? { heldEpoch: () => runtime.elector?.epoch() ?? null } : {}),
         logger,
         metrics,
         startedAt,

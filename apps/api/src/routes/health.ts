@@ -34,17 +34,21 @@ export function registerHealthRoutes(app: ApiApp, ctx: RouteContext): void {
     async (c) => {
       const uptime = Math.round((Date.now() - deps.startedAt.getTime()) / 100) / 10;
       try {
-        // Leadership comes from the lease row: the database is the source of truth, not this process's memory.
-        const row = await ctx.shared('health', () =>
+        // Leadership comes from the lease row (the database is the source of truth), and counts only when the row
+        // carries the epoch this process holds: a node restarted under the same name shares its host id with the
+        // previous process, whose lease stays valid until it expires.
+        const held = deps.heldEpoch ? deps.heldEpoch() : undefined;
+        const row = await ctx.shared(`health:${held ?? 'any'}`, () =>
           ctx.inCluster(async (client) => {
             const res = await client.query<HealthRow>(
-              `SELECT (le.leader_host_id = $2::uuid AND le.expires_at > now()) IS TRUE AS is_leader,
+              `SELECT (le.leader_host_id = $2::uuid AND le.expires_at > now()
+                       AND ($3::boolean OR le.epoch = $4::bigint)) IS TRUE AS is_leader,
                     CASE WHEN le.expires_at > now() THEN le.leader_id END AS leader_id,
                     le.epoch::text AS epoch,
                     (SELECT max(d.last_sync_at) FROM sync_metadata.client_deployments d) AS last_sync
                FROM (SELECT 1) one
                LEFT JOIN sync_metadata.leader_election le ON le.cluster_name = $1::text`,
-              [deps.cluster, deps.hostId],
+              [deps.cluster, deps.hostId, held === undefined, held ?? null],
             );
             return res.rows[0];
           }),

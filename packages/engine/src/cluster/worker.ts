@@ -14,6 +14,8 @@ import { bossSettings, clusterPriority } from './queue.ts';
  * runs the sync with the job's abort signal, and the outcome settles the job: success or conflict completes it,
  * a failed run throws so pg-boss retries it with backoff and, after the last retry, moves it to the dead-letter
  * queue. A job that stops heart-beating (its process died) is failed by pg-boss's monitor and retried elsewhere.
+ * A job that starts while a retry of the same tenant waits takes that retry over (absorbWaitingRetries), so its
+ * own retry always has a slot.
  */
 
 /** The part of the engine's result the worker reads (see runTenantSync in ../sync/index.ts). */
@@ -84,6 +86,35 @@ function skipReason(payload: SyncJobPayload, state: TenantState): string | null 
   return null;
 }
 
+/**
+ * The stately policy keeps one job per state and tenant: while a retry of an earlier failed or crashed run waits
+ * out its backoff, another job of the tenant can start, and if that one fails too its retry has no slot: pg-boss
+ * sends it to the dead-letter queue with none of its retries used. So the job that starts takes the waiting
+ * retries over: they are completed as merged into it (the run does their work now, a full sync if any of them
+ * asked for one), and its own failure or crash gets the retry slot. Returns whether a merged job wanted a full
+ * sync.
+ */
+async function absorbWaitingRetries(
+  boss: PgBoss,
+  jobId: string,
+  clientName: string,
+  logger: Logger,
+): Promise<{ fullSync: boolean }> {
+  const waiting = (await boss.findJobs<unknown>(SYNC_QUEUE, { key: clientName, queued: true })).filter(
+    (j) => j.state === 'retry' && j.id !== jobId,
+  );
+  if (waiting.length === 0) return { fullSync: false };
+  const ids = waiting.map((j) => j.id);
+  await boss.complete(SYNC_QUEUE, ids, { mergedInto: jobId }, { includeQueued: true });
+  logger.info(
+    { client: clientName, job: jobId, merged: ids },
+    `sync job takes over the waiting retry of an earlier run of "${clientName}" (${ids.join(', ')})`,
+  );
+  return {
+    fullSync: waiting.some((j) => syncJobPayloadSchema.safeParse(j.data).data?.full_sync === true),
+  };
+}
+
 /** Starts consuming the sync queue (see the module comment). */
 export async function startSyncWorker(opts: SyncWorkerOptions): Promise<SyncWorker> {
   const { boss, logger } = opts;
@@ -106,6 +137,7 @@ export async function startSyncWorker(opts: SyncWorkerOptions): Promise<SyncWork
       logger.info({ client: payload.client_name, job: job.id }, `skipped sync job: ${skip}`);
       return { skipped: skip };
     }
+    const merged = await absorbWaitingRetries(boss, job.id, payload.client_name, logger);
     const stopper = new AbortController();
     running.set(job.id, stopper);
     try {
@@ -113,7 +145,7 @@ export async function startSyncWorker(opts: SyncWorkerOptions): Promise<SyncWork
         pool: opts.pool,
         clientName: payload.client_name,
         scope,
-        fullSync: payload.full_sync,
+        fullSync: payload.full_sync || merged.fullSync,
         triggeredBy: payload.triggered_by,
         queueJobId: job.id,
         workerId: opts.workerId,

@@ -67,7 +67,8 @@ function toDeployment(r: DeploymentRow): Deployment {
   };
 }
 
-export const STOPPED_WORKER_ERROR = 'the worker running this sync stopped before it finished (its claim expired)';
+export const STOPPED_WORKER_ERROR =
+  'the worker running this sync stopped, or could not reach PostgreSQL, before it recorded the end (its claim expired)';
 
 /** Marks sync_jobs rows left 'running'/'pending' without a live claim as failed. Returns how many. */
 async function failOrphanedJobs(client: Queryable, deploymentId: string, liveJobId: string | null): Promise<number> {

@@ -10,7 +10,7 @@ import {
   SourceUnusableError,
   errorMessage,
 } from '../errors.ts';
-import type { DbScope } from '../db.ts';
+import { isConnectionError, type DbScope } from '../db.ts';
 import { silentLogger } from '../logger.ts';
 import type { SyncMetrics } from '../metrics.ts';
 import {
@@ -209,10 +209,15 @@ export async function runTenantSync(opts: RunTenantSyncOptions): Promise<SyncRun
     fullSyncCompleted,
   };
   try {
-    await finishJob(opts.pool, opts.scope, deployment.deploymentId, jobId, outcome);
+    await recordOutcome(opts, deployment.deploymentId, jobId, outcome, claimTtl, logger);
   } catch (e) {
-    // PostgreSQL went away: the claim expires and the next run marks this job failed and resumes the work.
-    logger.error({ err: e }, `could not record the end of sync job ${jobId}: ${errorMessage(e)}`);
+    // PostgreSQL stayed away for the claim's lifetime: the claim expires and the next run marks this job failed
+    // and resumes the work.
+    logger.error(
+      { err: e },
+      `could not record the end of sync job ${jobId}: ${errorMessage(e)}; its claim expires and the next run ` +
+        'marks it failed and resumes its work',
+    );
     if (!error) error = `the sync finished but its result could not be recorded: ${errorMessage(e)}`;
   }
   recordMetrics(opts.metrics, outcome, stats);
@@ -226,8 +231,47 @@ export async function runTenantSync(opts: RunTenantSyncOptions): Promise<SyncRun
   return result;
 }
 
+/**
+ * Records the end of the run (sync_jobs row, the tenant's last_sync_*, and the claim released, in one transaction).
+ * After a PostgreSQL restart the pool's connections are dead and the server may still be starting: each attempt
+ * takes a fresh connection (a broken one is discarded), retrying with backoff for up to the claim's lifetime, so
+ * the tenant is free for its next run as soon as the database is back instead of when the claim expires.
+ */
+async function recordOutcome(
+  opts: RunTenantSyncOptions,
+  deploymentId: string,
+  jobId: string,
+  outcome: JobOutcome,
+  claimTtlSeconds: number,
+  logger: Logger,
+): Promise<void> {
+  const deadline = performance.now() + claimTtlSeconds * 1000;
+  let delayMs = 100;
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await finishJob(opts.pool, opts.scope, deploymentId, jobId, outcome);
+      if (attempt > 1) logger.info({ attempt }, `recorded the end of sync job ${jobId} once the database answered`);
+      return;
+    } catch (e) {
+      if (!isConnectionError(e) || performance.now() + delayMs > deadline) throw e;
+      logger.warn(
+        { err: e, attempt },
+        `could not record the end of sync job ${jobId} yet (${errorMessage(e)}); retrying in ${delayMs} ms`,
+      );
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      delayMs = Math.min(delayMs * 2, 2000);
+    }
+  }
+}
+
 function describeFailure(e: unknown, clientName: string, claimLost: boolean): string {
   if (claimLost) return 'the sync claim was lost (another run took the tenant over after this one stalled)';
+  if (isConnectionError(e)) {
+    return (
+      `the connection to PostgreSQL was lost during the sync (${errorMessage(e)}); the worker carried on and the ` +
+      `next run of "${clientName}" resumes from the last committed chunk`
+    );
+  }
   if (e instanceof AbortedError) return `${e.message}`;
   if (e instanceof AppError) return e.message;
   return `${errorMessage(e)}; the next run of "${clientName}" resumes from the last committed chunk`;
