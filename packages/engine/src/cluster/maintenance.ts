@@ -166,7 +166,10 @@ export type MaintenanceLoop = { stop(): Promise<void>; runNow(): Promise<void> }
  * leader. Errors are logged and counted, never thrown out of the timer.
  */
 export function startMaintenance(
-  opts: Omit<MaintenanceOptions, 'shouldStop' | 'elector'> & { readonly elector: LeaderElector; readonly logger: Logger },
+  opts: Omit<MaintenanceOptions, 'shouldStop' | 'elector'> & {
+    readonly elector: LeaderElector;
+    readonly logger: Logger;
+  },
 ): MaintenanceLoop {
   validateMaintenanceSettings(opts.settings);
   let stopped = false;
