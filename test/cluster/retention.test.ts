@@ -343,3 +343,90 @@ describe('history retention', () => {
     }
   });
 });
+
+describe('runs that found the source unchanged', () => {
+  const db = useTestDatabase();
+  let pool: pg.Pool;
+  let deployment: string;
+  const SKIPPED = { skipped: 'source unchanged since the last run' };
+
+  /** One run as the worker records it, as the service role: a running row, then its outcome. */
+  async function run(details: object | null): Promise<string> {
+    const c = await pool.connect();
+    try {
+      await c.query('BEGIN');
+      await c.query("SELECT set_config('app.current_cluster', $1::text, true)", [A]);
+      const job = (
+        await c.query(
+          `INSERT INTO sync_metadata.sync_jobs (deployment_id, client_name, status, sync_type, triggered_by)
+           VALUES ($1::uuid, 'fold-t1', 'running', 'incremental', 'scheduler') RETURNING job_id::text AS id`,
+          [deployment],
+        )
+      ).rows[0].id as string;
+      await c.query(
+        `UPDATE sync_metadata.sync_jobs SET status = 'success', details = $2::jsonb, completed_at = now()
+          WHERE job_id = $1::uuid`,
+        [job, details ? JSON.stringify(details) : null],
+      );
+      await c.query('COMMIT');
+      return job;
+    } finally {
+      c.release();
+    }
+  }
+
+  const jobs = async () =>
+    (
+      await adminQuery(
+        db.current.adminUrl,
+        `SELECT job_id::text AS id, details FROM sync_metadata.sync_jobs WHERE deployment_id = $1::uuid
+          ORDER BY started_at, job_id`,
+        [deployment],
+      )
+    ).rows as { id: string; details: Record<string, unknown> | null }[];
+
+  beforeAll(async () => {
+    pool = new pg.Pool({ connectionString: db.current.serviceUrl, max: 2 });
+    const host = await registerHost(pool, { cluster: A, hostname: 'fold-host', nodeName: 'node-a', role: 'node' });
+    deployment = (
+      await adminQuery(
+        db.current.adminUrl,
+        `INSERT INTO sync_metadata.client_deployments (client_name, host_id, schema_name, sync_enabled, status)
+         VALUES ('fold-t1', $1::uuid, 'tenant_fold_t1', true, 'active') RETURNING deployment_id::text AS id`,
+        [host],
+      )
+    ).rows[0].id as string;
+  });
+
+  afterAll(async () => {
+    await pool?.end();
+  });
+
+  it('a streak of unchanged checks is one row: the latest check, how many, since when', async () => {
+    const real = await run({ capture: 'x' });
+    const first = await run(SKIPPED);
+    const [, firstRow] = await jobs();
+    expect(firstRow).toEqual({ id: first, details: SKIPPED });
+    const since = (
+      await adminQuery(
+        db.current.adminUrl,
+        "SELECT to_jsonb(started_at) #>> '{}' AS t FROM sync_metadata.sync_jobs WHERE job_id = $1::uuid",
+        [first],
+      )
+    ).rows[0].t as string;
+    await run(SKIPPED);
+    const last = await run(SKIPPED);
+    let rows = await jobs();
+    expect(rows.map((r) => r.id)).toEqual([real, last]);
+    expect(rows[1]!.details).toMatchObject({ ...SKIPPED, checks: 3, unchanged_since: since });
+
+    // A run that changed something ends the streak; its row and the streak's last check both stay.
+    const changed = await run({ capture: 'y' });
+    const again = await run(SKIPPED);
+    rows = await jobs();
+    expect(rows.map((r) => r.id)).toEqual([real, last, changed, again]);
+    expect(rows[3]!.details).toEqual(SKIPPED);
+    // The service role still cannot delete a job itself.
+    await expect(pool.query('DELETE FROM sync_metadata.sync_jobs')).rejects.toMatchObject({ code: '42501' });
+  });
+});

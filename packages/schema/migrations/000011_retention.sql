@@ -143,6 +143,49 @@ $$;
 
 REVOKE ALL ON FUNCTION sync_metadata.prune_history(text, text, bigint, interval, integer) FROM PUBLIC;
 
+-- Runs that found the source unchanged ------------------------------------------------------------------------
+--
+-- Most runs of a fleet find nothing to do (the SQLite file is unchanged); a full sync_jobs row each would be
+-- millions of rows a day. A run that finishes as skipped therefore replaces the tenant's previous job when that
+-- job was a skipped run too: one row stands for a whole streak of unchanged checks, and keeps the listing honest:
+-- its started_at/completed_at say when the tenant was last checked, details.checks how many checks the streak
+-- had, details.unchanged_since when the first of them ran. Only finished skipped runs of the same tenant are ever
+-- removed, and only the one immediately before the run that replaces it.
+
+CREATE OR REPLACE FUNCTION sync_metadata.sync_jobs_fold_skipped() RETURNS trigger
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_prev record;
+BEGIN
+    SELECT j.job_id, j.started_at, j.details INTO v_prev
+      FROM sync_metadata.sync_jobs j
+     WHERE j.deployment_id = NEW.deployment_id AND j.job_id <> NEW.job_id AND j.started_at <= NEW.started_at
+     ORDER BY j.started_at DESC, j.job_id DESC
+     LIMIT 1;
+    IF FOUND AND v_prev.details ? 'skipped' THEN
+        DELETE FROM sync_metadata.sync_jobs j
+         WHERE j.job_id = v_prev.job_id AND j.status = 'success' AND j.details ? 'skipped';
+        IF FOUND THEN
+            NEW.details := NEW.details || jsonb_build_object(
+                'checks', CASE WHEN v_prev.details ->> 'checks' ~ '^[0-9]{1,15}$'
+                               THEN (v_prev.details ->> 'checks')::bigint ELSE 1 END + 1,
+                'unchanged_since', coalesce(v_prev.details -> 'unchanged_since', to_jsonb(v_prev.started_at)));
+        END IF;
+    END IF;
+    RETURN NEW;
+END
+$$;
+REVOKE ALL ON FUNCTION sync_metadata.sync_jobs_fold_skipped() FROM PUBLIC;
+
+DROP TRIGGER IF EXISTS sync_jobs_fold_skipped ON sync_metadata.sync_jobs;
+CREATE TRIGGER sync_jobs_fold_skipped
+    BEFORE UPDATE OF status ON sync_metadata.sync_jobs
+    FOR EACH ROW
+    WHEN (OLD.status IN ('pending', 'running') AND NEW.status = 'success' AND NEW.details ? 'skipped')
+    EXECUTE FUNCTION sync_metadata.sync_jobs_fold_skipped();
+
 -- Finding old finished rows without reading the open ones.
 CREATE INDEX IF NOT EXISTS conflict_log_resolved_idx ON sync_metadata.conflict_log (resolved_at)
     WHERE resolved_at IS NOT NULL;
