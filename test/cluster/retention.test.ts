@@ -11,7 +11,7 @@ import {
 } from '../../packages/engine/src/cluster/maintenance.ts';
 import { createBoss } from '../../packages/engine/src/cluster/queue.ts';
 import { LeadershipLostError, silentLogger } from '../../packages/engine/src/index.ts';
-import { SYNC_QUEUE } from '../../packages/schema/src/index.ts';
+import { SYNC_QUEUE, SYNC_QUEUE_OPTIONS } from '../../packages/schema/src/index.ts';
 import { createClusterRole, type TestClusterRole } from '../support/cluster-roles.ts';
 import { adminQuery, createTestRole, useTestDatabase, withConnection, withUser } from '../support/db.ts';
 
@@ -331,8 +331,13 @@ describe('history retention', () => {
         client_name: 'ret-t2',
         triggered_by: 'test',
       });
-      // Finished eight days ago: past the sync queue's seven days.
-      await admin(`UPDATE pgboss.job SET completed_on = now() - interval '8 days' WHERE id = $1::uuid`, [id]);
+      // Finished just past the sync queue's deleteAfterSeconds (as installed).
+      await admin(
+        `UPDATE pgboss.job SET completed_on = now() - make_interval(secs => deletion_seconds + 60) WHERE id = $1::uuid`,
+        [id],
+      );
+      const installed = await admin('SELECT deletion_seconds FROM pgboss.queue WHERE name = $1::text', [SYNC_QUEUE]);
+      expect(installed.rows).toEqual([{ deletion_seconds: SYNC_QUEUE_OPTIONS.deleteAfterSeconds }]);
       // As if the last maintenance of the queue were long ago.
       await admin('UPDATE pgboss.queue SET maintain_on = NULL WHERE name = $1::text', [SYNC_QUEUE]);
       await boss.supervise(SYNC_QUEUE);
