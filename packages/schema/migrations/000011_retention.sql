@@ -8,7 +8,8 @@
 --   * p_epoch must be the epoch of p_cluster's unexpired lease, which is share-locked for the rest of the
 --     transaction (so no other node can take over while the batch runs): a deposed leader prunes nothing;
 --   * nothing younger than one hour is ever deleted, whatever the caller asks;
---   * at most 10 000 rows per call;
+--   * at most 10 000 rows per call (in no particular order: a batch stops as soon as it has enough rows, instead of
+--     sorting every candidate, so its cost does not grow with the backlog);
 --   * rows still needed are kept: pending and running jobs, each tenant's latest job, unresolved conflicts,
 --     unresolved failed rows, and the progress rows of tables the tenant's schema still has.
 --
@@ -58,7 +59,7 @@ BEGIN
     END IF;
     v_cutoff := now() - p_older_than;
 
-    IF p_kind IN ('sync_jobs', 'skipped_runs') THEN
+    IF p_kind = 'sync_jobs' THEN
         DELETE FROM sync_metadata.sync_jobs j
          WHERE j.job_id IN (
             SELECT c.job_id
@@ -69,11 +70,26 @@ BEGIN
                AND c.started_at < v_cutoff
                AND c.status NOT IN ('pending', 'running')
                AND coalesce(c.completed_at, c.started_at) < v_cutoff
-               AND (p_kind = 'sync_jobs' OR c.details ? 'skipped')
                AND c.job_id <> (SELECT l.job_id FROM sync_metadata.sync_jobs l
                                  WHERE l.deployment_id = c.deployment_id
                                  ORDER BY l.started_at DESC, l.job_id DESC LIMIT 1)
-             ORDER BY c.started_at
+             LIMIT v_batch
+               FOR UPDATE OF c SKIP LOCKED);
+    ELSIF p_kind = 'skipped_runs' THEN
+        DELETE FROM sync_metadata.sync_jobs j
+         WHERE j.job_id IN (
+            SELECT c.job_id
+              FROM sync_metadata.sync_jobs c
+              JOIN sync_metadata.client_deployments d ON d.deployment_id = c.deployment_id
+              JOIN sync_metadata.hosts h ON h.host_id = d.host_id
+             WHERE h.cluster_name = p_cluster
+               AND c.details ? 'skipped'
+               AND c.started_at < v_cutoff
+               AND c.status NOT IN ('pending', 'running')
+               AND coalesce(c.completed_at, c.started_at) < v_cutoff
+               AND c.job_id <> (SELECT l.job_id FROM sync_metadata.sync_jobs l
+                                 WHERE l.deployment_id = c.deployment_id
+                                 ORDER BY l.started_at DESC, l.job_id DESC LIMIT 1)
              LIMIT v_batch
                FOR UPDATE OF c SKIP LOCKED);
     ELSIF p_kind = 'conflict_log' THEN
@@ -94,7 +110,6 @@ BEGIN
                        CASE WHEN cfg.days ~ '^[0-9]{1,5}$' AND cfg.days::integer > 0
                             THEN make_interval(days => cfg.days::integer)
                             ELSE p_older_than END)
-             ORDER BY c.log_id
              LIMIT v_batch
                FOR UPDATE OF c SKIP LOCKED);
     ELSIF p_kind = 'failed_rows' THEN
