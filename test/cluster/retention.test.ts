@@ -357,7 +357,7 @@ describe('runs that found the source unchanged', () => {
   const SKIPPED = { skipped: 'source unchanged since the last run' };
 
   /** One run as the worker records it, as the service role: a running row, then its outcome. */
-  async function run(details: object | null): Promise<string> {
+  async function run(details: object | null, by = 'scheduler'): Promise<string> {
     const c = await pool.connect();
     try {
       await c.query('BEGIN');
@@ -365,8 +365,8 @@ describe('runs that found the source unchanged', () => {
       const job = (
         await c.query(
           `INSERT INTO sync_metadata.sync_jobs (deployment_id, client_name, status, sync_type, triggered_by)
-           VALUES ($1::uuid, 'fold-t1', 'running', 'incremental', 'scheduler') RETURNING job_id::text AS id`,
-          [deployment],
+           VALUES ($1::uuid, 'fold-t1', 'running', 'incremental', $2::text) RETURNING job_id::text AS id`,
+          [deployment, by],
         )
       ).rows[0].id as string;
       await c.query(
@@ -432,6 +432,15 @@ describe('runs that found the source unchanged', () => {
     rows = await jobs();
     expect(rows.map((r) => r.id)).toEqual([real, last, changed, again]);
     expect(rows[3]!.details).toEqual(SKIPPED);
+
+    // A person's check is not folded into the scheduler's streak, nor the scheduler's into it.
+    const alice = await run(SKIPPED, 'alice');
+    const next = await run(SKIPPED);
+    const afterNext = await run(SKIPPED);
+    rows = await jobs();
+    expect(rows.map((r) => r.id)).toEqual([real, last, changed, again, alice, afterNext]);
+    expect(next).not.toBe(afterNext);
+    expect(rows[5]!.details).toMatchObject({ checks: 2 });
     // The service role still cannot delete a job itself.
     await expect(pool.query('DELETE FROM sync_metadata.sync_jobs')).rejects.toMatchObject({ code: '42501' });
   });

@@ -162,7 +162,8 @@ REVOKE ALL ON FUNCTION sync_metadata.prune_history(text, text, bigint, interval,
 --
 -- Most runs of a fleet find nothing to do (the SQLite file is unchanged); a full sync_jobs row each would be
 -- millions of rows a day. A run that finishes as skipped therefore replaces the tenant's previous job when that
--- job was a skipped run too: one row stands for a whole streak of unchanged checks, and keeps the listing honest:
+-- job was a skipped run too, triggered the same way (the scheduler's runs fold together; a person's manual run
+-- stays on record): one row stands for a whole streak of unchanged checks, and keeps the listing honest:
 -- its started_at/completed_at say when the tenant was last checked, details.checks how many checks the streak
 -- had, details.unchanged_since when the first of them ran. Only finished skipped runs of the same tenant are ever
 -- removed, and only the one immediately before the run that replaces it.
@@ -174,12 +175,12 @@ AS $$
 DECLARE
     v_prev record;
 BEGIN
-    SELECT j.job_id, j.started_at, j.details INTO v_prev
+    SELECT j.job_id, j.started_at, j.details, j.triggered_by INTO v_prev
       FROM sync_metadata.sync_jobs j
      WHERE j.deployment_id = NEW.deployment_id AND j.job_id <> NEW.job_id AND j.started_at <= NEW.started_at
      ORDER BY j.started_at DESC, j.job_id DESC
      LIMIT 1;
-    IF FOUND AND v_prev.details ? 'skipped' THEN
+    IF FOUND AND v_prev.details ? 'skipped' AND v_prev.triggered_by = NEW.triggered_by THEN
         DELETE FROM sync_metadata.sync_jobs j
          WHERE j.job_id = v_prev.job_id AND j.status = 'success' AND j.details ? 'skipped';
         IF FOUND THEN
