@@ -6,6 +6,7 @@ import { LeaderElector } from '../../packages/engine/src/cluster/leader-election
 import {
   pruneHistoryBatch,
   runMaintenancePass,
+  startMaintenance,
   validateMaintenanceSettings,
   type MaintenanceSettings,
 } from '../../packages/engine/src/cluster/maintenance.ts';
@@ -288,6 +289,40 @@ describe('history retention', () => {
     const again = await runMaintenancePass({ elector, cluster: A, settings: settings({ batchSize: 7 }) });
     expect(Object.values(again.deleted).every((n) => n === 0)).toBe(true);
     expect(again.batches).toBe(6);
+  });
+
+  it('the loop prunes only on the leader, at once on start and then every interval', async () => {
+    const old = () => count(`sync_metadata.cache_events WHERE created_at < now() - interval '1 day'`);
+    expect(await old()).toBe(34);
+    const onFollower = startMaintenance({
+      elector: follower,
+      cluster: A,
+      settings: settings(),
+      logger: silentLogger(),
+    });
+    await onFollower.runNow();
+    await onFollower.stop();
+    expect(await old()).toBe(34);
+    const onLeader = startMaintenance({
+      elector,
+      cluster: A,
+      settings: settings({ batchSize: 5, intervalSeconds: 0.2 }),
+      logger: silentLogger(),
+    });
+    try {
+      await onLeader.runNow();
+      expect(await old()).toBe(4); // ret-b's events stay
+      await admin(
+        `INSERT INTO sync_metadata.cache_events (host_id, cache_key, action, created_at)
+         VALUES ($1::uuid, 'late', 'invalidate', now() - interval '2 days')`,
+        [ids.hostA],
+      );
+      const started = Date.now();
+      while ((await old()) > 4 && Date.now() - started < 5000) await new Promise((r) => setTimeout(r, 50));
+      expect(await old()).toBe(4);
+    } finally {
+      await onLeader.stop();
+    }
   });
 
   it('history stays bounded while runs keep coming', async () => {
