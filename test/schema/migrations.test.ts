@@ -103,7 +103,7 @@ describe('sync_metadata migrations', () => {
        VALUES (sync_metadata.host_identity('old', 'h', 'node-a'), 'h', 'old', 'node-a')`,
     );
     const upgraded = await install({ adminUrl: url, serviceRole, groupRole: context.groupRole });
-    expect(upgraded.migrations.applied).toEqual(['000009_cluster_roles', '000010_sqlite_realpath']);
+    expect(upgraded.migrations.applied).toEqual(['000009_cluster_roles', '000010_sqlite_realpath', '000011_retention']);
     await withConnection(withUser(url, serviceRole, context.servicePassword), async (c) => {
       await c.query('BEGIN');
       await c.query("SELECT set_config('app.current_cluster', 'old', true)");
@@ -111,6 +111,10 @@ describe('sync_metadata migrations', () => {
       expect(hosts.rows).toEqual([{ cluster_name: 'old' }]);
       const me = await c.query('SELECT unrestricted FROM sync_metadata.caller_identity()');
       expect(me.rows).toEqual([{ unrestricted: true }]);
+      // History pruning is open to the upgraded role (it then refuses: cluster "old" has no leader).
+      await expect(
+        c.query("SELECT sync_metadata.prune_history('sync_jobs', 'old', 1, interval '30 days', 10)"),
+      ).rejects.toMatchObject({ code: '55000' });
       await c.query('ROLLBACK');
     });
   });

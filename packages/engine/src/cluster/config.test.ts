@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../errors.ts';
 import { loadConfig } from '../config.ts';
 import { clusterConfigSchema, processIdentity, usesTransactionPooler } from './config.ts';
+import { maintenanceSettings } from './maintenance.ts';
 import { clusterPriority } from './queue.ts';
 
 const URL_OK = 'postgres://sync_service:pw@db:5432/postgres';
@@ -34,6 +35,50 @@ describe('cluster configuration', () => {
     const problems = (error as ConfigError).problems.join('\n');
     expect(problems).toMatch(/LEASE_DURATION: must be greater than HEARTBEAT_INTERVAL/);
     expect(problems).toMatch(/DATABASE_URL: is required/);
+  });
+
+  it('history retention: documented defaults, and clear errors for values out of range', () => {
+    const cfg = loadConfig(clusterConfigSchema, { env: { DATABASE_URL: URL_OK }, cwd: '/nonexistent' });
+    expect(cfg).toMatchObject({
+      MAINTENANCE_ENABLED: true,
+      MAINTENANCE_INTERVAL: 300,
+      MAINTENANCE_BATCH_SIZE: 1000,
+      MAINTENANCE_PAUSE_MS: 100,
+      HISTORY_RETENTION_DAYS: 30,
+      SKIPPED_RUN_RETENTION_HOURS: 24,
+      CONFLICT_RETENTION_DAYS: 30,
+      FAILED_ROW_RETENTION_DAYS: 30,
+      CACHE_EVENTS_RETENTION_HOURS: 24,
+      PROGRESS_RETENTION_DAYS: 7,
+    });
+    expect(maintenanceSettings(cfg).retentionSeconds).toEqual({
+      skipped_runs: 24 * 3600,
+      sync_jobs: 30 * 86_400,
+      conflict_log: 30 * 86_400,
+      failed_rows: 30 * 86_400,
+      cache_events: 24 * 3600,
+      sync_progress: 7 * 86_400,
+    });
+    const problemsOf = (env: Record<string, string>) => {
+      try {
+        loadConfig(clusterConfigSchema, { env: { DATABASE_URL: URL_OK, ...env }, cwd: '/nonexistent' });
+      } catch (e) {
+        expect(e).toBeInstanceOf(ConfigError);
+        return (e as ConfigError).problems.join('\n');
+      }
+      throw new Error('expected a configuration error');
+    };
+    expect(problemsOf({ HISTORY_RETENTION_DAYS: '2', SKIPPED_RUN_RETENTION_HOURS: '72' })).toMatch(
+      /SKIPPED_RUN_RETENTION_HOURS: must not exceed HISTORY_RETENTION_DAYS \(2 days = 48 hours\)/,
+    );
+    const ranges = problemsOf({
+      CACHE_EVENTS_RETENTION_HOURS: '0',
+      MAINTENANCE_BATCH_SIZE: '50000',
+      CONFLICT_RETENTION_DAYS: 'soon',
+    });
+    expect(ranges).toMatch(/CACHE_EVENTS_RETENTION_HOURS: Too small/);
+    expect(ranges).toMatch(/MAINTENANCE_BATCH_SIZE: Too big/);
+    expect(ranges).toMatch(/CONFLICT_RETENTION_DAYS: Invalid input/);
   });
 
   it('recognises a transaction pooler', () => {

@@ -37,13 +37,53 @@ export const clusterConfigShape = {
   /** Hosts silent for longer than this are marked offline by the leader (seconds). */
   OFFLINE_AFTER: intFromEnv(10, 86_400).default(300),
   ENABLE_API: booleanFromEnv.default(true),
+  // History retention (the leader's maintenance; see docs/operations.md) ---------------------------------------
+  /** Prune old history at all (the leader only). */
+  MAINTENANCE_ENABLED: booleanFromEnv.default(true),
+  /** Seconds between the leader's maintenance passes. */
+  MAINTENANCE_INTERVAL: intFromEnv(10, 86_400).default(300),
+  /** Most rows one maintenance batch deletes (one short transaction each). */
+  MAINTENANCE_BATCH_SIZE: intFromEnv(1, 10_000).default(1000),
+  /** Pause between two batches, milliseconds. */
+  MAINTENANCE_PAUSE_MS: intFromEnv(0, 60_000).default(100),
+  /** Days finished sync_jobs rows are kept (each tenant's latest job is always kept). */
+  HISTORY_RETENTION_DAYS: intFromEnv(1, 36_500).default(30),
+  /** Hours the rows of runs that found the source unchanged are kept (at most HISTORY_RETENTION_DAYS). */
+  SKIPPED_RUN_RETENTION_HOURS: intFromEnv(1, 876_000).default(24),
+  /** Days resolved conflicts are kept, for tenants whose conflict config sets no resolution_log.retention_days. */
+  CONFLICT_RETENTION_DAYS: intFromEnv(1, 36_500).default(30),
+  /** Days resolved failed rows are kept (unresolved ones stay until they are resolved). */
+  FAILED_ROW_RETENTION_DAYS: intFromEnv(1, 36_500).default(30),
+  /** Hours cache invalidation events are kept. */
+  CACHE_EVENTS_RETENTION_HOURS: intFromEnv(1, 876_000).default(24),
+  /** Days the progress rows of tables that no longer exist in the tenant's schema are kept. */
+  PROGRESS_RETENTION_DAYS: intFromEnv(1, 36_500).default(7),
 } as const;
 
 /** Cross-field checks shared by every schema built on clusterConfigShape. */
 export function refineClusterConfig(
-  cfg: { LEASE_DURATION: number; HEARTBEAT_INTERVAL: number; DATABASE_URL?: string | undefined },
+  cfg: {
+    LEASE_DURATION: number;
+    HEARTBEAT_INTERVAL: number;
+    DATABASE_URL?: string | undefined;
+    HISTORY_RETENTION_DAYS?: number;
+    SKIPPED_RUN_RETENTION_HOURS?: number;
+  },
   ctx: z.RefinementCtx,
 ): void {
+  if (
+    cfg.HISTORY_RETENTION_DAYS !== undefined &&
+    cfg.SKIPPED_RUN_RETENTION_HOURS !== undefined &&
+    cfg.SKIPPED_RUN_RETENTION_HOURS > cfg.HISTORY_RETENTION_DAYS * 24
+  ) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['SKIPPED_RUN_RETENTION_HOURS'],
+      message:
+        `must not exceed HISTORY_RETENTION_DAYS (${cfg.HISTORY_RETENTION_DAYS} days = ` +
+        `${cfg.HISTORY_RETENTION_DAYS * 24} hours): skipped runs are sync jobs too`,
+    });
+  }
   if (cfg.LEASE_DURATION <= cfg.HEARTBEAT_INTERVAL) {
     ctx.addIssue({
       code: 'custom',

@@ -2,6 +2,7 @@ export * from './queue.ts';
 export * from './host-registry.ts';
 export * from './leader-election.ts';
 export * from './scheduler.ts';
+export * from './maintenance.ts';
 export * from './worker.ts';
 export * from './config.ts';
 export * from './retry.ts';

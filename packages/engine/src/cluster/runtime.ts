@@ -9,6 +9,7 @@ import { startHostHeartbeat, type HostHeartbeat } from './host-registry.ts';
 import { LeaderElector } from './leader-election.ts';
 import { callerIdentity, createBoss, queueSchemaOf } from './queue.ts';
 import { retryUntilReady } from './retry.ts';
+import { maintenanceSettings, startMaintenance, type MaintenanceLoop } from './maintenance.ts';
 import { startScheduler, type SchedulerLoop } from './scheduler.ts';
 import { startSyncWorker, type RunTenantSync, type SyncWorker } from './worker.ts';
 import { reapStaleSyncJobs } from '../sync/bookkeeping.ts';
@@ -99,6 +100,7 @@ export async function startClusterRuntime(opts: ClusterRuntimeOptions): Promise<
 
     let elector: LeaderElector | undefined;
     let scheduler: SchedulerLoop | undefined;
+    let maintenance: MaintenanceLoop | undefined;
     if (kind === 'node') {
       elector = new LeaderElector({
         pool,
@@ -123,6 +125,16 @@ export async function startClusterRuntime(opts: ClusterRuntimeOptions): Promise<
         reapStaleJobs: () => reapStaleSyncJobs(pool, { hostId, cluster: identity.cluster }),
       });
       cleanup.push(() => scheduler!.stop());
+      if (config.MAINTENANCE_ENABLED) {
+        maintenance = startMaintenance({
+          elector,
+          cluster: identity.cluster,
+          settings: maintenanceSettings(config),
+          logger,
+          metrics,
+        });
+        cleanup.push(() => maintenance!.stop());
+      }
     }
 
     let worker: SyncWorker | undefined;
@@ -161,6 +173,7 @@ export async function startClusterRuntime(opts: ClusterRuntimeOptions): Promise<
         stopping ??= (async () => {
           // Leadership first, so the other node takes over while this one finishes its syncs.
           await scheduler?.stop().catch(() => undefined);
+          await maintenance?.stop().catch(() => undefined);
           await elector?.stop().catch(() => undefined);
           await worker?.stop({ timeoutMs: config.SHUTDOWN_TIMEOUT * 1000 }).catch((error: unknown) => {
             logger.warn({ err: error }, `stopping the worker: ${errorMessage(error)}`);
