@@ -99,7 +99,8 @@ describe('a node facing FIFOs at tenant paths stays responsive', () => {
       API_HOST: '127.0.0.1',
       LOG_LEVEL: 'info',
     });
-    await node.waitForLog(/started in cluster/, 30_000);
+    // The API listens once the node's other loops are up; probing starts then.
+    await node.waitForLog(/API listening/, 30_000);
 
     // /health must answer quickly all the time, while the hostile jobs fail and are retried.
     let slowest = 0;
