@@ -307,17 +307,6 @@ export function decodeKeyValues(text: string): unknown[] {
   return parsed.map(([t, v]) => (t === 'i' ? BigInt(v as string) : t === 'b' ? Buffer.from(v as string, 'base64') : v));
 }
 
-/**
- * True when a cursor value (epoch s, ms, µs or ns) is old enough that no transaction still in flight can commit a
- * row carrying it; then rows at exactly the cursor value need not be re-read.
- */
-export function cursorSettled(value: string, readAtMs: number, marginSeconds = 10): boolean {
-  if (!/^-?\d+$/.test(value)) return false;
-  const v = BigInt(value);
-  const seconds = v > 10n ** 17n ? v / 10n ** 9n : v > 10n ** 14n ? v / 10n ** 6n : v > 10n ** 11n ? v / 1000n : v;
-  return seconds < BigInt(Math.floor(readAtMs / 1000) - marginSeconds);
-}
-
 /** Cursor text → SQLite bind value (integers as BigInt so 19-digit values compare exactly). */
 export function cursorBind(value: string): bigint | number | string {
   if (/^-?\d+$/.test(value)) return BigInt(value);
