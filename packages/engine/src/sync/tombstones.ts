@@ -27,18 +27,23 @@ export async function detectDeletes(
   if (opts.failures === 0) {
     // Every source key is tracked (nothing failed), so equal counts mean no tracked key is missing from the source.
     const sourceCount = Number(ctx.snapshot.db.prepare(plan.sqlite.count).pluck().get());
-    const live = await client.query<{ n: string }>(
-      `SELECT count(*) AS n FROM sync_state.row_state
+    // With the key hashes of rows that left the changed pages, the same pass finds their bookkeeping rows.
+    const removed = opts.removed && opts.removed.length > 0 ? [...new Set(opts.removed)] : null;
+    const live = await client.query<{ n: string; found: string[] | null }>(
+      `SELECT count(*) AS n, ${
+        removed ? 'array_agg(row_key) FILTER (WHERE substr(md5(row_key), 1, 16) = ANY($3::text[]))' : 'NULL'
+      } AS found
+         FROM sync_state.row_state
         WHERE deployment_id = $1::uuid AND table_name = $2::text AND deleted_at IS NULL`,
-      [ctx.deploymentId, plan.name],
+      removed ? [ctx.deploymentId, plan.name, removed] : [ctx.deploymentId, plan.name],
     );
     const missing = Number(live.rows[0]?.n ?? -1) - sourceCount;
     if (missing === 0) {
       await saveProgress(client, ctx.deploymentId, plan.name, ctx.jobId, { deletesChecked: true });
       return 0;
     }
-    if (missing > 0 && opts.removed && opts.removed.length >= missing) {
-      const n = await tombstoneRemoved(ctx, plan, opts.removed, missing);
+    if (missing > 0 && removed && removed.length >= missing) {
+      const n = await tombstoneRemoved(ctx, plan, live.rows[0]?.found ?? [], missing);
       if (n !== null) return n;
     }
   }
@@ -83,32 +88,26 @@ export async function detectDeletes(
 }
 
 /**
- * The rows change capture saw leave the table's pages, found by their key hashes and checked absent in the snapshot:
- * when they are exactly as many as the counts say are missing, they are the deleted rows (no key set is compared).
- * Returns null when they are not, and the caller compares key sets.
+ * The bookkeeping rows whose key hashes are those of rows change capture saw leave the table's pages, checked absent
+ * in the snapshot: when they are exactly as many as the counts say are missing, they are the deleted rows (no key set
+ * is compared). Returns null when they are not, and the caller compares key sets.
  */
 async function tombstoneRemoved(
   ctx: RunContext,
   plan: TablePlan,
-  removed: readonly string[],
+  found: readonly string[],
   missing: number,
 ): Promise<number | null> {
   const { client } = ctx;
-  const found = await client.query<{ row_key: string }>(
-    `SELECT row_key FROM sync_state.row_state
-      WHERE deployment_id = $1::uuid AND table_name = $2::text AND deleted_at IS NULL
-        AND substr(md5(row_key), 1, 16) = ANY($3::text[])`,
-    [ctx.deploymentId, plan.name, [...new Set(removed)]],
-  );
   const exists = ctx.snapshot.db.prepare(plan.sqlite.keyExists).pluck();
   const kinds = plan.keyIndexes.map((i) => plan.kinds[i] ?? 'text');
-  const gone = found.rows
-    .map((r) => r.row_key)
-    .filter((key) => {
-      const parts = plan.key.length === 1 ? [key] : key.split('\u001f');
-      const values = parts.map((v, i) => (/^int/.test(kinds[i] ?? '') && /^-?\d+$/.test(v) ? BigInt(v) : v));
-      return exists.get(...values) === undefined;
-    });
+  // A key is gone only if no storage form of it is in the snapshot (a column without affinity may hold 5 or '5').
+  const gone = found.filter((key) => {
+    const parts = plan.key.length === 1 ? [key] : key.split('\u001f');
+    const asText = parts.map((v, i) => (/^int/.test(kinds[i] ?? '') && /^-?\d+$/.test(v) ? BigInt(v) : v));
+    const asNumber = parts.map((v) => (/^-?\d+$/.test(v) ? BigInt(v) : v));
+    return exists.get(...asText) === undefined && exists.get(...asNumber) === undefined;
+  });
   if (gone.length !== missing) return null;
   await client.query('BEGIN');
   try {
