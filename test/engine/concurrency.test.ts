@@ -137,6 +137,11 @@ describe('one run per tenant, dead workers, aborts, lost connections, live write
     const partial = await admin.query('SELECT count(*)::int AS n FROM client_abort.chat');
     expect(partial.rows[0]?.n).toBeGreaterThan(0);
     expect(partial.rows[0]?.n).toBeLessThan(2000);
+    // A silent update in a table the aborted run had already finished: the resumed run skips that table, so the
+    // next run must still find it.
+    const w = new Database(file);
+    w.prepare(`UPDATE auth SET password = 'changed meanwhile' WHERE id = (SELECT min(id) FROM auth)`).run();
+    w.close();
 
     const resumed = await runTenantSync({
       pool: service,
@@ -152,6 +157,12 @@ describe('one run per tenant, dead workers, aborts, lost connections, live write
     src.close();
     const total = await admin.query('SELECT count(*)::int AS n FROM client_abort.chat');
     expect(total.rows[0]?.n).toBe(expected);
+    const next = await runTenantSync({ pool: service, clientName: 'abort', scope, triggeredBy: 'test' });
+    expect(next).toMatchObject({ status: 'success', syncType: 'incremental' });
+    const renamed = await admin.query(
+      `SELECT count(*)::int AS n FROM client_abort.auth WHERE password = 'changed meanwhile'`,
+    );
+    expect(renamed.rows[0]?.n).toBe(1);
   });
 
   it('fails cleanly when PostgreSQL drops the connection mid-run; the next run completes the work', async () => {

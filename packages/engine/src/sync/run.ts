@@ -499,6 +499,8 @@ async function syncFromSnapshot(
         },
       };
       let capture: Capture | undefined;
+      // A resumed full sync skips tables an earlier snapshot already filled.
+      let skippedDone = false;
       // A full sync hashes the file's pages while it waits for PostgreSQL to apply its chunks.
       const builder = syncType === 'full' ? new StateBuilder(captureInput, false) : undefined;
       if (builder) ctx.lookahead.setBackground(() => builder.step());
@@ -530,7 +532,10 @@ async function syncFromSnapshot(
           opts.onProgress?.({ table: plan.name, rowsDone, rowsTotal, tableIndex: index, tableCount: plans.length });
         try {
           if (syncType === 'full') {
-            if (resuming && p && !p.fullSyncPending) continue;
+            if (resuming && p && !p.fullSyncPending) {
+              skippedDone = true;
+              continue;
+            }
             await fullTable(ctx, plan, p, failedByTable.get(plan.name) ?? [], report);
           } else {
             const changes = capture?.tables.get(plan.name);
@@ -543,6 +548,11 @@ async function syncFromSnapshot(
       }
       // Everything this snapshot holds is applied: its pages are what the next run compares with.
       ctx.lookahead.setBackground(undefined);
+      // This snapshot's pages stand for the backup only when every table was read from it. A resumed full sync
+      // keeps the state recorded before it began (older than any of its tables, so the next run finds at least
+      // every change since), or none, and then the next run compares every table in full.
+      // Its file fingerprint is not recorded either, so the next run is not skipped as "unchanged".
+      if (skippedDone) return { syncType, fullSyncCompleted: true, fingerprint: null, skipped: false };
       const state = capture?.state ?? (builder as StateBuilder).finish();
       const tSave = performance.now();
       await savePageState(client, dep.deploymentId, jobId, state);
