@@ -538,7 +538,10 @@ async function syncFromSnapshot(
             }
             await fullTable(ctx, plan, p, failedByTable.get(plan.name) ?? [], report);
           } else {
-            const changes = capture?.tables.get(plan.name);
+            // A table never read in full (it had no key until now, say) is compared in full, whatever its pages say.
+            const changes = p?.lastFullSyncAt
+              ? capture?.tables.get(plan.name)
+              : { rowids: new Set<bigint>(), all: true, removed: null };
             await incrementalTable(ctx, plan, changes, failedByTable.get(plan.name) ?? [], report);
           }
         } catch (e) {

@@ -177,7 +177,7 @@ export async function incrementalTable(
       if (values && !seen.has(rowKeyText(plan.keyIndexes.map((i) => values[i])))) await writer.add(values, keep);
     }
   }
-  await writer.finish({ phase: 'done', rowsDone: done });
+  await writer.finish({ phase: 'done', rowsDone: done, ...(changes?.all ? { fullSyncDone: true } : {}) });
   report(done, null);
   // A failed row missing from the source now is settled by the key comparison (its key is no longer there).
   await detectDeletes(ctx, plan, {
