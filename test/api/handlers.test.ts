@@ -260,6 +260,7 @@ describe('API handlers', () => {
       '/api/v1/sync/trigger',
       '/api/v1/sync/jobs',
       '/api/v1/queue',
+      '/api/v1/queue/jobs',
       '/api/v1/conflicts',
       '/api/v1/conflicts/{id}/resolve',
       '/api/v1/state/{key}',

@@ -1,6 +1,8 @@
 import { z } from '@hono/zod-openapi';
 import { CLIENT_NAME_PATTERN } from '../../../packages/schema/src/names.ts';
 import { STATE_KEY_PATTERN } from '../../../packages/engine/src/state/keys.ts';
+import { JOB_STATES } from '../../../packages/engine/src/cluster/queue.ts';
+import { SYNC_DEAD_LETTER_QUEUE, SYNC_QUEUE } from '../../../packages/schema/src/queues.ts';
 
 /**
  * Request schemas (they validate every body, query and path parameter and generate /openapi.json) and the response
@@ -258,6 +260,38 @@ export const queueResponseSchema = z
     ),
   })
   .openapi('Queue');
+
+export const queueJobsQuerySchema = z.object({
+  state: z.enum(JOB_STATES).optional().openapi({ description: 'only jobs in this pg-boss state' }),
+  queue: z.enum([SYNC_QUEUE, SYNC_DEAD_LETTER_QUEUE]).optional().openapi({ description: 'only this queue' }),
+  client_name: clientName.optional(),
+  limit: limit(100, 1000),
+});
+
+export const queueJobsResponseSchema = z
+  .object({
+    cluster_name: z.string(),
+    schema: z.string().openapi({ description: "this cluster's pg-boss schema", example: 'pgboss_prod_host_1' }),
+    jobs: z.array(
+      z.object({
+        id: z.string(),
+        queue: z.string(),
+        state: z.enum(JOB_STATES),
+        client_name: z.string().nullable(),
+        deployment_id: z.string().nullable(),
+        full_sync: z.boolean().nullable(),
+        triggered_by: z.string().nullable(),
+        retry_count: z.number(),
+        retry_limit: z.number(),
+        created_on: z.string(),
+        start_after: z.string(),
+        started_on: z.string().nullable(),
+        completed_on: z.string().nullable(),
+      }),
+    ),
+    count: z.number(),
+  })
+  .openapi('QueueJobs');
 
 export const tenantsResponseSchema = z
   .object({

@@ -15,6 +15,8 @@ import {
   errorSchema,
   jobsQuerySchema,
   jobsResponseSchema,
+  queueJobsQuerySchema,
+  queueJobsResponseSchema,
   queueResponseSchema,
   tenantsResponseSchema,
   triggerBodySchema,
@@ -22,7 +24,7 @@ import {
 } from '../schemas.ts';
 import { commonErrors, json } from './openapi.ts';
 
-/** POST /api/v1/sync/trigger, GET /api/v1/sync/jobs, GET /api/v1/queue, GET /api/v1/tenants. */
+/** POST /api/v1/sync/trigger, GET /api/v1/sync/jobs, GET /api/v1/queue, GET /api/v1/queue/jobs, GET /api/v1/tenants. */
 
 const errors = commonErrors;
 
@@ -47,6 +49,18 @@ async function clusterQueueCounts(pool: pg.Pool, deploymentIds: string[], schema
       if (row.oldest !== null && (oldest === null || row.oldest > oldest)) oldest = row.oldest;
     }
     return { queue, states, oldestWaitingSeconds: oldest === null ? null : Math.max(0, Math.round(oldest)) };
+  });
+}
+
+/** Deployment ids of this cluster's tenants (pg-boss jobs carry one in their data). */
+async function clusterDeploymentIds(ctx: RouteContext): Promise<string[]> {
+  return ctx.inCluster(async (client) => {
+    const res = await client.query<{ deployment_id: string }>(
+      `SELECT d.deployment_id::text AS deployment_id FROM sync_metadata.client_deployments d
+         JOIN sync_metadata.hosts h ON h.host_id = d.host_id WHERE h.cluster_name = $1::text`,
+      [ctx.deps.cluster],
+    );
+    return res.rows.map((r) => r.deployment_id);
   });
 }
 
@@ -214,16 +228,7 @@ export function registerSyncRoutes(app: ApiApp, ctx: RouteContext): void {
     async (c) => {
       // pg-boss's job table has no cluster column: counts and jobs are those of this cluster's tenants (several
       // clusters may share one database and queue).
-      const tenants = new Set(
-        await ctx.inCluster(async (client) => {
-          const res = await client.query<{ deployment_id: string }>(
-            `SELECT d.deployment_id::text AS deployment_id FROM sync_metadata.client_deployments d
-               JOIN sync_metadata.hosts h ON h.host_id = d.host_id WHERE h.cluster_name = $1::text`,
-            [deps.cluster],
-          );
-          return res.rows.map((r) => r.deployment_id);
-        }),
-      );
+      const tenants = new Set(await clusterDeploymentIds(ctx));
       // A cluster role's jobs live in its own pg-boss schema (the one its boss uses).
       const queueSchema = deps.boss ? bossSettings(deps.boss).schema : PGBOSS_SCHEMA;
       const counts = await clusterQueueCounts(deps.pool, [...tenants], queueSchema);
@@ -264,6 +269,71 @@ export function registerSyncRoutes(app: ApiApp, ctx: RouteContext): void {
           completed_on: iso(r.completed_on),
         })),
       });
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/queue/jobs',
+      tags: ['sync'],
+      summary: "This cluster's pg-boss jobs, newest first: state, tenant, times, retries (read-only)",
+      security: [{ bearer: [] }],
+      middleware: [auth.require('read', { public: publicReads })] as const,
+      request: { query: queueJobsQuerySchema },
+      responses: { 200: { description: 'queue jobs', content: json(queueJobsResponseSchema) }, ...errors },
+    }),
+    async (c) => {
+      const q = c.req.valid('query');
+      // Only this node's pg-boss schema, and within it only this cluster's tenants (the shared role's pgboss schema
+      // may hold several clusters' jobs).
+      const queueSchema = deps.boss ? bossSettings(deps.boss).schema : PGBOSS_SCHEMA;
+      const tenants = await clusterDeploymentIds(ctx);
+      const res = await deps.pool.query<{
+        id: string;
+        name: string;
+        state: (typeof JOB_STATES)[number];
+        data: Record<string, unknown> | null;
+        retry_count: number;
+        retry_limit: number;
+        created_on: Date;
+        start_after: Date;
+        started_on: Date | null;
+        completed_on: Date | null;
+      }>(
+        `SELECT id::text AS id, name, state::text AS state, data, retry_count, retry_limit, created_on, start_after,
+                started_on, completed_on
+           FROM ${quoteIdent(queueSchema)}.job
+          WHERE name = ANY($1::text[]) AND data->>'deployment_id' = ANY($2::text[])
+            AND ($3::text IS NULL OR state::text = $3::text)
+            AND ($4::text IS NULL OR data->>'client_name' = $4::text)
+          ORDER BY created_on DESC, id DESC
+          LIMIT $5::int`,
+        [
+          q.queue ? [q.queue] : [SYNC_QUEUE, SYNC_DEAD_LETTER_QUEUE],
+          tenants,
+          q.state ?? null,
+          q.client_name ?? null,
+          q.limit,
+        ],
+      );
+      const str = (v: unknown) => (typeof v === 'string' ? v : null);
+      const jobs = res.rows.map((r) => ({
+        id: r.id,
+        queue: r.name,
+        state: r.state,
+        client_name: str(r.data?.client_name),
+        deployment_id: str(r.data?.deployment_id),
+        full_sync: typeof r.data?.full_sync === 'boolean' ? r.data.full_sync : null,
+        triggered_by: str(r.data?.triggered_by),
+        retry_count: r.retry_count,
+        retry_limit: r.retry_limit,
+        created_on: r.created_on.toISOString(),
+        start_after: r.start_after.toISOString(),
+        started_on: iso(r.started_on),
+        completed_on: iso(r.completed_on),
+      }));
+      return reply(c, { cluster_name: deps.cluster, schema: queueSchema, jobs, count: jobs.length });
     },
   );
 
