@@ -237,7 +237,7 @@ async function main(): Promise<void> {
           break;
         } catch (error) {
           const code = (error as { code?: string }).code;
-          if (attempt >= 5 || (code !== 'XX000' && code !== '40P01')) throw error;
+          if (attempt >= 10 || (code !== 'XX000' && code !== '40P01')) throw error;
           grantRetries += 1;
           await sleep(20 * attempt);
         }
