@@ -109,12 +109,7 @@ function machineTicks(): { busy: number; total: number } {
 
 type Proc = { name: string; child: ChildProcess; port: number | null; log: string[] };
 
-function startProcess(
-  name: string,
-  app: 'node' | 'worker',
-  env: Record<string, string>,
-  port: number | null,
-): Proc {
+function startProcess(name: string, app: 'node' | 'worker', env: Record<string, string>, port: number | null): Proc {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, `apps/${app}/src/main.ts`)], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
@@ -202,7 +197,9 @@ async function main(): Promise<void> {
     const sizeOf = (f: string) => {
       const db = new Database(f, { readonly: true });
       try {
-        return (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number);
+        return (
+          (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number)
+        );
       } finally {
         db.close();
       }
@@ -279,7 +276,8 @@ async function main(): Promise<void> {
     procs.push(
       startProcess('node-b', 'node', { ...base, ROLE: 'node-b', API_PORT: String(portBase + 1) }, portBase + 1),
     );
-    for (let i = 1; i <= workers; i += 1) procs.push(startProcess(`worker-${i}`, 'worker', { ...base, ROLE: `worker-${i}` }, null));
+    for (let i = 1; i <= workers; i += 1)
+      procs.push(startProcess(`worker-${i}`, 'worker', { ...base, ROLE: `worker-${i}` }, null));
     for (const p of procs) {
       p.child.once('exit', (code) => {
         if (!stopping) console.error(`${p.name} exited (${code}):\n${p.log.slice(-20).join('\n')}`);
@@ -310,7 +308,8 @@ async function main(): Promise<void> {
         `SELECT client_name, extract(epoch FROM last_sync_at)::float8 AS at, last_sync_status AS status
            FROM sync_metadata.client_deployments`,
       );
-      for (const row of r.rows) if (row.status === 'success' || row.status === 'conflict') lastSuccess.set(row.client_name, row.at);
+      for (const row of r.rows)
+        if (row.status === 'success' || row.status === 'conflict') lastSuccess.set(row.client_name, row.at);
     };
     await sampleLag();
     const pids = () => procs.map((p) => ({ name: p.name, pid: p.child.pid ?? -1 }));
@@ -375,10 +374,9 @@ async function main(): Promise<void> {
         try {
           const now = Math.floor(Date.now() / 1000);
           db.prepare(`UPDATE "user" SET last_active_at = ? WHERE id = (SELECT id FROM "user" LIMIT 1)`).run(now);
-          db.prepare(`UPDATE chat SET title = ?, updated_at = ? WHERE id = (SELECT id FROM chat ORDER BY random() LIMIT 1)`).run(
-            `renamed ${now}`,
-            now,
-          );
+          db.prepare(
+            `UPDATE chat SET title = ?, updated_at = ? WHERE id = (SELECT id FROM chat ORDER BY random() LIMIT 1)`,
+          ).run(`renamed ${now}`, now);
         } finally {
           db.close();
         }
@@ -451,26 +449,39 @@ async function main(): Promise<void> {
         `${failingCount} failing), interval ${interval} s, ${changeShare * 100}% changed per interval, ` +
         `${workers} workers + 2 nodes × ${concurrency} slots`,
     );
-    out(`  fixtures ${fixtureSeconds.toFixed(1)} s; provisioning ${provisionSeconds.toFixed(1)} s (${((provisionSeconds / tenants) * 1000).toFixed(1)} ms/tenant, ${grantRetries} retried)`);
+    out(
+      `  fixtures ${fixtureSeconds.toFixed(1)} s; provisioning ${provisionSeconds.toFixed(1)} s (${((provisionSeconds / tenants) * 1000).toFixed(1)} ms/tenant, ${grantRetries} retried)`,
+    );
     out(`  warm-up (first full sync of every tenant) ${warmupSeconds.toFixed(1)} s`);
-    out(`  steady phase ${elapsed.toFixed(0)} s: ${writes} writer changes, ${runs} runs completed = ${(runs / elapsed).toFixed(1)} runs/s ` +
-        `(needed ${(tenants / interval).toFixed(1)}), ${failedRuns} failed attempts`);
+    out(
+      `  steady phase ${elapsed.toFixed(0)} s: ${writes} writer changes, ${runs} runs completed = ${(runs / elapsed).toFixed(1)} runs/s ` +
+        `(needed ${(tenants / interval).toFixed(1)}), ${failedRuns} failed attempts`,
+    );
     out(
       `  lag (since last successful run), small tenants: p50 ${percentile(smallLags, 50).toFixed(1)} s, ` +
         `p99 ${percentile(smallLags, 99).toFixed(1)} s, max ${Math.max(...smallLags).toFixed(1)} s ` +
         `(goal p99 ≤ ${2 * interval} s: ${percentile(smallLags, 99) <= 2 * interval ? 'met' : 'NOT met'})`,
     );
     if (bigLags.length) out(`  lag, big tenants: max ${Math.max(...bigLags).toFixed(1)} s`);
-    out(`  slowest tenant ${slowest.name}: lag ${slowest.lag.toFixed(1)} s; tenants over 2 intervals: ${lags.filter((l) => l.lag > 2 * interval).length}`);
+    out(
+      `  slowest tenant ${slowest.name}: lag ${slowest.lag.toFixed(1)} s; tenants over 2 intervals: ${lags.filter((l) => l.lag > 2 * interval).length}`,
+    );
     out(`  machine CPU busy ${(machine * 100).toFixed(0)}% of ${os.cpus().length} cores`);
     for (const p of pids()) {
       const cpu = ((cpuEnd.get(p.name) ?? 0) - (cpuStart.get(p.name) ?? 0)) / CLK_TCK / elapsed;
-      out(`  ${p.name.padEnd(9)} CPU ${(cpu * 100).toFixed(0).padStart(3)}% of a core, RSS ${mb(memory(p.pid).rss)} (max ${mb(maxRss.get(p.name) ?? 0)})`);
+      out(
+        `  ${p.name.padEnd(9)} CPU ${(cpu * 100).toFixed(0).padStart(3)}% of a core, RSS ${mb(memory(p.pid).rss)} (max ${mb(maxRss.get(p.name) ?? 0)})`,
+      );
     }
     out(
       `  postgres  CPU ${(((pgCpuEnd - pgCpuStart) / CLK_TCK / elapsed) * 100).toFixed(0).padStart(3)}% of a core ` +
         `(processes alive at start and end); benchmark driver and writer ` +
         `${(((benchCpu.user + benchCpu.system) / 1e6 / elapsed) * 100).toFixed(0)}%`,
+    );
+    const clusterTicks =
+      pids().reduce((a, p) => a + (cpuEnd.get(p.name) ?? 0) - (cpuStart.get(p.name) ?? 0), 0) + (pgCpuEnd - pgCpuStart);
+    out(
+      `  CPU per completed run (nodes, workers and postgres together): ${((clusterTicks / CLK_TCK / Math.max(1, runs)) * 1000).toFixed(1)} ms`,
     );
     out(`  failing tenants' sync_jobs rows: ${failingJobs.map((r) => `${r.status} ${r.n}`).join(', ') || 'none'}`);
     out(
