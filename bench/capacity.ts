@@ -316,17 +316,18 @@ async function main(): Promise<void> {
     const cpuStart = new Map(pids().map((p) => [p.name, cpuTicks(p.pid) ?? 0]));
     const machineStart = machineTicks();
     const benchCpuStart = process.cpuUsage();
+    /** CPU ticks of every postgres process, by pid. */
     const postgresTicks = () => {
-      let sum = 0;
+      const ticks = new Map<number, number>();
       for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
         try {
           if (!readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('postgres')) continue;
         } catch {
           continue;
         }
-        sum += cpuTicks(Number(pid)) ?? 0;
+        ticks.set(Number(pid), cpuTicks(Number(pid)) ?? 0);
       }
-      return sum;
+      return ticks;
     };
     const pgCpuStart = postgresTicks();
     const countRuns = async () =>
@@ -397,7 +398,9 @@ async function main(): Promise<void> {
     await sampleLag();
     const runsEnd = await countRuns();
     const machineEnd = machineTicks();
-    const pgCpuEnd = postgresTicks();
+    // Processes alive at the end: their CPU since the start (all of it for those started meanwhile); backends that
+    // exited during the phase are not counted.
+    const pgCpuEnd = [...postgresTicks()].reduce((a, [pid, t]) => a + t - (pgCpuStart.get(pid) ?? 0), 0);
     const benchCpu = process.cpuUsage(benchCpuStart);
     const failingJobs = (
       await adminPool.query<{ status: string; n: number }>(
@@ -474,12 +477,12 @@ async function main(): Promise<void> {
       );
     }
     out(
-      `  postgres  CPU ${(((pgCpuEnd - pgCpuStart) / CLK_TCK / elapsed) * 100).toFixed(0).padStart(3)}% of a core ` +
+      `  postgres  CPU ${((pgCpuEnd / CLK_TCK / elapsed) * 100).toFixed(0).padStart(3)}% of a core ` +
         `(processes alive at start and end); benchmark driver and writer ` +
         `${(((benchCpu.user + benchCpu.system) / 1e6 / elapsed) * 100).toFixed(0)}%`,
     );
     const clusterTicks =
-      pids().reduce((a, p) => a + (cpuEnd.get(p.name) ?? 0) - (cpuStart.get(p.name) ?? 0), 0) + (pgCpuEnd - pgCpuStart);
+      pids().reduce((a, p) => a + (cpuEnd.get(p.name) ?? 0) - (cpuStart.get(p.name) ?? 0), 0) + pgCpuEnd;
     out(
       `  CPU per completed run (nodes, workers and postgres together): ${((clusterTicks / CLK_TCK / Math.max(1, runs)) * 1000).toFixed(1)} ms`,
     );
