@@ -68,6 +68,31 @@ describe('one run per tenant, dead workers, aborts, lost connections, live write
     return file;
   }
 
+  it('provisions several tenants at once (their grants on the shared bookkeeping schema take turns)', async () => {
+    const names = ['para1', 'para2', 'para3', 'para4', 'para5', 'para6'];
+    const files = names.map((name) => {
+      const file = scratch.file(`${name}.db`);
+      makeMiniOpenWebUI(file, { chats: 2 });
+      return file;
+    });
+    const pool = createPool(db.current.adminUrl, { max: names.length });
+    try {
+      const results = await Promise.allSettled(
+        names.map((name, i) =>
+          provisionTenant({
+            adminPool: pool,
+            clientName: name,
+            sqlitePath: files[i]!,
+            serviceRole: db.current.serviceRole,
+          }),
+        ),
+      );
+      expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+    } finally {
+      await pool.end();
+    }
+  });
+
   it('refuses a second concurrent sync of the same tenant', async () => {
     await setup('busy', { chats: 3000 });
     const runs = await Promise.allSettled([

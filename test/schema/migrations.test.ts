@@ -103,7 +103,12 @@ describe('sync_metadata migrations', () => {
        VALUES (sync_metadata.host_identity('old', 'h', 'node-a'), 'h', 'old', 'node-a')`,
     );
     const upgraded = await install({ adminUrl: url, serviceRole, groupRole: context.groupRole });
-    expect(upgraded.migrations.applied).toEqual(['000009_cluster_roles', '000010_sqlite_realpath', '000011_retention']);
+    expect(upgraded.migrations.applied).toEqual([
+      '000009_cluster_roles',
+      '000010_sqlite_realpath',
+      '000011_retention',
+      '000012_run_lookups',
+    ]);
     await withConnection(withUser(url, serviceRole, context.servicePassword), async (c) => {
       await c.query('BEGIN');
       await c.query("SELECT set_config('app.current_cluster', 'old', true)");

@@ -2,7 +2,8 @@ import type pg from 'pg';
 import type { Job, PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
 import { SYNC_QUEUE, syncJobPayloadSchema, type SyncJobPayload } from '../../../schema/src/index.ts';
-import { withTransaction, type DbScope } from '../db.ts';
+import { beginScoped, withClient, type DbScope } from '../db.ts';
+import { quoteLiteral } from '../../../schema/src/sql.ts';
 import { errorMessage } from '../errors.ts';
 import type { SyncMetrics } from '../metrics.ts';
 import type { RunTenantSyncOptions } from '../sync/run.ts';
@@ -63,18 +64,27 @@ export type SyncWorker = {
 
 type TenantState = { sync_enabled: boolean; status: string } | undefined;
 
+/**
+ * The tenant's sync switch and status, read in one round trip (BEGIN with the RLS scope, the SELECT and COMMIT as one
+ * simple-protocol query): every job pays for this check, including the many that find nothing to do.
+ */
 async function tenantState(pool: pg.Pool, clientName: string, scope: DbScope): Promise<TenantState> {
-  return withTransaction(
-    pool,
-    async (client) => {
-      const res = await client.query<{ sync_enabled: boolean; status: string }>(
-        'SELECT sync_enabled, status FROM sync_metadata.client_deployments WHERE client_name = $1::text',
-        [clientName],
-      );
-      return res.rows[0];
-    },
-    scope,
-  );
+  return withClient(pool, async (client) => {
+    const sql =
+      `${beginScoped(scope)}; ` +
+      `SELECT sync_enabled, status FROM sync_metadata.client_deployments WHERE client_name = ${quoteLiteral(clientName)}; ` +
+      'COMMIT';
+    try {
+      const results = (await client.query(sql)) as unknown as pg.QueryResult<{
+        sync_enabled: boolean;
+        status: string;
+      }>[];
+      return results[results.length - 2]?.rows[0];
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  });
 }
 
 /** Why a job is skipped instead of run, or null to run it. */

@@ -453,6 +453,11 @@ async function grantTenant(client: pg.ClientBase, schemaName: string, role: stri
     `REVOKE CREATE ON SCHEMA ${st} FROM ${r}`,
     `GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA ${st} TO ${r}`,
   ]) {
+    if (sql.includes(` SCHEMA ${st} `)) {
+      // The bookkeeping schema is shared by every tenant: two provisionings granting on it at once collide on the
+      // same catalog rows ("tuple concurrently updated"), so those grants take turns (lock held to COMMIT).
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1::text))', ['owui-sync:ddl:grant-sync-state']);
+    }
     await client.query(sql);
   }
 }

@@ -1,0 +1,527 @@
+/**
+ * Steady-state capacity benchmark: N small tenants (copies of one generated Open WebUI database), a few big ones
+ * and one that always fails, kept current by the real cluster (node-a, node-b and extra worker processes) while a
+ * writer changes a share of the tenants every interval. After a warm-up (every tenant's first, full sync) it runs
+ * for a fixed time and prints runs/s, lag, per-process CPU and RSS, PostgreSQL backend memory, catalog and
+ * sync_metadata sizes and the series count of /metrics.
+ *
+ *   npx tsx bench/capacity.ts [--tenants 2000] [--interval 60] [--seconds 180] [--change-share 0.05]
+ *     [--workers 2] [--concurrency 2] [--big 2] [--big-chats 3000] [--failing 1] [--provision-concurrency 4]
+ *
+ * Uses BENCH_DATABASE_URL / TEST_DATABASE_URL (superuser) or postgres://postgres@127.0.0.1:5432/postgres, creates
+ * its own database and service role, and drops both at the end.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { createPool } from '../packages/engine/src/db.ts';
+import { provisionTenant, tenantSchemaName } from '../packages/engine/src/sync/index.ts';
+import { generateOpenWebUIDatabase } from '../packages/fixtures/src/index.ts';
+import { install, quoteIdent, SYNC_QUEUE } from '../packages/schema/src/index.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    tenants: { type: 'string', default: '2000' },
+    interval: { type: 'string', default: '60' },
+    seconds: { type: 'string', default: '180' },
+    'change-share': { type: 'string', default: '0.05' },
+    workers: { type: 'string', default: '2' },
+    concurrency: { type: 'string', default: '2' },
+    big: { type: 'string', default: '2' },
+    'big-chats': { type: 'string', default: '3000' },
+    failing: { type: 'string', default: '1' },
+    'provision-concurrency': { type: 'string', default: '4' },
+    'warmup-timeout': { type: 'string', default: '1800' },
+  },
+});
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const ADMIN =
+  process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const CLUSTER = 'bench';
+const HOST = 'bench';
+const CLK_TCK = 100;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const i = Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1));
+  return s[i]!;
+}
+const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+
+function withDb(url: string, db: string, user?: { name: string; password: string }): string {
+  const u = new URL(url);
+  u.pathname = `/${db}`;
+  if (user) {
+    u.username = user.name;
+    u.password = user.password;
+  }
+  return u.toString();
+}
+
+async function admin(url: string, sql: string, params: unknown[] = []): Promise<pg.QueryResult> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return await c.query(sql, params);
+  } finally {
+    await c.end();
+  }
+}
+
+/** utime+stime in clock ticks, or null when the process is gone. */
+function cpuTicks(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return null;
+  }
+}
+
+/** Resident and proportional set size of a process in bytes (0 when gone). */
+function memory(pid: number): { rss: number; pss: number } {
+  try {
+    const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(rollup)?.[1] ?? 0) * 1024;
+    return { rss: kb('Rss'), pss: kb('Pss') };
+  } catch {
+    return { rss: 0, pss: 0 };
+  }
+}
+
+/** Busy and total jiffies of the whole machine. */
+function machineTicks(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/).slice(1).map(Number);
+  const idle = (line[3] ?? 0) + (line[4] ?? 0);
+  const total = line.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+type Proc = { name: string; child: ChildProcess; port: number | null; log: string[] };
+
+function startProcess(name: string, app: 'node' | 'worker', env: Record<string, string>, port: number | null): Proc {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, `apps/${app}/src/main.ts`)], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const log: string[] = [];
+  const keep = (d: Buffer) => {
+    for (const line of d.toString().split('\n')) if (line.trim()) log.push(line);
+    if (log.length > 200) log.splice(0, log.length - 200);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  return { name, child, port, log };
+}
+
+async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) {
+        const item = items[next++]!;
+        await fn(item);
+      }
+    }),
+  );
+}
+
+async function main(): Promise<void> {
+  const tenants = Number(args.tenants);
+  const interval = Number(args.interval);
+  const seconds = Number(args.seconds);
+  const changeShare = Number(args['change-share']);
+  const workers = Number(args.workers);
+  const concurrency = Number(args.concurrency);
+  const bigCount = Number(args.big);
+  const failingCount = Number(args.failing);
+  const suffix = randomBytes(4).toString('hex');
+  const dbName = `owui_bench_capacity_${suffix}`;
+  const role = { name: `owui_bench_svc_${suffix}`, password: randomBytes(12).toString('hex') };
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'owui-bench-capacity-'));
+  await admin(ADMIN, `CREATE DATABASE ${quoteIdent(dbName)}`);
+  const adminUrl = withDb(ADMIN, dbName);
+  const serviceUrl = withDb(ADMIN, dbName, role);
+  const procs: Proc[] = [];
+  const report: string[] = [];
+  const out = (line: string) => {
+    report.push(line);
+    console.log(line);
+  };
+  try {
+    await install({ adminUrl, serviceRole: role.name, servicePassword: role.password });
+    const adminPool = createPool(adminUrl, { max: Number(args['provision-concurrency']) + 2 });
+
+    // --- Fixtures --------------------------------------------------------------------------------------------
+    let t0 = performance.now();
+    const small = path.join(dir, 'template-small.db');
+    generateOpenWebUIDatabase({
+      path: small,
+      era: '0.11.0',
+      scale: { users: 4, chats: 20, chatBodyBytes: 2000, chatMessagesPerChat: 3, channelMessages: 30, rowsPerTable: 3 },
+      seed: 7,
+      journalMode: 'wal',
+    });
+    const big = path.join(dir, 'template-big.db');
+    const bigChats = Number(args['big-chats']);
+    if (bigCount > 0) {
+      generateOpenWebUIDatabase({
+        path: big,
+        era: '0.11.0',
+        scale: {
+          users: 50,
+          chats: bigChats,
+          chatBodyBytes: 8192,
+          chatMessagesPerChat: 2,
+          channels: 10,
+          channelMessages: bigChats * 10,
+          tags: 500,
+          files: 200,
+          rowsPerTable: 50,
+        },
+        seed: 8,
+        journalMode: 'wal',
+      });
+    }
+    const sizeOf = (f: string) => {
+      const db = new Database(f, { readonly: true });
+      try {
+        return (
+          (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number)
+        );
+      } finally {
+        db.close();
+      }
+    };
+    const smallBytes = sizeOf(small);
+    const bigBytes = bigCount > 0 ? sizeOf(big) : 0;
+    type Tenant = { name: string; file: string; kind: 'small' | 'big' | 'failing' };
+    const all: Tenant[] = [];
+    for (let i = 1; i <= tenants; i += 1) {
+      const kind = i <= bigCount ? 'big' : i <= bigCount + failingCount ? 'failing' : 'small';
+      const name = `${kind === 'small' ? 't' : kind}${i}`;
+      const file = path.join(dir, `${name}.db`);
+      copyFileSync(kind === 'big' ? big : small, file);
+      all.push({ name, file, kind });
+    }
+    const fixtureSeconds = (performance.now() - t0) / 1000;
+
+    // --- Provisioning ------------------------------------------------------------------------------------------
+    await adminPool.query(
+      `INSERT INTO sync_metadata.hosts (host_id, hostname, cluster_name, node_name)
+       VALUES (sync_metadata.host_identity($1, $2, 'node-a'), $2, $1, 'node-a') ON CONFLICT (host_id) DO NOTHING`,
+      [CLUSTER, HOST],
+    );
+    t0 = performance.now();
+    let provisioned = 0;
+    let grantRetries = 0;
+    await pool(all, Number(args['provision-concurrency']), async (t) => {
+      // Concurrent GRANTs on the shared bookkeeping schema can collide ("tuple concurrently updated"): retry.
+      for (let attempt = 1; ; attempt += 1) {
+        try {
+          await provisionTenant({ adminPool, clientName: t.name, sqlitePath: t.file, serviceRole: role.name });
+          break;
+        } catch (error) {
+          const code = (error as { code?: string }).code;
+          if (attempt >= 10 || (code !== 'XX000' && code !== '40P01')) throw error;
+          grantRetries += 1;
+          await sleep(20 * attempt);
+        }
+      }
+      await adminPool.query(
+        `INSERT INTO sync_metadata.client_deployments
+           (client_name, host_id, sqlite_path, schema_name, sync_enabled, status, sync_interval)
+         VALUES ($1, sync_metadata.host_identity($4, $5, 'node-a'), $2, $3, true, 'active', $6)`,
+        [t.name, t.file, tenantSchemaName(t.name), CLUSTER, HOST, interval],
+      );
+      provisioned += 1;
+      if (provisioned % 500 === 0) {
+        console.error(`  provisioned ${provisioned}/${tenants} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+      }
+    });
+    const provisionSeconds = (performance.now() - t0) / 1000;
+    // The failing tenants' files turn into garbage: every run fails and is retried.
+    for (const t of all.filter((x) => x.kind === 'failing')) {
+      writeFileSync(t.file, randomBytes(8192));
+      rmSync(`${t.file}-wal`, { force: true });
+      rmSync(`${t.file}-shm`, { force: true });
+    }
+    await adminPool.query('ANALYZE');
+
+    // --- Processes ---------------------------------------------------------------------------------------------
+    const base = {
+      DATABASE_URL: serviceUrl,
+      DATABASE_POOLER: 'none',
+      CLUSTER_NAME: CLUSTER,
+      HOST_NAME: HOST,
+      LOG_LEVEL: 'warn',
+      WORKER_CONCURRENCY: String(concurrency),
+      LEASE_DURATION: '30',
+      HEARTBEAT_INTERVAL: '10',
+      SCHEDULER_INTERVAL: '5',
+    };
+    const portBase = 19_000 + Math.floor(Math.random() * 1000);
+    procs.push(startProcess('node-a', 'node', { ...base, ROLE: 'node-a', API_PORT: String(portBase) }, portBase));
+    procs.push(
+      startProcess('node-b', 'node', { ...base, ROLE: 'node-b', API_PORT: String(portBase + 1) }, portBase + 1),
+    );
+    for (let i = 1; i <= workers; i += 1)
+      procs.push(startProcess(`worker-${i}`, 'worker', { ...base, ROLE: `worker-${i}` }, null));
+    for (const p of procs) {
+      p.child.once('exit', (code) => {
+        if (!stopping) console.error(`${p.name} exited (${code}):\n${p.log.slice(-20).join('\n')}`);
+      });
+    }
+
+    // --- Warm-up: every tenant's first (full) sync -------------------------------------------------------------
+    t0 = performance.now();
+    const healthy = all.filter((t) => t.kind !== 'failing').map((t) => t.name);
+    for (;;) {
+      const r = await adminPool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM sync_metadata.client_deployments
+          WHERE last_sync_status IN ('success', 'conflict') AND client_name = ANY($1::text[])`,
+        [healthy],
+      );
+      if (r.rows[0]!.n >= healthy.length) break;
+      if (performance.now() - t0 > Number(args['warmup-timeout']) * 1000) {
+        throw new Error(`warm-up: only ${r.rows[0]!.n}/${healthy.length} tenants synced`);
+      }
+      await sleep(2000);
+    }
+    const warmupSeconds = (performance.now() - t0) / 1000;
+
+    // --- Steady phase ------------------------------------------------------------------------------------------
+    const lastSuccess = new Map<string, number>();
+    const sampleLag = async () => {
+      const r = await adminPool.query<{ client_name: string; at: number; status: string }>(
+        `SELECT client_name, extract(epoch FROM last_sync_at)::float8 AS at, last_sync_status AS status
+           FROM sync_metadata.client_deployments`,
+      );
+      for (const row of r.rows)
+        if (row.status === 'success' || row.status === 'conflict') lastSuccess.set(row.client_name, row.at);
+    };
+    await sampleLag();
+    const pids = () => procs.map((p) => ({ name: p.name, pid: p.child.pid ?? -1 }));
+    const cpuStart = new Map(pids().map((p) => [p.name, cpuTicks(p.pid) ?? 0]));
+    const machineStart = machineTicks();
+    const benchCpuStart = process.cpuUsage();
+    /** CPU ticks of every postgres process, by pid. */
+    const postgresTicks = () => {
+      const ticks = new Map<number, number>();
+      for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+        try {
+          if (!readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('postgres')) continue;
+        } catch {
+          continue;
+        }
+        ticks.set(Number(pid), cpuTicks(Number(pid)) ?? 0);
+      }
+      return ticks;
+    };
+    const pgCpuStart = postgresTicks();
+    const countRuns = async () =>
+      (
+        await adminPool.query<{ completed: number; failed: number }>(
+          `SELECT count(*) FILTER (WHERE state = 'completed')::int AS completed,
+                  count(*) FILTER (WHERE state IN ('failed', 'retry'))::int AS failed
+             FROM pgboss.job WHERE name = $1`,
+          [SYNC_QUEUE],
+        )
+      ).rows[0]!;
+    const runsStart = await countRuns();
+    const maxRss = new Map<string, number>();
+    let maxPgRss = 0;
+    let maxPgPss = 0;
+    let pgBackends = 0;
+    const pgMemory = async () => {
+      const r = await adminPool.query<{ pid: number }>(
+        `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend' AND pid <> pg_backend_pid()`,
+        [dbName],
+      );
+      let rss = 0;
+      let pss = 0;
+      for (const { pid } of r.rows) {
+        const m = memory(pid);
+        rss += m.rss;
+        pss += m.pss;
+      }
+      return { rss, pss, n: r.rows.length };
+    };
+    const steadyStart = performance.now();
+    const wallStart = Date.now() / 1000;
+    let writes = 0;
+    const small_ = all.filter((t) => t.kind !== 'failing');
+    const perSecond = (small_.length * changeShare) / interval;
+    let owed = 0;
+    let lastSample = 0;
+    while (performance.now() - steadyStart < seconds * 1000) {
+      const tick = performance.now();
+      owed += perSecond;
+      while (owed >= 1) {
+        owed -= 1;
+        const t = small_[Math.floor(Math.random() * small_.length)]!;
+        const db = new Database(t.file);
+        try {
+          const now = Math.floor(Date.now() / 1000);
+          db.prepare(`UPDATE "user" SET last_active_at = ? WHERE id = (SELECT id FROM "user" LIMIT 1)`).run(now);
+          db.prepare(
+            `UPDATE chat SET title = ?, updated_at = ? WHERE id = (SELECT id FROM chat ORDER BY random() LIMIT 1)`,
+          ).run(`renamed ${now}`, now);
+        } finally {
+          db.close();
+        }
+        writes += 1;
+      }
+      if (tick - lastSample > 5000) {
+        lastSample = tick;
+        for (const p of pids()) maxRss.set(p.name, Math.max(maxRss.get(p.name) ?? 0, memory(p.pid).rss));
+        const m = await pgMemory();
+        maxPgRss = Math.max(maxPgRss, m.rss);
+        maxPgPss = Math.max(maxPgPss, m.pss);
+        pgBackends = Math.max(pgBackends, m.n);
+        await sampleLag();
+      }
+      await sleep(Math.max(0, 1000 - (performance.now() - tick)));
+    }
+    const elapsed = (performance.now() - steadyStart) / 1000;
+    await sampleLag();
+    const runsEnd = await countRuns();
+    const machineEnd = machineTicks();
+    // Processes alive at the end: their CPU since the start (all of it for those started meanwhile); backends that
+    // exited during the phase are not counted.
+    const pgCpuEnd = [...postgresTicks()].reduce((a, [pid, t]) => a + t - (pgCpuStart.get(pid) ?? 0), 0);
+    const benchCpu = process.cpuUsage(benchCpuStart);
+    const failingJobs = (
+      await adminPool.query<{ status: string; n: number }>(
+        `SELECT status, count(*)::int AS n FROM sync_metadata.sync_jobs WHERE client_name LIKE 'failing%' GROUP BY status`,
+      )
+    ).rows;
+    const cpuEnd = new Map(pids().map((p) => [p.name, cpuTicks(p.pid) ?? 0]));
+    const pgMem = await pgMemory();
+    const wallEnd = Date.now() / 1000;
+
+    // --- Figures -----------------------------------------------------------------------------------------------
+    const lagOf = (name: string) => wallEnd - (lastSuccess.get(name) ?? wallStart - interval * 100);
+    const lags = healthy.map((n) => ({ name: n, lag: lagOf(n) }));
+    const smallLags = lags.filter((l) => !l.name.startsWith('big')).map((l) => l.lag);
+    const slowest = lags.reduce((a, b) => (b.lag > a.lag ? b : a));
+    const runs = runsEnd.completed - runsStart.completed;
+    const sizes = (
+      await adminPool.query<{ catalog: string; meta: string; boss: string; db: string; relations: number }>(
+        `SELECT (SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = 'pg_catalog' AND c.relkind = 'r')::text AS catalog,
+                (SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = 'sync_metadata' AND c.relkind = 'r')::text AS meta,
+                (SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = 'pgboss' AND c.relkind IN ('r', 'p'))::text AS boss,
+                pg_database_size(current_database())::text AS db,
+                (SELECT count(*)::int FROM pg_class) AS relations`,
+      )
+    ).rows[0]!;
+    const jobRows = (
+      await adminPool.query<{ jobs: number; boss: number }>(
+        `SELECT (SELECT count(*)::int FROM sync_metadata.sync_jobs) AS jobs, (SELECT count(*)::int FROM pgboss.job) AS boss`,
+      )
+    ).rows[0]!;
+    let series = NaN;
+    const port = procs[0]!.port;
+    try {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      series = text.split('\n').filter((l) => l && !l.startsWith('#')).length;
+    } catch {
+      // reported as NaN
+    }
+    const failedRuns = runsEnd.failed - runsStart.failed;
+    const bigLags = lags.filter((l) => l.name.startsWith('big')).map((l) => l.lag);
+    const machine = (machineEnd.busy - machineStart.busy) / (machineEnd.total - machineStart.total);
+
+    out(`Capacity, ${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}`);
+    out(
+      `  tenants ${tenants} (${tenants - bigCount - failingCount} small of ${mb(smallBytes)}, ${bigCount} big of ${mb(bigBytes)}, ` +
+        `${failingCount} failing), interval ${interval} s, ${changeShare * 100}% changed per interval, ` +
+        `${workers} workers + 2 nodes × ${concurrency} slots`,
+    );
+    out(
+      `  fixtures ${fixtureSeconds.toFixed(1)} s; provisioning ${provisionSeconds.toFixed(1)} s (${((provisionSeconds / tenants) * 1000).toFixed(1)} ms/tenant, ${grantRetries} retried)`,
+    );
+    out(`  warm-up (first full sync of every tenant) ${warmupSeconds.toFixed(1)} s`);
+    out(
+      `  steady phase ${elapsed.toFixed(0)} s: ${writes} writer changes, ${runs} runs completed = ${(runs / elapsed).toFixed(1)} runs/s ` +
+        `(needed ${(tenants / interval).toFixed(1)}), ${failedRuns} failed attempts`,
+    );
+    out(
+      `  lag (since last successful run), small tenants: p50 ${percentile(smallLags, 50).toFixed(1)} s, ` +
+        `p99 ${percentile(smallLags, 99).toFixed(1)} s, max ${Math.max(...smallLags).toFixed(1)} s ` +
+        `(goal p99 ≤ ${2 * interval} s: ${percentile(smallLags, 99) <= 2 * interval ? 'met' : 'NOT met'})`,
+    );
+    if (bigLags.length) out(`  lag, big tenants: max ${Math.max(...bigLags).toFixed(1)} s`);
+    out(
+      `  slowest tenant ${slowest.name}: lag ${slowest.lag.toFixed(1)} s; tenants over 2 intervals: ${lags.filter((l) => l.lag > 2 * interval).length}`,
+    );
+    out(`  machine CPU busy ${(machine * 100).toFixed(0)}% of ${os.cpus().length} cores`);
+    for (const p of pids()) {
+      const cpu = ((cpuEnd.get(p.name) ?? 0) - (cpuStart.get(p.name) ?? 0)) / CLK_TCK / elapsed;
+      out(
+        `  ${p.name.padEnd(9)} CPU ${(cpu * 100).toFixed(0).padStart(3)}% of a core, RSS ${mb(memory(p.pid).rss)} (max ${mb(maxRss.get(p.name) ?? 0)})`,
+      );
+    }
+    out(
+      `  postgres  CPU ${((pgCpuEnd / CLK_TCK / elapsed) * 100).toFixed(0).padStart(3)}% of a core ` +
+        `(processes alive at start and end); benchmark driver and writer ` +
+        `${(((benchCpu.user + benchCpu.system) / 1e6 / elapsed) * 100).toFixed(0)}%`,
+    );
+    const clusterTicks =
+      pids().reduce((a, p) => a + (cpuEnd.get(p.name) ?? 0) - (cpuStart.get(p.name) ?? 0), 0) + pgCpuEnd;
+    out(
+      `  CPU per completed run (nodes, workers and postgres together): ${((clusterTicks / CLK_TCK / Math.max(1, runs)) * 1000).toFixed(1)} ms`,
+    );
+    out(`  failing tenants' sync_jobs rows: ${failingJobs.map((r) => `${r.status} ${r.n}`).join(', ') || 'none'}`);
+    out(
+      `  PostgreSQL client backends of the benchmark database: ${pgMem.n} (max ${pgBackends}), RSS ${mb(pgMem.rss)} ` +
+        `(max ${mb(maxPgRss)}), PSS ${mb(pgMem.pss)} (max ${mb(maxPgPss)})`,
+    );
+    out(
+      `  catalog ${mb(Number(sizes.catalog))} (${sizes.relations} relations), sync_metadata ${mb(Number(sizes.meta))} ` +
+        `(${jobRows.jobs} sync_jobs rows), pgboss ${mb(Number(sizes.boss))} (${jobRows.boss} job rows), database ${mb(Number(sizes.db))}`,
+    );
+    out(`  /metrics series (node-a): ${series}`);
+    await adminPool.end();
+  } finally {
+    stopping = true;
+    for (const p of procs) p.child.kill('SIGTERM');
+    await Promise.all(
+      procs.map(
+        (p) =>
+          new Promise((res) => {
+            if (p.child.exitCode !== null || p.child.signalCode !== null) return res(null);
+            const timer = setTimeout(() => p.child.kill('SIGKILL'), 40_000);
+            p.child.once('exit', () => {
+              clearTimeout(timer);
+              res(null);
+            });
+          }),
+      ),
+    );
+    await admin(ADMIN, `DROP DATABASE IF EXISTS ${quoteIdent(dbName)} WITH (FORCE)`).catch(() => undefined);
+    await admin(ADMIN, `DROP ROLE IF EXISTS ${quoteIdent(role.name)}`).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+let stopping = false;
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
