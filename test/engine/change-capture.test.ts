@@ -155,32 +155,47 @@ describe('change capture under Open WebUI write patterns', () => {
   });
 });
 
-describe('journal mode switches', () => {
+/** A test database, and tenants provisioned in it from a file with their own pools (closed after the block). */
+function useTenants() {
   const db = useTestDatabase();
+  const pools: pg.Pool[] = [];
+  afterAll(async () => {
+    for (const p of pools) await p.end();
+  });
+  return {
+    db,
+    async tenant(name: string, file: string) {
+      const admin = createPool(db.current.adminUrl, { max: 2 });
+      const service = createPool(db.current.serviceUrl, { max: 3 });
+      pools.push(service, admin);
+      const { hostId } = await registerTenant(db.current.adminUrl, name, file);
+      await provisionTenant({
+        adminPool: admin,
+        clientName: name,
+        sqlitePath: file,
+        serviceRole: db.current.serviceRole,
+      });
+      const scope = { hostId };
+      return {
+        admin,
+        service,
+        scope,
+        sync: () => runTenantSync({ pool: service, clientName: name, scope, triggeredBy: 'test' }),
+        verify: () => verifyTenant({ pool: service, clientName: name, scope }),
+      };
+    },
+  };
+}
+
+describe('journal mode switches', () => {
+  const tenants = useTenants();
   const scratch = scratchDir('owui-journal-');
   const file = scratch.file('switch.db');
-  let admin: pg.Pool;
-  let service: pg.Pool;
-
-  afterAll(async () => {
-    await service?.end();
-    await admin?.end();
-    scratch.cleanup();
-  });
+  afterAll(() => scratch.cleanup());
 
   it('a file moving from WAL to a rollback journal and back stays exact after every run', async () => {
     generateOpenWebUIDatabase({ path: file, era: '0.11.0', scale: SCALE, seed: 9, journalMode: 'wal' });
-    admin = createPool(db.current.adminUrl, { max: 2 });
-    service = createPool(db.current.serviceUrl, { max: 3 });
-    const { hostId } = await registerTenant(db.current.adminUrl, 'switch', file);
-    await provisionTenant({
-      adminPool: admin,
-      clientName: 'switch',
-      sqlitePath: file,
-      serviceRole: db.current.serviceRole,
-    });
-    const scope = { hostId };
-    const sync = () => runTenantSync({ pool: service, clientName: 'switch', scope, triggeredBy: 'test' });
+    const { sync, verify } = await tenants.tenant('switch', file);
     expect(await sync()).toMatchObject({ status: 'success' });
     const step = async (what: string, mode: 'wal' | 'delete') => {
       const writer = new OpenWebUIWriter(file, what.length);
@@ -193,7 +208,7 @@ describe('journal mode switches', () => {
       const r = await sync();
       expect(r, what).toMatchObject({ status: 'success' });
       expect(r.rowsSynced, what).toBeGreaterThanOrEqual(20);
-      const v = await verifyTenant({ pool: service, clientName: 'switch', scope });
+      const v = await verify();
       expect(
         v.tables.filter((t) => t.status !== 'ok'),
         what,
@@ -206,31 +221,14 @@ describe('journal mode switches', () => {
 });
 
 describe('values are never changed silently', () => {
-  const db = useTestDatabase();
+  const tenants = useTenants();
   const scratch = scratchDir('owui-exact-');
   const file = scratch.file('exact.db');
-  let admin: pg.Pool;
-  let service: pg.Pool;
-
-  afterAll(async () => {
-    await service?.end();
-    await admin?.end();
-    scratch.cleanup();
-  });
+  afterAll(() => scratch.cleanup());
 
   it('a REAL in an integer column and a BLOB in a text column are held back with a reason, and verify sees them', async () => {
     generateOpenWebUIDatabase({ path: file, era: '0.11.0', scale: SCALE, seed: 3, journalMode: 'wal' });
-    admin = createPool(db.current.adminUrl, { max: 2 });
-    service = createPool(db.current.serviceUrl, { max: 3 });
-    const { hostId } = await registerTenant(db.current.adminUrl, 'exact', file);
-    await provisionTenant({
-      adminPool: admin,
-      clientName: 'exact',
-      sqlitePath: file,
-      serviceRole: db.current.serviceRole,
-    });
-    const scope = { hostId };
-    const sync = () => runTenantSync({ pool: service, clientName: 'exact', scope, triggeredBy: 'test' });
+    const { admin, sync, verify } = await tenants.tenant('exact', file);
     expect(await sync()).toMatchObject({ status: 'success' });
     const writer = new OpenWebUIWriter(file, 5);
     const [real, blob] = writer.db.prepare('SELECT id FROM "user" ORDER BY id LIMIT 2').pluck().all() as string[];
@@ -246,24 +244,17 @@ describe('values are never changed silently', () => {
     expect(held.rows.map((h) => h.row_key).sort()).toEqual([real, blob].sort());
     expect(held.rows.map((h) => h.error).join('\n')).toMatch(/REAL value 1\.5[\s\S]*|BLOB of 4 bytes/);
     // The backup still has the previous values, and verify says so instead of passing.
-    const v = await verifyTenant({ pool: service, clientName: 'exact', scope });
+    const v = await verify();
     expect(v.match).toBe(false);
     expect(v.tables.find((t) => t.table === 'user')?.differing).toBe(2);
   });
 });
 
 describe('a table whose unique index was dropped and that holds duplicates', () => {
-  const db = useTestDatabase();
+  const tenants = useTenants();
   const scratch = scratchDir('owui-keyless-');
   const file = scratch.file('keyless.db');
-  let admin: pg.Pool;
-  let service: pg.Pool;
-
-  afterAll(async () => {
-    await service?.end();
-    await admin?.end();
-    scratch.cleanup();
-  });
+  afterAll(() => scratch.cleanup());
 
   it('fails only that table with advice that works; every other table is synced', async () => {
     generateOpenWebUIDatabase({ path: file, era: 'pre-migration', scale: SCALE, seed: 4 });
@@ -271,17 +262,7 @@ describe('a table whose unique index was dropped and that holds duplicates', () 
     w.db.exec('DROP INDEX chatidtag_id');
     w.db.exec('INSERT INTO chatidtag SELECT * FROM chatidtag LIMIT 1');
     w.close();
-    admin = createPool(db.current.adminUrl, { max: 2 });
-    service = createPool(db.current.serviceUrl, { max: 3 });
-    const { hostId } = await registerTenant(db.current.adminUrl, 'keyless', file);
-    await provisionTenant({
-      adminPool: admin,
-      clientName: 'keyless',
-      sqlitePath: file,
-      serviceRole: db.current.serviceRole,
-    });
-    const scope = { hostId };
-    const sync = () => runTenantSync({ pool: service, clientName: 'keyless', scope, triggeredBy: 'test' });
+    const { admin, sync, verify } = await tenants.tenant('keyless', file);
     const r = await sync();
     expect(r).toMatchObject({ status: 'failed' });
     expect(r.error).toMatch(/every table was synced except chatidtag: .*remove the duplicates.*upgrade-schema keyless/);
@@ -296,11 +277,11 @@ describe('a table whose unique index was dropped and that holds duplicates', () 
       adminPool: admin,
       clientName: 'keyless',
       sqlitePath: file,
-      serviceRole: db.current.serviceRole,
+      serviceRole: tenants.db.current.serviceRole,
     });
     expect(up.changes.join('\n')).toMatch(/added unique key chatidtag\(id\)/);
     expect(await sync()).toMatchObject({ status: 'success' });
-    const v = await verifyTenant({ pool: service, clientName: 'keyless', scope });
+    const v = await verify();
     expect(v.tables.filter((t) => t.status !== 'ok')).toEqual([]);
   });
 });
