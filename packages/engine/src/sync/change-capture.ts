@@ -1,3 +1,13 @@
+import {
+  HASH_BYTES,
+  LEAF_MARK,
+  PageState,
+  btreeSignature,
+  chunkOf,
+  pageHash,
+  type Btree,
+  type PageHeader,
+} from './page-state.ts';
 import { cellHashAt, cellIndex, keyHashAt, leafCells, type CellEntry, type KeyReader } from './leaf-cells.ts';
 import {
   PAGE_TYPE,
@@ -33,8 +43,6 @@ import {
  * table be compared in full.
  */
 
-/** A b-tree of the snapshot's schema. */
-import { HASH_BYTES, LEAF_MARK, PageState, btreeSignature, chunkOf, pageHash, type Btree } from './page-state.ts';
 import { buildState, forEachPage } from './state-builder.ts';
 
 /**
@@ -61,16 +69,7 @@ export type CaptureInput = {
   readonly fileId: string;
   readonly btrees: readonly Btree[];
   /** The last successful run's state header, or null. */
-  readonly previous: {
-    pageSize: number;
-    pageCount: number;
-    walSalt: string | null;
-    walFrame: number;
-    walChange: number;
-    fileId: string;
-    btrees: string;
-    cellsRecorded: boolean;
-  } | null;
+  readonly previous: PageHeader | null;
   /** Loads the given chunks of the previous state into `state`. */
   readonly loadChunks: (state: PageState, chunks: number[]) => Promise<void>;
   /** Loads the given chunks of the previous state's leaf cells into `state.cells`. */

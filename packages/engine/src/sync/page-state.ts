@@ -22,6 +22,18 @@ export const CHUNK_PAGES = 256;
 /** Recorded as the "rowid" of a page that is a leaf of the table whose root is recorded with it. */
 export const LEAF_MARK = -2n;
 
+/** The header of a page state: which file, its geometry, where the WAL stood, what was recorded. */
+export type PageHeader = {
+  pageSize: number;
+  pageCount: number;
+  walSalt: string | null;
+  walFrame: number;
+  walChange: number;
+  fileId: string;
+  btrees: string;
+  cellsRecorded: boolean;
+};
+
 /** What the last successful run saw, page by page (the part of it that was loaded). */
 export class PageState {
   pageSize: number;
@@ -45,16 +57,7 @@ export class PageState {
   /** Chunks changed since they were loaded. */
   readonly dirty = new Set<number>();
 
-  constructor(init: {
-    pageSize: number;
-    pageCount: number;
-    walSalt: string | null;
-    walFrame: number;
-    walChange: number;
-    fileId: string;
-    btrees: string;
-    cellsRecorded: boolean;
-  }) {
+  constructor(init: PageHeader) {
     this.walChange = init.walChange;
     this.cellsRecorded = init.cellsRecorded;
     this.btrees = init.btrees;

@@ -1,21 +1,10 @@
 import type pg from 'pg';
-import { CHUNK_PAGES, type PageState } from './page-state.ts';
+import { CHUNK_PAGES, type PageHeader, type PageState } from './page-state.ts';
 import { copyInto } from './table-sync.ts';
 
 /** sync_state.source_pages / source_page_chunks: the page state change capture compares the next snapshot with. */
 
-export type StoredPageHeader = {
-  fileId: string;
-  btrees: string;
-  pageSize: number;
-  pageCount: number;
-  walSalt: string | null;
-  walFrame: number;
-  walChange: number;
-  cellsRecorded: boolean;
-};
-
-export async function loadPageHeader(client: pg.ClientBase, deploymentId: string): Promise<StoredPageHeader | null> {
+export async function loadPageHeader(client: pg.ClientBase, deploymentId: string): Promise<PageHeader | null> {
   const res = await client.query<{
     file_id: string;
     btrees: string;
