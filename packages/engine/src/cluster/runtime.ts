@@ -13,6 +13,7 @@ import { maintenanceSettings, startMaintenance, type MaintenanceLoop } from './m
 import { startScheduler, type SchedulerLoop } from './scheduler.ts';
 import { startSyncWorker, type RunTenantSync, type SyncWorker } from './worker.ts';
 import { reapStaleSyncJobs } from '../sync/bookkeeping.ts';
+import { assertServiceLogin } from '../service-login.ts';
 
 /**
  * Builds and starts the cluster side of a process: service-role pool, host registration and heartbeat, pg-boss,
@@ -65,6 +66,8 @@ export async function startClusterRuntime(opts: ClusterRuntimeOptions): Promise<
       logger,
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
+    // Never run as the admin login (a superuser or sync_metadata's owner), whatever the URLs say.
+    await assertServiceLogin(pool, kind);
     const queueSchema = queueSchemaOf(caller, identity.cluster);
     const heartbeat: HostHeartbeat = await retryUntilReady(
       'registering this host',

@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { DEFAULT_CONFLICT_CONFIG, conflictConfigSchema, type ConflictConfig } from '@owui-sync/schema';
+import { CONFIG_DEFAULTS, DEFAULT_CONFLICT_CONFIG, conflictConfigSchema, type ConflictConfig } from '@owui-sync/schema';
 import {
   AbortedError,
   AppError,
@@ -67,13 +67,13 @@ export type RunTenantSyncOptions = {
   triggeredBy: string;
   queueJobId?: string;
   workerId?: string;
-  /** Rows per transaction (default 5000; a chunk also closes at ~4 MB of encoded data). */
+  /** Rows per transaction (BATCH_SIZE; a chunk also closes at ~4 MB of encoded data). */
   batchSize?: number;
   signal?: AbortSignal;
   logger?: Logger;
   metrics?: SyncMetrics;
   onProgress?: (p: SyncProgress) => void;
-  /** Claim lifetime; renewed every third of it while the run is alive (default 60 s). */
+  /** Claim lifetime, seconds (SYNC_CLAIM_TTL); renewed every third of it while the run is alive. */
   claimTtlSeconds?: number;
   /** Skip an incremental run whose SQLite file has not committed anything since the last run (default true). */
   skipUnchangedSource?: boolean;
@@ -87,7 +87,8 @@ export type RunTenantSyncOptions = {
   inPlaceLockBudgetMs?: number;
 };
 
-export const DEFAULT_BATCH_SIZE = 5000;
+/** The configuration's defaults (CONFIG_DEFAULTS), for callers that pass no BATCH_SIZE / SYNC_CLAIM_TTL. */
+export const DEFAULT_BATCH_SIZE = CONFIG_DEFAULTS.BATCH_SIZE;
 const CHUNK_BYTES = 4 << 20;
 
 /** The exit code a CLI should use for a run result: 0 success, 1 failed, 2 unresolved manual conflicts. */
@@ -108,7 +109,7 @@ export async function runTenantSync(opts: RunTenantSyncOptions): Promise<SyncRun
   if (!opts.triggeredBy) throw new InvalidInputError('triggeredBy is required (who or what started the sync)');
   const logger = (opts.logger ?? silentLogger()).child({ client: opts.clientName });
   const started = process.hrtime.bigint();
-  const claimTtl = opts.claimTtlSeconds ?? 60;
+  const claimTtl = opts.claimTtlSeconds ?? CONFIG_DEFAULTS.SYNC_CLAIM_TTL;
   const requestedType = opts.fullSync ? 'full' : 'incremental';
   const claim = await claimTenant(opts.pool, opts.scope, {
     clientName: opts.clientName,
