@@ -38,12 +38,6 @@ export async function serviceLoginProblem(db: Queryable, kind: string): Promise<
   );
 }
 
-/** Throws a ConfigError when the connection logs in as the admin (see serviceLoginProblem). */
-export async function assertServiceLogin(db: Queryable, kind: string): Promise<void> {
-  const problem = await serviceLoginProblem(db, kind);
-  if (problem) throw new ConfigError([problem]);
-}
-
 /**
  * Refuses to treat `role` as the restricted service role of a tenant schema when it is the admin: the role this
  * admin connection logs in as (`current_user` / `session_user`), or the owner of the schema or of any table in it.
