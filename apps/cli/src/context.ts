@@ -8,6 +8,7 @@ import { createLogger, silentLogger, type Logger } from '../../../packages/engin
 import { baseConfigSchema, loginRole, type BaseConfig } from '../../../packages/schema/src/config.ts';
 import { DEFAULT_SERVICE_ROLE } from '../../../packages/schema/src/install.ts';
 import { type CliIo, Prompter } from './io.ts';
+import { humanLogLines } from './log-lines.ts';
 
 export const DEFAULT_CLUSTER = 'owui-sync';
 
@@ -17,6 +18,8 @@ export type GlobalFlags = {
   readonly adminUrl?: string;
   readonly credentials?: string;
   readonly cluster?: string;
+  /** Log lines with their details and error stacks (and debug entries). */
+  readonly verbose?: boolean;
 };
 
 export type PoolKind = 'admin' | 'service';
@@ -44,8 +47,7 @@ export class CliContext {
     this.io = io;
     this.json = Boolean(flags.json);
     this.cluster = flags.cluster ?? io.env.CLUSTER_NAME ?? DEFAULT_CLUSTER;
-    const level = io.env.LOG_LEVEL ?? 'warn';
-    this.logger = level === 'silent' ? silentLogger() : createLogger({ level, destination: process.stderr });
+    this.logger = cliLogger(io, flags);
   }
 
   /** The environment merged with the credentials file (environment wins); flags win over both. */
@@ -175,6 +177,18 @@ export class CliContext {
     this.#pools.clear();
     await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
   }
+}
+
+/**
+ * syncctl's logger: warnings and errors as plain lines on stderr (LOG_LEVEL lowers or raises the threshold);
+ * details and stacks with --verbose or LOG_LEVEL=debug/trace; pino's JSON lines with --json or LOG_FORMAT=json.
+ */
+export function cliLogger(io: CliIo, flags: GlobalFlags): Logger {
+  const level = io.env.LOG_LEVEL?.trim().toLowerCase() || (flags.verbose ? 'debug' : 'warn');
+  if (level === 'silent') return silentLogger();
+  const json = Boolean(flags.json) || io.env.LOG_FORMAT?.trim().toLowerCase() === 'json';
+  const details = Boolean(flags.verbose) || level === 'debug' || level === 'trace';
+  return createLogger({ level, destination: json ? io.stderr : humanLogLines(io.stderr, { details }) });
 }
 
 /** JSON for scripts: bigints as numbers when safe, dates as ISO strings. */
