@@ -5,8 +5,6 @@
 export { restoreTenant, type RestoreOptions, type RestoreProgress, type RestoreResult } from './restore.ts';
 export {
   verifyTenant,
-  lastVerifications,
-  type LastVerification,
   type VerifyOptions,
   type VerifyResult,
   type VerifyTableReport,

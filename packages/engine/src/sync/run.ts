@@ -160,7 +160,7 @@ export async function runTenantSync(opts: RunTenantSyncOptions): Promise<SyncRun
   let fingerprint: string | null = null;
   const details: Record<string, unknown> = {};
   try {
-    const out = await syncDeployment(opts, deployment, jobId, stats, internal.signal, logger);
+    const out = await syncDeployment({ opts, dep: deployment, jobId, stats, signal: internal.signal, logger });
     syncType = out.syncType;
     fullSyncCompleted = out.fullSyncCompleted;
     fingerprint = out.fingerprint;
@@ -323,26 +323,26 @@ type SyncOutcome = {
  * not the file's size) within a lock budget; when the budget runs out, the committed chunks stay and the run goes
  * on from a copy of the file, as a resumed run would.
  */
-async function syncDeployment(...args: SyncArgs): Promise<SyncOutcome> {
-  await assertRegisteredSource(args[0].pool, args[0].scope, args[1]);
+async function syncDeployment(run: SyncRun): Promise<SyncOutcome> {
+  await assertRegisteredSource(run.opts.pool, run.opts.scope, run.dep);
   try {
-    return await syncFromSnapshot(true, ...args);
+    return await syncFromSnapshot(true, run);
   } catch (e) {
     if (!(e instanceof LockHoldExceededError)) throw e;
-    const logger = args[5];
-    logger.info(`${e.message}; continuing from a copy of the file so Open WebUI's commits are not held up`);
-    return syncFromSnapshot(false, ...args);
+    run.logger.info(`${e.message}; continuing from a copy of the file so Open WebUI's commits are not held up`);
+    return syncFromSnapshot(false, run);
   }
 }
 
-type SyncArgs = [
-  opts: RunTenantSyncOptions,
-  dep: Deployment,
-  jobId: string,
-  stats: RunStats,
-  signal: AbortSignal,
-  logger: Logger,
-];
+/** One run's inputs, passed from runTenantSync down to the snapshot it reads. */
+type SyncRun = {
+  readonly opts: RunTenantSyncOptions;
+  readonly dep: Deployment;
+  readonly jobId: string;
+  readonly stats: RunStats;
+  readonly signal: AbortSignal;
+  readonly logger: Logger;
+};
 
 /** How long an incremental run may hold a rollback-journal file's shared lock: about what copying it would take. */
 function inPlaceBudgetMs(opts: RunTenantSyncOptions, sqlitePath: string): number {
@@ -356,10 +356,8 @@ function inPlaceBudgetMs(opts: RunTenantSyncOptions, sqlitePath: string): number
   return Math.round(Math.min(1000, 250 + mb));
 }
 
-async function syncFromSnapshot(
-  inPlace: boolean,
-  ...[opts, dep, jobId, stats, signal, logger]: SyncArgs
-): Promise<SyncOutcome> {
+async function syncFromSnapshot(inPlace: boolean, run: SyncRun): Promise<SyncOutcome> {
+  const { opts, dep, jobId, stats, signal, logger } = run;
   if (!dep.sqlitePath) {
     throw new SourceUnusableError(
       `tenant "${dep.clientName}" has no sqlite_path registered; register the file path first`,
@@ -481,7 +479,6 @@ async function syncFromSnapshot(
       signal,
       logger,
       stats,
-      onRows: () => undefined,
       snapshotAt,
     };
     const freshProgress = await loadProgress(client, dep.deploymentId);

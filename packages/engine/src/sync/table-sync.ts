@@ -34,7 +34,6 @@ export type RunContext = {
   readonly chunkBytes: number;
   readonly signal: AbortSignal | undefined;
   readonly logger: Logger;
-  readonly onRows: (table: string, delta: number) => void;
   /** Snapshot reads for later tables, done while waiting for PostgreSQL. */
   readonly lookahead: Lookahead;
   /** `chunkSettings(…)` for this server: run at the start of every chunk transaction. */
@@ -267,7 +266,7 @@ export class ChunkWriter {
       } else if (rows.length > 0) {
         this.stagedSome = true;
         await copyInto(client, this.plan.sql.copyStage, payload);
-        written = await this.applyStage(rows.map((r) => r.key));
+        written = await this.applyStage();
       }
       await recordFailures(client, this.ctx, this.plan.name, failures);
       await saveProgress(client, this.ctx.deploymentId, this.plan.name, this.ctx.jobId, progress);
@@ -288,7 +287,6 @@ export class ChunkWriter {
   private account(written: number, failures: Failure[]): void {
     this.written += written;
     this.ctx.stats.rowsSynced += written;
-    this.ctx.onRows(this.plan.name, written);
     this.ctx.stats.rowsFailed += failures.length;
     this.failed += failures.length;
     for (const f of failures) {
@@ -299,7 +297,7 @@ export class ChunkWriter {
   }
 
   /** Runs the classify/upsert statement over the staged rows and settles conflicts; returns rows written. */
-  private async applyStage(keys: string[]): Promise<number> {
+  private async applyStage(): Promise<number> {
     const { client } = this.ctx;
     const sql = this.mode === 'bulk' ? this.plan.sql.bulk : this.plan.sql.write;
     const res = await client.query<{ written: number; conflicts: string[] }>(sql, [
@@ -314,7 +312,6 @@ export class ChunkWriter {
     if (conflicts.length > 0) {
       written += await resolveChunkConflicts(client, this.ctx, this.plan, conflicts);
     }
-    void keys;
     await this.bumpSequences(written);
     return written;
   }
@@ -377,7 +374,7 @@ export class ChunkWriter {
           await client.query('SAVEPOINT owui_row');
           try {
             await copyInto(client, this.plan.sql.copyStage, enc.take());
-            written += await this.applyStage([r.key]);
+            written += await this.applyStage();
             await client.query(`DELETE FROM pg_temp.owui_stage`);
             await client.query('RELEASE SAVEPOINT owui_row');
           } catch (error) {
