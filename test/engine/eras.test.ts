@@ -12,7 +12,6 @@ import * as fixtures from '../../packages/fixtures/src/index.ts';
 import { useTestDatabase } from '../support/db.ts';
 import { registerTenant, scratchDir } from './helpers.ts';
 
-
 /** The pre-migration layout (Open WebUI <= 0.1.116): 8 tables, `timestamp DATE` holding epoch seconds. */
 function buildPreMigration(file: string): void {
   const db = new Database(file);

@@ -254,4 +254,3 @@ async function recordVerification(
     scope,
   );
 }
-
