@@ -106,7 +106,7 @@ export function resolveFileSecrets(env: Record<string, string | undefined>): voi
 }
 
 /** Variables a `X_FILE` variable may fill. */
-export const SECRET_FILE_KEYS = [
+const SECRET_FILE_KEYS = [
   'DATABASE_URL',
   'ADMIN_URL',
   'SYNC_SERVICE_PASSWORD',
