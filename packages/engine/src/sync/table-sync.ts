@@ -183,6 +183,9 @@ export class ChunkWriter {
     this.fills = this.fills.then(async () => {
       if (this.fillError) return;
       try {
+        // Like a chunk, its commit need not wait for the WAL flush: bookkeeping a crash loses is filled in again
+        // by the resumed full sync (fillBookkeeping), and the run's end is recorded with a flushed commit.
+        await side.query("BEGIN; SELECT set_config('synchronous_commit', 'off', true)");
         await side.query(this.plan.sql.fillKeys, [
           this.ctx.deploymentId,
           this.plan.name,
@@ -190,8 +193,10 @@ export class ChunkWriter {
           this.recoverFailed,
           ...columns,
         ]);
+        await side.query('COMMIT');
       } catch (error) {
         this.fillError = error;
+        await side.query('ROLLBACK').catch(() => undefined);
       }
     });
   }
