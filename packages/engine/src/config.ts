@@ -106,13 +106,7 @@ export function resolveFileSecrets(env: Record<string, string | undefined>): voi
 }
 
 /** Variables a `X_FILE` variable may fill. */
-const SECRET_FILE_KEYS = [
-  'DATABASE_URL',
-  'ADMIN_URL',
-  'SYNC_SERVICE_PASSWORD',
-  'API_TOKEN',
-  'JWT_SECRET',
-] as const;
+const SECRET_FILE_KEYS = ['DATABASE_URL', 'ADMIN_URL', 'SYNC_SERVICE_PASSWORD', 'API_TOKEN', 'JWT_SECRET'] as const;
 
 /** Percent-encodes everything but unreserved characters, byte by byte (a password inside a URL). */
 function percentEncode(text: string): string {
