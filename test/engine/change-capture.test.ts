@@ -187,6 +187,72 @@ function useTenants() {
   };
 }
 
+describe('page hashes of a WAL file, recorded by the run after a full sync', () => {
+  const tenants = useTenants();
+  const scratch = scratchDir('owui-hashes-');
+  afterAll(() => scratch.cleanup());
+
+  const captureOf = async (admin: pg.Pool, jobId: string) =>
+    (
+      await admin.query<{ mode: string; recorded: boolean; share: number }>(
+        `SELECT j.details->'capture'->>'mode' AS mode, p.hashes_recorded AS recorded,
+                ((j.details->'capture'->>'changedPages')::float / p.page_count) AS share
+           FROM sync_metadata.sync_jobs j JOIN sync_state.source_pages p USING (deployment_id)
+          WHERE j.job_id = $1`,
+        [jobId],
+      )
+    ).rows[0];
+
+  it('the WAL says what changed, every page is hashed then; a truncated WAL before that compares every table once', async () => {
+    for (const [name, truncateFirst] of [
+      ['hashes_wal', false],
+      ['hashes_lost', true],
+    ] as const) {
+      const file = scratch.file(`${name}.db`);
+      generateOpenWebUIDatabase({ path: file, era: '0.11.0', scale: SCALE, seed: 21, journalMode: 'wal' });
+      // Open WebUI running: its connection keeps the WAL, which has frames when the full sync reads the file.
+      const writer = new OpenWebUIWriter(file, 5);
+      try {
+        writer.apply('chatRename');
+        const t = await tenants.tenant(name, file);
+        const full = await t.sync();
+        expect(full).toMatchObject({ status: 'success', syncType: 'full' });
+        const recorded = await t.admin.query<{ hashes_recorded: boolean }>(
+          `SELECT p.hashes_recorded FROM sync_state.source_pages p JOIN sync_metadata.sync_jobs j USING (deployment_id)
+            WHERE j.job_id = $1`,
+          [full.jobId],
+        );
+        expect(recorded.rows[0]?.hashes_recorded).toBe(false);
+        const step = async (ops: string[], mode: string) => {
+          for (const op of ops) writer.apply(op);
+          const r = await t.sync();
+          expect(r, ops.join(', ')).toMatchObject({ status: 'success', syncType: 'incremental' });
+          const capture = await captureOf(t.admin, r.jobId);
+          expect(capture, ops.join(', ')).toMatchObject({ mode, recorded: true });
+          // Pages compared by hash: only the changed ones count as changed (the hashes recorded are the real ones).
+          if (mode === 'pages') expect(capture?.share, ops.join(', ')).toBeLessThan(0.5);
+          const v = await t.verify();
+          expect(
+            v.tables.filter((x) => x.status !== 'ok'),
+            ops.join(', '),
+          ).toEqual([]);
+        };
+        if (truncateFirst) {
+          // No frames left to say what changed, and no hashes to compare: every table is compared, once.
+          await step(['chatRename', 'userActivity', 'chatDelete', 'checkpoint'], 'baseline');
+        } else {
+          await step(['chatRename', 'userActivity', 'chatDelete'], 'wal');
+        }
+        // From then on the hashes are there: a truncated WAL is settled by comparing them.
+        await step(['chatRename', 'chatLastRead', 'checkpoint'], 'pages');
+        await step(['chatTurn', 'userActivity'], 'wal');
+      } finally {
+        writer.close();
+      }
+    }
+  });
+});
+
 describe('journal mode switches', () => {
   const tenants = useTenants();
   const scratch = scratchDir('owui-journal-');

@@ -95,12 +95,17 @@ export async function captureChanges(input: CaptureInput): Promise<Capture> {
     previous.fileId !== input.fileId ||
     previous.btrees !== btrees
   ) {
-    const state = buildState(input);
-    const tables = new Map<string, TableChanges>();
-    for (const b of input.btrees) if (!b.isIndex) tables.set(b.table, { rowids: new Set(), all: true, removed: null });
-    return { mode: 'baseline', tables, changedPages: file.pageCount, unknownPages: 0, state };
+    return baseline(input);
   }
-  const state = new PageState({ ...previous, walSalt, walFrame, walChange, btrees, cellsRecorded: true });
+  const state = new PageState({
+    ...previous,
+    walSalt,
+    walFrame,
+    walChange,
+    btrees,
+    cellsRecorded: true,
+    hashesRecorded: true,
+  });
   // The whole previous state is loaded (20 bytes a page): overflow owners anywhere in the file may change.
   const all: number[] = [];
   for (let c = 0; c <= chunkOf(previous.pageCount); c += 1) all.push(c);
@@ -120,10 +125,17 @@ export async function captureChanges(input: CaptureInput): Promise<Capture> {
     changed = afterOneRestart(file, previous.walSalt as string, previous.walFrame, walChange - previous.walChange);
     if (changed) mode = 'wal-restart';
   }
-  if (changed) {
+  if (changed && !previous.hashesRecorded) {
+    // The first run after a full sync of a WAL file: the WAL says what changed; every page's hash is recorded now.
+    for (const p of changed) if (p > file.pageCount) changed.delete(p);
+    forEachPage(file, input.checkpoint, (p, page) => state.setHash(p, page));
+  } else if (changed) {
     for (const p of changed) if (p > file.pageCount) changed.delete(p);
     const buf = Buffer.alloc(file.pageSize);
     for (const p of changed) state.setHash(p, file.read(p, buf));
+  } else if (!previous.hashesRecorded) {
+    // No page hashes to compare with and no WAL to say what changed: every table is compared, once.
+    return baseline(input);
   } else {
     const all = new Set<number>();
     changed = all;
@@ -140,7 +152,21 @@ export async function captureChanges(input: CaptureInput): Promise<Capture> {
   return { mode, ...attributed, changedPages: changed.size, state };
 }
 
-const EMPTY_SALT = '0000000000000000';
+/** Every table compared in full, and the whole state of this snapshot recorded. */
+function baseline(input: CaptureInput): Capture {
+  const state = buildState(input);
+  const tables = new Map<string, TableChanges>();
+  for (const b of input.btrees) if (!b.isIndex) tables.set(b.table, { rowids: new Set(), all: true, removed: null });
+  return { mode: 'baseline', tables, changedPages: input.file.pageCount, unknownPages: 0, state };
+}
+
+/** The salts of an empty WAL index (a file no connection had open): a mark there names no WAL generation. */
+export const EMPTY_SALT = '0000000000000000';
+
+/** Whether the next run can learn from the WAL what changed since `mark` (else it compares page hashes). */
+export function walMarkUsable(mark: WalMark | null): boolean {
+  return mark !== null && mark.salt !== EMPTY_SALT;
+}
 
 /** True when the WAL restarted exactly once between the two marks (SQLite adds one to the first salt each time). */
 function restartedOnce(previous: string, current: string): boolean {

@@ -32,6 +32,8 @@ export type PageHeader = {
   fileId: string;
   btrees: string;
   cellsRecorded: boolean;
+  /** Every page's hash is recorded (a full sync of a WAL file leaves them to its first incremental run). */
+  hashesRecorded: boolean;
 };
 
 /** What the last successful run saw, page by page (the part of it that was loaded). */
@@ -47,6 +49,8 @@ export class PageState {
   btrees: string;
   /** The cells of every table leaf are recorded (else the next run records them). */
   cellsRecorded: boolean;
+  /** Every page's hash is recorded (else the next run records them, and cannot compare pages by hash). */
+  hashesRecorded: boolean;
   hashes: Buffer;
   roots: Uint32Array;
   rowids: BigInt64Array;
@@ -60,6 +64,7 @@ export class PageState {
   constructor(init: PageHeader) {
     this.walChange = init.walChange;
     this.cellsRecorded = init.cellsRecorded;
+    this.hashesRecorded = init.hashesRecorded;
     this.btrees = init.btrees;
     this.pageSize = init.pageSize;
     this.pageCount = init.pageCount;

@@ -14,9 +14,10 @@ export async function loadPageHeader(client: pg.ClientBase, deploymentId: string
     wal_frame: number;
     wal_change: string;
     cells_recorded: boolean;
+    hashes_recorded: boolean;
   }>(
     `SELECT file_id, btrees, page_size, page_count, wal_salt, wal_frame, wal_change,
-            cells_recorded FROM sync_state.source_pages
+            cells_recorded, hashes_recorded FROM sync_state.source_pages
       WHERE deployment_id = $1::uuid`,
     [deploymentId],
   );
@@ -31,6 +32,7 @@ export async function loadPageHeader(client: pg.ClientBase, deploymentId: string
     walFrame: r.wal_frame,
     walChange: Number(r.wal_change),
     cellsRecorded: r.cells_recorded,
+    hashesRecorded: r.hashes_recorded,
   };
 }
 
@@ -80,10 +82,13 @@ export async function savePageState(
     );
     await client.query(
       `INSERT INTO sync_state.source_pages AS s
-              (deployment_id, file_id, page_size, page_count, wal_salt, wal_frame, job_id, captured_at, btrees, wal_change, cells_recorded)
-       VALUES ($1::uuid, $2::text, $3::int, $4::int, $5::text, $6::int, $7::uuid, now(), $8::text, $9::bigint, $10::boolean)
+              (deployment_id, file_id, page_size, page_count, wal_salt, wal_frame, job_id, captured_at, btrees, wal_change, cells_recorded,
+               hashes_recorded)
+       VALUES ($1::uuid, $2::text, $3::int, $4::int, $5::text, $6::int, $7::uuid, now(), $8::text, $9::bigint, $10::boolean,
+               $11::boolean)
        ON CONFLICT (deployment_id) DO UPDATE SET file_id = EXCLUDED.file_id, page_size = EXCLUDED.page_size,
          btrees = EXCLUDED.btrees, wal_change = EXCLUDED.wal_change, cells_recorded = EXCLUDED.cells_recorded,
+         hashes_recorded = EXCLUDED.hashes_recorded,
          page_count = EXCLUDED.page_count, wal_salt = EXCLUDED.wal_salt, wal_frame = EXCLUDED.wal_frame,
          job_id = EXCLUDED.job_id, captured_at = now()`,
       [
@@ -97,6 +102,7 @@ export async function savePageState(
         state.btrees,
         state.walChange,
         state.cellsRecorded,
+        state.hashesRecorded,
       ],
     );
     await client.query('COMMIT');

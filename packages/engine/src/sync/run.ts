@@ -35,7 +35,7 @@ import {
 import { Lookahead } from './lookahead.ts';
 import { chunkSettings, serverHasLz4, type RunContext, type RunStats } from './table-sync.ts';
 import { fullTable, incrementalTable } from './table-runs.ts';
-import { captureChanges, type Capture } from './change-capture.ts';
+import { captureChanges, walMarkUsable, type Capture } from './change-capture.ts';
 import type { Btree } from './page-state.ts';
 import { StateBuilder } from './state-builder.ts';
 import { recordKeyReader, type KeyReader } from './leaf-cells.ts';
@@ -499,8 +499,11 @@ async function syncFromSnapshot(inPlace: boolean, run: SyncRun): Promise<SyncOut
       let capture: Capture | undefined;
       // A resumed full sync skips tables an earlier snapshot already filled.
       let skippedDone = false;
-      // A full sync hashes the file's pages while it waits for PostgreSQL to apply its chunks.
-      const builder = syncType === 'full' ? new StateBuilder(captureInput, false) : undefined;
+      // A full sync maps the file's pages to their tables while it waits for PostgreSQL to apply its chunks. The
+      // pages of a WAL file are hashed by its next run (which learns from the WAL what changed meanwhile); those of
+      // a rollback-journal file now, since its next run finds its changes by comparing every page's hash.
+      const builder =
+        syncType === 'full' ? new StateBuilder(captureInput, false, !walMarkUsable(captureInput.walMark)) : undefined;
       if (builder) ctx.lookahead.setBackground(() => builder.step());
       if (syncType === 'incremental') {
         const tCapture = performance.now();

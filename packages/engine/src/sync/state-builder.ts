@@ -76,11 +76,14 @@ export class StateBuilder {
   private first = 1;
   /** Record the cells of table leaves too (a full sync leaves them to its first incremental run). */
   private readonly withCells: boolean;
+  /** Hash every page (a full sync of a WAL file leaves that to its first incremental run too). */
+  private readonly withHashes: boolean;
 
-  constructor(input: BuildInput, withCells = true) {
+  constructor(input: BuildInput, withCells = true, withHashes = true) {
     const { file } = input;
     this.input = input;
     this.withCells = withCells;
+    this.withHashes = withHashes;
     this.state = new PageState({
       pageSize: file.pageSize,
       pageCount: file.pageCount,
@@ -90,6 +93,7 @@ export class StateBuilder {
       fileId: input.fileId,
       btrees: btreeSignature(input.btrees),
       cellsRecorded: withCells,
+      hashesRecorded: withHashes,
     });
     this.next = new Uint32Array(file.pageCount + 1);
     this.perBlock = Math.max(1, Math.floor((1 << 20) / file.pageSize));
@@ -105,7 +109,7 @@ export class StateBuilder {
     const buf = file.readRange(this.first, last, this.block);
     for (let p = this.first; p <= last; p += 1) {
       const page = buf.subarray((p - this.first) * file.pageSize, (p - this.first + 1) * file.pageSize);
-      pageHash(page).copy(this.state.hashes, p * HASH_BYTES, 0, HASH_BYTES);
+      if (this.withHashes) pageHash(page).copy(this.state.hashes, p * HASH_BYTES, 0, HASH_BYTES);
       this.next[p] = page.readUInt32BE(0);
       const type = page[p === 1 ? 100 : 0];
       if (type === PAGE_TYPE.leafTable || type === PAGE_TYPE.leafIndex || type === PAGE_TYPE.interiorIndex) {
