@@ -9,6 +9,8 @@ export type OptionSpec = {
   readonly description: string;
   /** Shown after the option in help, e.g. SECONDS. */
   readonly placeholder?: string;
+  /** A string option that may be given several times: every value is in ParsedInput.lists. */
+  readonly multiple?: boolean;
 };
 
 export type Positional = { readonly name: string; readonly required?: boolean; readonly description: string };
@@ -16,6 +18,8 @@ export type Positional = { readonly name: string; readonly required?: boolean; r
 export type ParsedInput = {
   readonly positionals: readonly string[];
   readonly values: Readonly<Record<string, string | boolean | undefined>>;
+  /** Every value of each `multiple` option, in order (values holds the last). */
+  readonly lists?: Readonly<Record<string, readonly string[]>>;
 };
 
 export type Command = {
@@ -61,21 +65,48 @@ export class UsageError extends InvalidInputError {
   }
 }
 
+/** `--at -2h` → `--at=-2h`: a string option's value may start with a dash followed by a digit (relative times). */
+function joinDashValues(args: readonly string[], specs: Readonly<Record<string, OptionSpec>>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i += 1) {
+    const a = args[i] as string;
+    const next = args[i + 1];
+    if (a.startsWith('--') && specs[a.slice(2)]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${a}=${next}`);
+      i += 1;
+    } else out.push(a);
+  }
+  return out;
+}
+
 export function parseCommandArgs(command: Command, args: readonly string[]): ParsedInput {
   const specs = { ...GLOBAL_OPTIONS, ...command.options };
-  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {};
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {};
   for (const [name, spec] of Object.entries(specs)) {
     options[name] = spec.short ? { type: spec.type, short: spec.short } : { type: spec.type };
+    if (spec.multiple) options[name].multiple = true;
   }
   let parsed: { values: Record<string, unknown>; positionals: string[] };
   try {
-    parsed = parseArgs({ args: [...args], options, allowPositionals: true, strict: true }) as typeof parsed;
+    parsed = parseArgs({
+      args: joinDashValues(args, specs),
+      options,
+      allowPositionals: true,
+      strict: true,
+    }) as typeof parsed;
   } catch (error) {
     const text = error instanceof Error ? error.message : String(error);
     throw new UsageError(text.replace(/\. To specify a positional argument.*$/s, ''), command.path);
   }
   const values = parsed.values as Record<string, string | boolean | undefined>;
-  if (values.help) return { positionals: parsed.positionals, values };
+  const lists: Record<string, string[]> = {};
+  for (const [name, spec] of Object.entries(specs)) {
+    const v = parsed.values[name];
+    if (!spec.multiple || !Array.isArray(v)) continue;
+    lists[name] = v as string[];
+    values[name] = (v as string[]).at(-1);
+  }
+  if (values.help) return { positionals: parsed.positionals, values, lists };
   const declared = command.positionals ?? [];
   const required = declared.filter((p) => p.required).length;
   if (parsed.positionals.length < required) {
@@ -85,7 +116,7 @@ export function parseCommandArgs(command: Command, args: readonly string[]): Par
   if (parsed.positionals.length > declared.length) {
     throw new UsageError(`unexpected argument "${parsed.positionals[declared.length]}"`, command.path);
   }
-  return { positionals: parsed.positionals, values };
+  return { positionals: parsed.positionals, values, lists };
 }
 
 export function commandHelp(command: Command): string {

@@ -18,6 +18,7 @@ import { menuCommand } from './menu.ts';
 import { clientRegisterCommand, clientSyncCommand, conflictsResolveCommand } from './register-sync.ts';
 import { nodeCommand, workerCommand } from './processes.ts';
 import { restoreCommand, verifyCommand } from './restore.ts';
+import { deletedCommand, recoverCommand } from './recover.ts';
 
 /** Every `syncctl` command, in the order help lists them. */
 export const COMMANDS: readonly Command[] = [
@@ -41,6 +42,8 @@ export const COMMANDS: readonly Command[] = [
   clusterAddRoleCommand,
   restoreCommand,
   verifyCommand,
+  recoverCommand,
+  deletedCommand,
   menuCommand,
   nodeCommand,
   workerCommand,
