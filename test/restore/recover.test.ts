@@ -4,7 +4,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../../packages/engine/src/db.ts';
 import { listDeleted, parseRecoverTime, recoverUserChats } from '../../packages/engine/src/restore/index.ts';
-import { generateOpenWebUIDatabase } from '../../packages/fixtures/src/index.ts';
+import { ERAS, generateOpenWebUIDatabase } from '../../packages/fixtures/src/index.ts';
 import { useTestDatabase } from '../support/db.ts';
 import { backUp, makeMiniOpenWebUI, scratchDir, sync } from './helpers.ts';
 import { assertChatResponseShape, importAsOpenWebUI } from './openwebui-import.ts';
@@ -201,6 +201,37 @@ describe('selective recovery of a user’s chats', () => {
     await expect(listDeleted({ pool: service, clientName: 'ghost', scope: { hostId } })).rejects.toThrow(
       /not registered/,
     );
+  });
+
+  it('an address shared by a deleted and a re-created account must be named by id', async () => {
+    exec(
+      source(),
+      `INSERT INTO "user" VALUES ('u9', 'Ada again', 'Ada@example.com', 'user', '', 1, 1, 1, NULL, '{}', NULL)`,
+    );
+    await sync(service, 'mini', hostId);
+    const err = await recover({ user: 'ada@example.com' }).catch((e: unknown) => e as Error);
+    expect(String(err)).toMatch(
+      /2 accounts have the e-mail "ada@example.com": .*u1 \(deleted .*\).*u9|u9.*u1 \(deleted/,
+    );
+    expect((await recover({ user: 'u9' })).chats).toEqual([]);
+    expect((await recover({ user: 'u1', deletedOnly: true })).chats).toHaveLength(5);
+  });
+
+  it.each(ERAS.map((era, i) => [era, i] as const))('era %s: the export passes Open WebUI’s import', async (era, i) => {
+    const file = scratch.file(`era-${i}.db`);
+    generateOpenWebUIDatabase({ path: file, era, seed: 3, scale: { users: 2, chats: 6 } });
+    const { hostId: h } = await backUp(pools(), `era${i}`, file);
+    const d = new Database(file, { readonly: true });
+    const u = d.prepare('SELECT id FROM "user" ORDER BY id LIMIT 1').pluck().get() as string;
+    const mine = d.prepare('SELECT count(*) FROM chat WHERE user_id = ?').pluck().get(u) as number;
+    d.close();
+    const r = await recoverUserChats({ pool: service, clientName: `era${i}`, scope: { hostId: h }, user: u });
+    expect(r.skipped).toEqual([]);
+    expect(r.chats).toHaveLength(mine);
+    const imported = importAsOpenWebUI(r.exportJson);
+    expect(imported).toHaveLength(mine);
+    expect(imported.every((c) => c.createdAt !== null && c.updatedAt !== null)).toBe(true);
+    assertChatResponseShape(r.exportJson);
   });
 
   it('Open WebUI 0.11.0: messages in the history tree, folders, ChatResponse fields; SQLite with chat_message rows', async () => {
