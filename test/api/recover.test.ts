@@ -124,6 +124,9 @@ describe('API: deleted rows and chat recovery', () => {
       ['POST', '/api/v1/tenants/acme/recover', { user: 'u1', at: 'last tuesday' }, 422, /cannot read the time/],
       ['POST', '/api/v1/tenants/ghost/recover', { user: 'u1' }, 404, /not registered/],
       ['POST', '/api/v1/tenants/Bad%20Name/recover', { user: 'u1' }, 400, /name/],
+      ['POST', '/api/v1/tenants/acme/recover', { user: 'a\u0000b' }, 400, /user/],
+      ['POST', '/api/v1/tenants/acme/recover', { user: 'u1', chat_ids: ['c\u0000'] }, 400, /chat_ids/],
+      ['GET', '/api/v1/tenants/acme/deleted?user=a%00b', undefined, 400, /user/],
       ['GET', '/api/v1/tenants/acme/deleted?limit=0', undefined, 400, /limit/],
       ['GET', '/api/v1/tenants/acme/deleted?limit=abc', undefined, 400, /limit/],
       ['GET', '/api/v1/tenants/acme/deleted?table=x%3Bdrop', undefined, 400, /table/],
@@ -137,6 +140,56 @@ describe('API: deleted rows and chat recovery', () => {
       expect(res.status, what).toBe(status);
       const err = (await res.json()) as { error: string; message: string };
       expect(err.message, what).toMatch(message);
+    }
+  });
+
+  it('random malformed bodies and parameters: always 4xx with a JSON message, never a 500', async () => {
+    let state = 20261202;
+    const rand = () => (state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
+    const weird = [
+      '',
+      ' ',
+      'null',
+      '\u0000',
+      "u1' OR '1'='1",
+      '"; DROP TABLE chat; --',
+      'x'.repeat(400),
+      '-2h',
+      '-99999999d',
+      '2026-99-99',
+      'now',
+      '%',
+      '\\',
+      'ада@пример.рф',
+      '💥',
+      'u1\u001fu2',
+    ];
+    const values: unknown[] = [...weird, 0, -1, 1e308, true, null, [], {}, ['u1'], [1, 2], { user: 'u1' }];
+    for (let i = 0; i < 300; i += 1) {
+      let res: Response;
+      if (rand() < 0.5) {
+        const body: Record<string, unknown> = {};
+        for (const k of ['user', 'at', 'deleted_only', 'chat_ids', pick(['extra', 'user', 'at'])]) {
+          if (rand() < 0.7) body[k] = pick(values);
+        }
+        res = await call('POST', '/api/v1/tenants/acme/recover', jsonHeaders(), rand() < 0.1 ? pick(weird) : body);
+      } else {
+        const q = ['user', 'table', 'limit']
+          .filter(() => rand() < 0.7)
+          .map((k) => `${k}=${encodeURIComponent(String(pick(values)))}`)
+          .join('&');
+        res = await call(
+          'GET',
+          `/api/v1/tenants/${encodeURIComponent(pick(['acme', ...weird]))}/deleted?${q}`,
+          jsonHeaders(),
+        );
+      }
+      const text = await res.text();
+      if (res.status === 200) continue;
+      expect(res.status, text).toBeGreaterThanOrEqual(400);
+      expect(res.status, text).toBeLessThan(500);
+      expect((JSON.parse(text) as { message: string }).message, text).toBeTruthy();
     }
   });
 

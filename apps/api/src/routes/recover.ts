@@ -18,11 +18,14 @@ import { commonErrors, json } from './openapi.ts';
 
 const tenantParams = z.object({ name: clientName });
 
+const noNul = (s: string) => !s.includes('\u0000');
+
 const userRef = z
   .string()
   .trim()
   .min(1)
   .max(320)
+  .refine(noNul, 'must not contain U+0000')
   .openapi({ example: 'ada@example.com', description: "the user's e-mail address (any case) or id" });
 
 export const deletedQuerySchema = z.object({
@@ -71,7 +74,11 @@ export const recoverBodySchema = z
       .optional()
       .openapi({ example: '-2h', description: 'as of this time (ISO or -30m/-2h/-7d); only now without row history' }),
     deleted_only: z.boolean().default(false).openapi({ description: 'only chats deleted in the source' }),
-    chat_ids: z.array(z.string().min(1).max(255)).max(10_000).optional().openapi({ description: 'only these chats' }),
+    chat_ids: z
+      .array(z.string().min(1).max(255).refine(noNul, 'must not contain U+0000'))
+      .max(10_000)
+      .optional()
+      .openapi({ description: 'only these chats' }),
   })
   .strict()
   .openapi('RecoverRequest');

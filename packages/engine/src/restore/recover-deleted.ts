@@ -45,6 +45,7 @@ export async function listDeleted(opts: {
   scope?: DbScope;
 }): Promise<DeletedListing> {
   tenantSchemaName(opts.clientName);
+  if (opts.user?.includes('\u0000')) throw new InvalidInputError('a user id or e-mail must not contain U+0000');
   const table = opts.table ?? 'chat';
   const limit = opts.limit ?? 100;
   if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {

@@ -71,6 +71,9 @@ export async function recoverUserChats(opts: RecoverOptions): Promise<RecoverRes
   tenantSchemaName(opts.clientName);
   const wanted = opts.user.trim();
   if (!wanted) throw new InvalidInputError('say whose chats to recover: --user EMAIL or --user ID');
+  for (const v of [wanted, ...(opts.chatIds ?? [])]) {
+    if (v.includes('\u0000')) throw new InvalidInputError('a user or chat id must not contain U+0000');
+  }
   const at = opts.at ?? null;
   const client = await opts.pool.connect();
   try {
