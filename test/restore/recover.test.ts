@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import Database from 'better-sqlite3';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,6 +35,18 @@ function exec(file: string, sql: string): void {
   } finally {
     d.close();
   }
+}
+
+/** Open WebUI's own pydantic models (pydantic 2, as Open WebUI 0.11.0 uses) where python3 has them. */
+const PYDANTIC = path.join(import.meta.dirname, 'openwebui-pydantic.py');
+const HAS_PYDANTIC =
+  spawnSync('python3', ['-c', 'import sys, pydantic; sys.exit(0 if pydantic.VERSION.startswith("2") else 1)'])
+    .status === 0;
+
+function pydanticImport(file: string): { imported: number; titles: string[] } {
+  const r = spawnSync('python3', [PYDANTIC, file], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`Open WebUI's models refused ${file}:\n${r.stderr}`);
+  return JSON.parse(r.stdout) as { imported: number; titles: string[] };
 }
 
 describe('selective recovery of a user’s chats', () => {
@@ -233,6 +247,42 @@ describe('selective recovery of a user’s chats', () => {
     expect(imported.every((c) => c.createdAt !== null && c.updatedAt !== null)).toBe(true);
     assertChatResponseShape(r.exportJson);
   });
+
+  it.skipIf(!HAS_PYDANTIC)(
+    'Open WebUI’s own pydantic models (ChatsImportForm, ChatResponse) accept every era’s export',
+    async () => {
+      for (const [i] of ERAS.entries()) {
+        const d = new Database(scratch.file(`era-${i}.db`), { readonly: true });
+        const u = d.prepare('SELECT id FROM "user" ORDER BY id LIMIT 1').pluck().get() as string;
+        d.close();
+        const out = scratch.file(`era-${i}.json`);
+        // The era backups above share this test's host (registerTenant's host-1).
+        const rec = await recoverUserChats({
+          pool: service,
+          clientName: `era${i}`,
+          scope: { hostId },
+          user: u,
+          out,
+          force: true,
+        });
+        // Open WebUI titles an imported chat from its body (models/chats.py:521), as importAsOpenWebUI does.
+        const titles = importAsOpenWebUI(rec.exportJson).map((c) => c.title);
+        expect(pydanticImport(out)).toEqual({ imported: rec.chats.length, titles });
+      }
+      const mini = scratch.file('mini-all.json');
+      await recover({ user: 'u1', out: mini, force: true });
+      expect(pydanticImport(mini).imported).toBe(5);
+      // The check can fail: a body as a string, a fractional time.
+      const bad = scratch.file('bad.json');
+      fs.writeFileSync(
+        bad,
+        JSON.stringify([
+          { id: 'a', user_id: 'u', title: 'T', chat: '{}', created_at: 1.5, updated_at: 1, archived: false },
+        ]),
+      );
+      expect(() => pydanticImport(bad)).toThrow(/valid dictionary[\s\S]*fractional part/);
+    },
+  );
 
   it('Open WebUI 0.11.0: messages in the history tree, folders, ChatResponse fields; SQLite with chat_message rows', async () => {
     const file = scratch.file('owui-0.11.db');
