@@ -227,7 +227,10 @@ describe('selective recovery of a user’s chats', () => {
     expect(String(err)).toMatch(
       /2 accounts have the e-mail "ada@example.com": .*u1 \(deleted .*\).*u9|u9.*u1 \(deleted/,
     );
-    expect((await recover({ user: 'u9' })).chats).toEqual([]);
+    const none = await recover({ user: 'u9' });
+    expect(none.chats).toEqual([]);
+    expect(none.exportJson).toBe('[]\n');
+    expect(none.warnings).toEqual(['no chats of Ada@example.com matched; the export is an empty list']);
     expect((await recover({ user: 'u1', deletedOnly: true })).chats).toHaveLength(5);
   });
 

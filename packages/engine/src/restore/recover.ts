@@ -113,6 +113,12 @@ export async function recoverUserChats(opts: RecoverOptions): Promise<RecoverRes
     }
     items.sort((a, b) => (b.updatedAt ?? 0) - (a.updatedAt ?? 0) || a.id.localeCompare(b.id));
     const warnings = skipped.map((s) => `chat ${s.id} left out: ${s.reason}`);
+    if (picked.length === 0) {
+      warnings.push(
+        `no chats of ${user.email ?? user.id} matched${opts.deletedOnly ? ' (none of their chats was deleted)' : ''}; ` +
+          'the export is an empty list',
+      );
+    }
     const revision = await alembicRevision(client, source, at);
     const exportJson = chatExportFile(items);
     let sqlite: UserSqliteResult | null = null;
