@@ -65,47 +65,32 @@ export class UsageError extends InvalidInputError {
   }
 }
 
-/** `--at -2h` → `--at=-2h`: a string option's value may start with a dash followed by a digit (relative times). */
-function joinDashValues(args: readonly string[], specs: Readonly<Record<string, OptionSpec>>): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < args.length; i += 1) {
-    const a = args[i] as string;
-    const next = args[i + 1];
-    if (a.startsWith('--') && specs[a.slice(2)]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
-      out.push(`${a}=${next}`);
-      i += 1;
-    } else out.push(a);
-  }
-  return out;
-}
-
 export function parseCommandArgs(command: Command, args: readonly string[]): ParsedInput {
   const specs = { ...GLOBAL_OPTIONS, ...command.options };
-  const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {};
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {};
   for (const [name, spec] of Object.entries(specs)) {
     options[name] = spec.short ? { type: spec.type, short: spec.short } : { type: spec.type };
-    if (spec.multiple) options[name].multiple = true;
+  }
+  // A value that starts with a dash and a digit (a relative time such as `--at -2h`) is a value, not an option.
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i += 1) {
+    const arg = args[i] as string;
+    const next = args[i + 1];
+    const name = arg.startsWith('--') ? arg.slice(2) : null;
+    if (name && options[name]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      joined.push(`${arg}=${next}`);
+      i += 1;
+    } else joined.push(arg);
   }
   let parsed: { values: Record<string, unknown>; positionals: string[] };
   try {
-    parsed = parseArgs({
-      args: joinDashValues(args, specs),
-      options,
-      allowPositionals: true,
-      strict: true,
-    }) as typeof parsed;
+    parsed = parseArgs({ args: joined, options, allowPositionals: true, strict: true }) as typeof parsed;
   } catch (error) {
     const text = error instanceof Error ? error.message : String(error);
     throw new UsageError(text.replace(/\. To specify a positional argument.*$/s, ''), command.path);
   }
   const values = parsed.values as Record<string, string | boolean | undefined>;
-  const lists: Record<string, string[]> = {};
-  for (const [name, spec] of Object.entries(specs)) {
-    const v = parsed.values[name];
-    if (!spec.multiple || !Array.isArray(v)) continue;
-    lists[name] = v as string[];
-    values[name] = (v as string[]).at(-1);
-  }
+  const lists = repeatedValues(joined, specs);
   if (values.help) return { positionals: parsed.positionals, values, lists };
   const declared = command.positionals ?? [];
   const required = declared.filter((p) => p.required).length;
@@ -117,6 +102,24 @@ export function parseCommandArgs(command: Command, args: readonly string[]): Par
     throw new UsageError(`unexpected argument "${parsed.positionals[declared.length]}"`, command.path);
   }
   return { positionals: parsed.positionals, values, lists };
+}
+
+/** Every value given to each `multiple` option (parseArgs, which validated them, keeps only the last). */
+function repeatedValues(
+  args: readonly string[],
+  specs: Readonly<Record<string, OptionSpec>>,
+): Record<string, readonly string[]> {
+  const lists: Record<string, string[]> = {};
+  for (let i = 0; i < args.length; i += 1) {
+    const arg = args[i] as string;
+    if (arg === '--') break;
+    const eq = arg.indexOf('=');
+    const name = arg.startsWith('--') ? arg.slice(2, eq < 0 ? undefined : eq) : '';
+    if (!specs[name]?.multiple) continue;
+    const value = eq < 0 ? args[(i += 1)] : arg.slice(eq + 1);
+    if (value !== undefined) (lists[name] ??= []).push(value);
+  }
+  return lists;
 }
 
 export function commandHelp(command: Command): string {

@@ -10,6 +10,7 @@ import {
 } from './client.ts';
 import { clusterDeregisterCommand, clusterStatusCommand } from './cluster.ts';
 import { clusterAddRoleCommand } from './cluster-role.ts';
+import { deletedCommand, recoverCommand } from './recover.ts';
 import { conflictsCommand, jobsCommand } from './history.ts';
 import { demoCommand } from '../demo.ts';
 import { initCommand } from './init.ts';
@@ -18,7 +19,6 @@ import { menuCommand } from './menu.ts';
 import { clientRegisterCommand, clientSyncCommand, conflictsResolveCommand } from './register-sync.ts';
 import { nodeCommand, workerCommand } from './processes.ts';
 import { restoreCommand, verifyCommand } from './restore.ts';
-import { deletedCommand, recoverCommand } from './recover.ts';
 
 /** Every `syncctl` command, in the order help lists them. */
 export const COMMANDS: readonly Command[] = [
