@@ -83,7 +83,11 @@ describe('dashboard: deleted chats and their export, in a browser', () => {
     const cells = await page
       .locator('#deleted tr.deleted-chat')
       .evaluateAll((trs) =>
-        trs.map((tr) => Array.from(tr.children, (td) => (td.textContent ?? '').trim()).join(' | ')),
+        trs.map((tr) =>
+          Array.from(tr.children as ArrayLike<{ textContent: string | null }>, (td) =>
+            (td.textContent ?? '').trim(),
+          ).join(' | '),
+        ),
       );
     expect(cells).toEqual(
       expect.arrayContaining([
