@@ -20,7 +20,7 @@ import {
  * A secret that is set but empty or only whitespace is refused: it never silently means "no token".
  */
 
-export const API_SCOPES = ['read', 'sync:trigger', 'conflicts:resolve', 'state:write'] as const;
+export const API_SCOPES = ['read', 'sync:trigger', 'conflicts:resolve', 'state:write', 'recover'] as const;
 export type ApiScope = (typeof API_SCOPES)[number];
 
 const scopeList = z

@@ -4,6 +4,8 @@
  * browser's localStorage and sent as Authorization header.
  */
 
+import { RECOVER_SCRIPT, RECOVER_SECTION } from './dashboard-recover.ts';
+
 const escapeHtml = (s: string) =>
   s.replace(/[&<>"']/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch] ?? ch);
 
@@ -48,6 +50,7 @@ export function dashboardHtml(opts: { cluster: string; node: string }): string {
 </div>
 <h2>Unresolved conflicts</h2>
 <table id="conflicts"><thead><tr><th>#</th><th>tenant</th><th>table</th><th>row</th><th>type</th><th>detected</th><th></th></tr></thead><tbody></tbody></table>
+${RECOVER_SECTION}
 <script>
 const $ = (s) => document.querySelector(s);
 const esc = (v) => String(v ?? '').replace(/[&<>"']/g, (c) => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'})[c]);
@@ -146,6 +149,7 @@ async function refresh() {
     say('cannot load: ' + e.message, 'bad auth');
   }
 }
+${RECOVER_SCRIPT}
 refresh();
 setInterval(refresh, 2000);
 </script>

@@ -12,6 +12,7 @@ import { firstUnsafeInteger } from './exact-json.ts';
 import { registerConflictRoutes } from './routes/conflicts.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerMetricsRoutes } from './routes/metrics.ts';
+import { registerRecoverRoutes } from './routes/recover.ts';
 import { registerStateRoutes } from './routes/state.ts';
 import { registerSyncRoutes } from './routes/sync.ts';
 
@@ -81,13 +82,14 @@ export function createApp(deps: ApiDeps): ApiApp {
   registerSyncRoutes(app, ctx);
   registerConflictRoutes(app, ctx);
   registerStateRoutes(app, ctx);
+  registerRecoverRoutes(app, ctx);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
     type: 'http',
     scheme: 'bearer',
     description:
       'API_TOKEN, or an HS256 JWT signed with JWT_SECRET whose `scope` claim lists scopes ' +
-      '(read, sync:trigger, conflicts:resolve, state:write)',
+      '(read, sync:trigger, conflicts:resolve, state:write, recover)',
   });
   app.doc31('/openapi.json', {
     openapi: '3.1.0',

@@ -9,6 +9,8 @@ export type OptionSpec = {
   readonly description: string;
   /** Shown after the option in help, e.g. SECONDS. */
   readonly placeholder?: string;
+  /** A string option that may be given several times: every value is in ParsedInput.lists. */
+  readonly multiple?: boolean;
 };
 
 export type Positional = { readonly name: string; readonly required?: boolean; readonly description: string };
@@ -16,6 +18,8 @@ export type Positional = { readonly name: string; readonly required?: boolean; r
 export type ParsedInput = {
   readonly positionals: readonly string[];
   readonly values: Readonly<Record<string, string | boolean | undefined>>;
+  /** Every value of each `multiple` option, in order (values holds the last). */
+  readonly lists?: Readonly<Record<string, readonly string[]>>;
 };
 
 export type Command = {
@@ -71,15 +75,27 @@ export function parseCommandArgs(command: Command, args: readonly string[]): Par
   for (const [name, spec] of Object.entries(specs)) {
     options[name] = spec.short ? { type: spec.type, short: spec.short } : { type: spec.type };
   }
+  // A value that starts with a dash and a digit (a relative time such as `--at -2h`) is a value, not an option.
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i += 1) {
+    const arg = args[i] as string;
+    const next = args[i + 1];
+    const name = arg.startsWith('--') ? arg.slice(2) : null;
+    if (name && options[name]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      joined.push(`${arg}=${next}`);
+      i += 1;
+    } else joined.push(arg);
+  }
   let parsed: { values: Record<string, unknown>; positionals: string[] };
   try {
-    parsed = parseArgs({ args: [...args], options, allowPositionals: true, strict: true }) as typeof parsed;
+    parsed = parseArgs({ args: joined, options, allowPositionals: true, strict: true }) as typeof parsed;
   } catch (error) {
     const text = error instanceof Error ? error.message : String(error);
     throw new UsageError(text.replace(/\. To specify a positional argument.*$/s, ''), command.path);
   }
   const values = parsed.values as Record<string, string | boolean | undefined>;
-  if (values.help) return { positionals: parsed.positionals, values };
+  const lists = repeatedValues(joined, specs);
+  if (values.help) return { positionals: parsed.positionals, values, lists };
   const declared = command.positionals ?? [];
   const required = declared.filter((p) => p.required).length;
   if (parsed.positionals.length < required) {
@@ -89,7 +105,25 @@ export function parseCommandArgs(command: Command, args: readonly string[]): Par
   if (parsed.positionals.length > declared.length) {
     throw new UsageError(`unexpected argument "${parsed.positionals[declared.length]}"`, command.path);
   }
-  return { positionals: parsed.positionals, values };
+  return { positionals: parsed.positionals, values, lists };
+}
+
+/** Every value given to each `multiple` option (parseArgs, which validated them, keeps only the last). */
+function repeatedValues(
+  args: readonly string[],
+  specs: Readonly<Record<string, OptionSpec>>,
+): Record<string, readonly string[]> {
+  const lists: Record<string, string[]> = {};
+  for (let i = 0; i < args.length; i += 1) {
+    const arg = args[i] as string;
+    if (arg === '--') break;
+    const eq = arg.indexOf('=');
+    const name = arg.startsWith('--') ? arg.slice(2, eq < 0 ? undefined : eq) : '';
+    if (!specs[name]?.multiple) continue;
+    const value = eq < 0 ? args[(i += 1)] : arg.slice(eq + 1);
+    if (value !== undefined) (lists[name] ??= []).push(value);
+  }
+  return lists;
 }
 
 export function commandHelp(command: Command): string {

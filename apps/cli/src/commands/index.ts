@@ -10,6 +10,7 @@ import {
 } from './client.ts';
 import { clusterDeregisterCommand, clusterStatusCommand } from './cluster.ts';
 import { clusterAddRoleCommand } from './cluster-role.ts';
+import { deletedCommand, recoverCommand } from './recover.ts';
 import { conflictsCommand, jobsCommand } from './history.ts';
 import { demoCommand } from '../demo.ts';
 import { initCommand } from './init.ts';
@@ -41,6 +42,8 @@ export const COMMANDS: readonly Command[] = [
   clusterAddRoleCommand,
   restoreCommand,
   verifyCommand,
+  recoverCommand,
+  deletedCommand,
   menuCommand,
   nodeCommand,
   workerCommand,

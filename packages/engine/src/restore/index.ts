@@ -12,4 +12,19 @@ export {
   type SourceObject,
   type SourceSchemaRecord,
 } from './source-schema.ts';
+export { recoverUserChats, findUser, type RecoverOptions, type RecoverResult, type RecoveredUser } from './recover.ts';
+export { listDeleted, type DeletedListing, type DeletedRow } from './recover-deleted.ts';
+export {
+  parseRecoverTime,
+  assertCurrentBackup,
+  selectTenantRows,
+  openRecoverSource,
+  POINT_IN_TIME_UNAVAILABLE,
+  type RecoverSource,
+  type RowFilter,
+  type TenantRows,
+} from './recover-rows.ts';
+export { chatExportFile, chatExportItem, type ChatExportItem } from './chat-export.ts';
+export { exportFileName } from './recover-files.ts';
+export { USER_TABLES } from './recover-sqlite.ts';
 export { normalise, rowHash, sqliteDatetimeText, restoreKindFor, type RestoreKind } from './values.ts';

@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import { epochSeconds } from './chat-export.ts';
+import { exportFileName } from './recover-files.ts';
+import { assertCurrentBackup, parseRecoverTime, POINT_IN_TIME_UNAVAILABLE } from './recover-rows.ts';
+
+const NOW = new Date('2026-05-01T14:00:00.000Z');
+
+describe('parseRecoverTime', () => {
+  it('reads ISO timestamps (no zone = UTC), dates, now and relative times', () => {
+    expect(parseRecoverTime('2026-05-01T13:55:00Z', NOW).toISOString()).toBe('2026-05-01T13:55:00.000Z');
+    expect(parseRecoverTime('2026-05-01T15:55:00+02:00', NOW).toISOString()).toBe('2026-05-01T13:55:00.000Z');
+    expect(parseRecoverTime('2026-05-01 13:55', NOW).toISOString()).toBe('2026-05-01T13:55:00.000Z');
+    expect(parseRecoverTime('2026-04-30', NOW).toISOString()).toBe('2026-04-30T00:00:00.000Z');
+    expect(parseRecoverTime(' now ', NOW)).toEqual(NOW);
+    expect(parseRecoverTime('-30m', NOW).toISOString()).toBe('2026-05-01T13:30:00.000Z');
+    expect(parseRecoverTime('-2h', NOW).toISOString()).toBe('2026-05-01T12:00:00.000Z');
+    expect(parseRecoverTime('-7d', NOW).toISOString()).toBe('2026-04-24T14:00:00.000Z');
+    expect(parseRecoverTime('-1w', NOW).toISOString()).toBe('2026-04-24T14:00:00.000Z');
+    expect(parseRecoverTime('-90s', NOW).toISOString()).toBe('2026-05-01T13:58:30.000Z');
+  });
+
+  it('refuses what it cannot read, naming the forms it accepts', () => {
+    for (const bad of ['', 'yesterday', '2h', '+2h', '-2x', '2026-13-45', '2026-05-01T25:00:00Z', '-h']) {
+      expect(() => parseRecoverTime(bad, NOW), bad).toThrow(/cannot read the time .*-30m, -2h, -7d/);
+    }
+  });
+});
+
+describe('assertCurrentBackup', () => {
+  it('accepts no time and now (within a minute); refuses earlier times and the future', () => {
+    expect(() => assertCurrentBackup(null, NOW)).not.toThrow();
+    expect(() => assertCurrentBackup(new Date(NOW.getTime() - 30_000), NOW)).not.toThrow();
+    expect(() => assertCurrentBackup(new Date(NOW.getTime() - 120_000), NOW)).toThrow(POINT_IN_TIME_UNAVAILABLE);
+    expect(() => assertCurrentBackup(new Date(NOW.getTime() + 120_000), NOW)).toThrow(/in the future/);
+  });
+});
+
+describe('epochSeconds', () => {
+  it('keeps seconds, scales milliseconds and nanoseconds down, reads date texts', () => {
+    expect(epochSeconds(1_700_000_000n)).toBe(1_700_000_000);
+    expect(epochSeconds(1_700_000_000_123)).toBe(1_700_000_000);
+    expect(epochSeconds(1_700_000_000_123_456_789n)).toBe(1_700_000_000);
+    expect(epochSeconds('1700000000')).toBe(1_700_000_000);
+    expect(epochSeconds('2024-05-01')).toBe(Date.UTC(2024, 4, 1) / 1000);
+    expect(epochSeconds('2024-05-01 12:00:00.5')).toBe(Date.UTC(2024, 4, 1, 12) / 1000);
+    expect(epochSeconds(null)).toBeNull();
+    expect(epochSeconds('soon')).toBeNull();
+  });
+});
+
+describe('exportFileName', () => {
+  it('is safe as a file name whatever the user id', () => {
+    expect(exportFileName('acme', 'ada@example.com', NOW)).toBe('acme-ada@example.com-chats-20260501T140000Z.json');
+    expect(exportFileName('acme', '../../etc/passwd x', NOW)).toBe(
+      'acme-.._.._etc_passwd_x-chats-20260501T140000Z.json',
+    );
+  });
+});

@@ -1,0 +1,147 @@
+import type pg from 'pg';
+import copyStreams from 'pg-copy-streams';
+import { qualified, quoteIdent, quoteLiteral } from '@owui-sync/schema';
+import { InvalidInputError } from '../errors.ts';
+import { keyExpression } from '../sync/table-plan.ts';
+import { readTargetSchema, type TargetTable } from '../sync/target-schema.ts';
+import { binaryCopyTuples } from './copy-out.ts';
+import { findDeployment, type Deployment } from './source-schema.ts';
+import { decodeField, restoreKindFor, selectExpression, type RestoreKind, type SqliteValue } from './values.ts';
+
+/**
+ * The one place selective recovery reads tenant rows from the backup: live and tombstoned rows alike, each with
+ * the time it was deleted in the source (null while it is live), in the SQLite storage form a restore writes.
+ * Reading the tenant as it was at an earlier time needs row history; until that exists, a time that is not now is
+ * refused here, so every caller (CLI, API) gets the same answer.
+ */
+
+export const POINT_IN_TIME_UNAVAILABLE =
+  'point-in-time recovery needs row history (not available): the backup holds the latest version of each row ' +
+  'and the rows deleted since (tombstones); recover without --at to get those';
+
+/** How far a requested time may lie from now and still mean "the current backup". */
+const NOW_TOLERANCE_MS = 60_000;
+
+/** What recovery reads from: the tenant's registration and its backup tables (one snapshot's view of them). */
+export type RecoverSource = {
+  readonly dep: Deployment;
+  readonly tables: ReadonlyMap<string, TargetTable>;
+};
+
+/** One condition: `column` equals one of `values` (case-insensitively when asked, for e-mail addresses). */
+export type RowCondition = { readonly column: string; readonly values: readonly string[]; readonly caseless?: boolean };
+
+/** Rows matching any of the conditions, or every row of the table. */
+export type RowFilter = { readonly anyOf: readonly RowCondition[] } | 'all';
+
+export type TenantRow = { readonly values: SqliteValue[]; readonly deletedAt: Date | null };
+
+export type TenantRows = {
+  readonly table: string;
+  readonly columns: readonly string[];
+  readonly kinds: readonly RestoreKind[];
+  readonly rows: TenantRow[];
+};
+
+/** Loads the tenant's registration and backup tables; run inside the caller's read-only snapshot. */
+export async function openRecoverSource(client: pg.ClientBase, clientName: string): Promise<RecoverSource> {
+  const dep = await findDeployment(client, clientName);
+  const target = await readTargetSchema(client, dep.schemaName);
+  return { dep, tables: target.tables };
+}
+
+/**
+ * Rows of one backup table matching `filter`, live and tombstoned (see TenantRow.deletedAt). `columns` limits and
+ * orders the columns read (default: all of the backup table's). An unknown table or column gives no rows / is
+ * left out rather than failing, since older Open WebUI schemas lack many of them. `at`: the time to read the
+ * tenant as of; only the current backup is available (see POINT_IN_TIME_UNAVAILABLE).
+ */
+export async function selectTenantRows(
+  client: pg.ClientBase,
+  source: RecoverSource,
+  table: string,
+  filter: RowFilter,
+  opts: { at?: Date | null; columns?: readonly string[] } = {},
+): Promise<TenantRows> {
+  assertCurrentBackup(opts.at ?? null);
+  const t = source.tables.get(table);
+  const wanted = opts.columns ? [...opts.columns] : (t?.columns.map((c) => c.name) ?? []);
+  const cols = t ? wanted.filter((name) => t.columns.some((c) => c.name === name)) : [];
+  const kinds = cols.map((name) => restoreKindFor(t?.columns.find((c) => c.name === name)?.type ?? 'text'));
+  const empty: TenantRows = { table, columns: cols, kinds, rows: [] };
+  if (!t || cols.length === 0) return empty;
+  let where = 'true';
+  if (filter !== 'all') {
+    const parts: string[] = [];
+    for (const cond of filter.anyOf) {
+      if (cond.values.length === 0 || !t.columns.some((c) => c.name === cond.column)) continue;
+      const col = `t.${quoteIdent(cond.column)}`;
+      const list = cond.values.map((v) => (cond.caseless ? `lower(${quoteLiteral(v)})` : quoteLiteral(v))).join(', ');
+      parts.push(cond.caseless ? `lower(${col}::text) IN (${list})` : `${col} IN (${list})`);
+    }
+    if (parts.length === 0) return empty;
+    where = parts.map((p) => `(${p})`).join(' OR ');
+  }
+  const exprs = cols.map((c, i) => selectExpression('t', c, kinds[i] as RestoreKind));
+  const deleted =
+    t.key.length > 0
+      ? `(SELECT extract(epoch FROM r.deleted_at)::float8 * 1000 FROM sync_state.row_state r
+           WHERE r.deployment_id = ${quoteLiteral(source.dep.deploymentId)}::uuid
+             AND r.table_name = ${quoteLiteral(table)} AND r.deleted_at IS NOT NULL
+             AND r.row_key = ${keyExpression('t', t.key)})`
+      : 'NULL::float8';
+  const sql = `COPY (SELECT ${exprs.join(', ')}, ${deleted} FROM ${qualified(source.dep.schemaName, table)} t
+     WHERE ${where}) TO STDOUT (FORMAT binary)`;
+  const rows: TenantRow[] = [];
+  const stream = client.query(copyStreams.to(sql));
+  try {
+    for await (const fields of binaryCopyTuples(stream)) {
+      const values = kinds.map((k, i) => decodeField(k, fields[i] ?? null));
+      const ms = fields[kinds.length];
+      rows.push({ values, deletedAt: ms ? new Date(ms.readDoubleBE(0)) : null });
+    }
+  } catch (error) {
+    stream.destroy();
+    throw error;
+  }
+  return { table, columns: cols, kinds, rows };
+}
+
+/** The value of `column` in a row read by selectTenantRows (undefined when the table has no such column). */
+export function rowValue(rows: TenantRows, row: TenantRow, column: string): SqliteValue | undefined {
+  const i = rows.columns.indexOf(column);
+  return i < 0 ? undefined : row.values[i];
+}
+
+/** Refuses a time other than now (within a minute) until row history exists. */
+export function assertCurrentBackup(at: Date | null, now: Date = new Date()): void {
+  if (at === null) return;
+  const diff = at.getTime() - now.getTime();
+  if (diff > NOW_TOLERANCE_MS) {
+    throw new InvalidInputError(`the time ${at.toISOString()} is in the future; give a past time or leave out --at`);
+  }
+  if (diff < -NOW_TOLERANCE_MS) throw new InvalidInputError(POINT_IN_TIME_UNAVAILABLE);
+}
+
+const RELATIVE = /^-(\d{1,6})([smhdw])$/;
+const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+const ISO = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/i;
+
+/**
+ * Parses a TIME argument: `now`, an ISO 8601 timestamp (`2026-05-01T13:55:00Z`, a date alone is midnight UTC, no
+ * zone means UTC) or a relative time before now (`-30m`, `-2h`, `-7d`, `-1w`, `-90s`).
+ */
+export function parseRecoverTime(text: string, now: Date = new Date()): Date {
+  const s = text.trim();
+  if (s.toLowerCase() === 'now') return now;
+  const rel = RELATIVE.exec(s);
+  if (rel) return new Date(now.getTime() - Number(rel[1]) * (UNIT_MS[rel[2] as string] as number));
+  if (ISO.test(s)) {
+    const withZone = /(?:Z|[+-]\d{2}:?\d{2})$/i.test(s) || !s.includes(':') ? s : `${s}Z`;
+    const d = new Date(withZone.replace(' ', 'T'));
+    if (!Number.isNaN(d.getTime())) return d;
+  }
+  throw new InvalidInputError(
+    `cannot read the time "${text}"; use an ISO timestamp (2026-05-01T13:55:00Z) or a relative time such as -30m, -2h, -7d`,
+  );
+}
