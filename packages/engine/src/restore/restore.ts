@@ -13,6 +13,7 @@ import { notTombstonedSql } from '../sync/tombstones.ts';
 import { readTargetSchema, type TargetTable } from '../sync/target-schema.ts';
 import { tenantSchemaName } from '../sync/tenant-ddl.ts';
 import { binaryCopyTuples } from './copy-out.ts';
+import { setSnapshotSql } from './snapshot.ts';
 import {
   findDeployment,
   loadSourceSchema,
@@ -43,7 +44,8 @@ export type RestoreOptions = {
   logger?: Logger;
   onProgress?: (p: RestoreProgress) => void;
   /** Rows per SQLite transaction (default 20000). */
-  batchSize?: number;
+  batchSize?: number; /** Read the backup in this exported snapshot (pg_export_snapshot of a transaction still open): see drill.ts. */
+  snapshot?: string;
 };
 
 export type RestoreResult = {
@@ -102,6 +104,7 @@ export async function restoreTenant(opts: RestoreOptions): Promise<RestoreResult
   let sqlite: Database.Database | null = null;
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    if (opts.snapshot) await client.query(setSnapshotSql(opts.snapshot));
     await applyScope(client, opts.scope ?? {});
     await client.query("SELECT set_config('DateStyle', 'ISO, YMD', true), set_config('TimeZone', 'UTC', true)");
     const dep = await findDeployment(client, opts.clientName);
