@@ -12,6 +12,7 @@ import { clusterDeregisterCommand, clusterStatusCommand } from './cluster.ts';
 import { clusterAddRoleCommand } from './cluster-role.ts';
 import { conflictsCommand, jobsCommand } from './history.ts';
 import { demoCommand } from '../demo.ts';
+import { clientDrillCommand } from './drill.ts';
 import { initCommand } from './init.ts';
 import { clientPurgeDeletedCommand, clientUpgradeSchemaCommand } from './maintenance.ts';
 import { menuCommand } from './menu.ts';
@@ -32,6 +33,7 @@ export const COMMANDS: readonly Command[] = [
   clientDeregisterCommand,
   clientUpgradeSchemaCommand,
   clientPurgeDeletedCommand,
+  clientDrillCommand,
   clientsCommand,
   jobsCommand,
   conflictsCommand,
