@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../../packages/engine/src/db.ts';
@@ -165,6 +166,45 @@ describe('restore drills', () => {
     });
     expect(r.checks.restore.ok).toBe(false);
     expect(r.failure).toMatch(/^restore failed: tenant "dmg-gone" has no backup tables/);
+  });
+
+  it('a restored file that does not hold the backup’s rows fails the compare, naming the rows', async () => {
+    const source = scratch.file('cmp.db');
+    makeMiniOpenWebUI(source, { chats: 20 });
+    const { hostId } = await backUp(pools(), 'cmp', source);
+    const run = (damage: (db: Database.Database) => void) =>
+      runDrill({
+        pool: service,
+        clientName: 'cmp',
+        scope: { hostId },
+        drillDir,
+        triggeredBy: 'test',
+        onRestored: (file) => {
+          const db = new Database(file);
+          try {
+            damage(db);
+          } finally {
+            db.close();
+          }
+        },
+      });
+    const changed = await run((db) => db.prepare("UPDATE chat SET title = 'x' WHERE id = 'chat-00003'").run());
+    expect(changed.checks.compare).toMatchObject({ ok: false, differing: 1, missing: 0, extra: 0 });
+    expect(changed.checks.compare?.tables).toEqual([
+      expect.objectContaining({ table: 'chat', differing: ['chat-00003'] }),
+    ]);
+    expect(changed.failure).toContain(
+      'restored file differs from the backup: 0 missing, 0 extra, 1 differing rows in chat (chat-00003)',
+    );
+    const dropped = await run((db) => db.prepare('DELETE FROM tag WHERE rowid = (SELECT min(rowid) FROM tag)').run());
+    expect(dropped.checks.compare).toMatchObject({ ok: false, extra: 1 });
+    expect(dropped.failure).toMatch(
+      /restored file differs from the backup: 0 missing, 1 extra, 0 differing rows in tag/,
+    );
+    expect(leftovers()).toEqual([]);
+    // Untouched, the same backup passes.
+    const ok = await run(() => undefined);
+    expect(ok.failure).toBeNull();
   });
 
   it('an unknown tenant is an error, not a failed drill', async () => {

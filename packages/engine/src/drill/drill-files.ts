@@ -20,6 +20,12 @@ const PID_DIR = /^pid-(\d{1,10})$/;
 export function processDrillDir(root: string): string {
   const dir = path.join(path.resolve(root), `pid-${process.pid}`);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // In a shared temporary directory someone else may have put something at this path first.
+  const st = fs.lstatSync(dir);
+  const uid = process.getuid?.();
+  if (!st.isDirectory() || (uid !== undefined && st.uid !== uid)) {
+    throw new Error(`${dir} is not a directory of this user; remove it or set DRILL_DIR to a private directory`);
+  }
   fs.chmodSync(dir, 0o700);
   return dir;
 }

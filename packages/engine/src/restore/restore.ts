@@ -44,8 +44,18 @@ export type RestoreOptions = {
   logger?: Logger;
   onProgress?: (p: RestoreProgress) => void;
   /** Rows per SQLite transaction (default 20000). */
-  batchSize?: number; /** Read the backup in this exported snapshot (pg_export_snapshot of a transaction still open): see drill.ts. */
+  batchSize?: number;
+  /** Read the backup in this exported snapshot (pg_export_snapshot of a transaction still open): see drill.ts. */
   snapshot?: string;
+  /** Called with every row as it is written (the array is reused: read it before returning). */
+  onRow?: (table: RestoredTable, values: readonly SqliteValue[]) => void;
+};
+
+/** A restored table as onRow sees it: its name and the columns written, with how each was decoded. */
+export type RestoredTable = {
+  readonly name: string;
+  readonly columns: readonly string[];
+  readonly kinds: readonly RestoreKind[];
 };
 
 export type RestoreResult = {
@@ -151,6 +161,7 @@ export async function restoreTenant(opts: RestoreOptions): Promise<RestoreResult
       const n = await copyTable(client, sqlite, dep, plan, {
         includeDeleted: Boolean(opts.includeDeleted),
         batchSize,
+        onRow: opts.onRow,
         progress: opts.onProgress
           ? (rowsDone, rowsTotal) =>
               opts.onProgress?.({ table: plan.name, rowsDone, rowsTotal, tableIndex: i, tableCount: plans.length })
@@ -364,6 +375,7 @@ async function copyTable(
     includeDeleted: boolean;
     batchSize: number;
     progress: ((done: number, total: number | null) => void) | undefined;
+    onRow?: RestoreOptions['onRow'];
   },
 ): Promise<number> {
   let total: number | null = null;
@@ -396,6 +408,7 @@ async function copyTable(
       }
       for (let i = 0; i < kinds.length; i += 1) values[i] = decodeField(kinds[i] as RestoreKind, fields[i] ?? null);
       insert.run(values);
+      opts.onRow?.(plan, values);
       n += 1;
       if (n % opts.batchSize === 0) {
         db.exec('COMMIT');

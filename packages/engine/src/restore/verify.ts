@@ -58,7 +58,8 @@ export type VerifyOptions = {
   metrics?: SyncMetrics;
   logger?: Logger;
   /** Store the result as the tenant's last verification (sync_state.verify_results); ignored with sqlitePath. */
-  record?: boolean; /** Read the backup in this exported snapshot (pg_export_snapshot of a transaction still open): see drill.ts. */
+  record?: boolean;
+  /** Read the backup in this exported snapshot (pg_export_snapshot of a transaction still open): see drill.ts. */
   snapshot?: string;
 };
 
