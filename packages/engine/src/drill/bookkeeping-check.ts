@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { qualified } from '@owui-sync/schema';
 import type { SqliteSchema } from '../sync/sqlite-reader.ts';
 import { buildPlan, keyExpression } from '../sync/table-plan.ts';
-import { readTargetSchema } from '../sync/target-schema.ts';
+import type { TargetSchema } from '../sync/target-schema.ts';
 
 /**
  * The backup checked against its own bookkeeping, in the drill's snapshot. Every sync records, per row, the hash
@@ -42,34 +42,29 @@ export type BookkeepingCheck = {
 
 const EXAMPLES = 10;
 
-export async function checkBookkeeping(
+/**
+ * Sends the check for every table of `restored` as one query (so the database works on it while the caller does
+ * other work) and resolves with the result. `target` is the tenant schema as readTargetSchema read it.
+ */
+export function checkBookkeeping(
   client: pg.ClientBase,
   dep: { deploymentId: string; schemaName: string },
   restored: SqliteSchema,
+  target: TargetSchema,
 ): Promise<BookkeepingCheck> {
   const t0 = performance.now();
-  const target = await readTargetSchema(client, dep.schemaName);
-  const tables: BookkeepingTable[] = [];
-  let rows = 0;
+  const parts: string[] = [];
   for (const source of restored.tables) {
     const t = target.tables.get(source.name);
     if (!t || t.key.length === 0) continue;
     const plan = buildPlan(dep.schemaName, t, source);
-    const res = await client.query<{
-      rows: number;
-      unbooked: number;
-      lost: number;
-      damaged: number;
-      ex_unbooked: string[] | null;
-      ex_lost: string[] | null;
-      ex_damaged: string[] | null;
-    }>(
-      `WITH b AS MATERIALIZED (
+    const name = `'${t.name.replaceAll("'", "''")}'::text`;
+    parts.push(`(WITH b AS MATERIALIZED (
          SELECT ${keyExpression('t', t.key)} AS k, ${plan.sql.hashTarget} AS h, ${plan.sql.keyJson} AS kj
            FROM ${qualified(dep.schemaName, t.name)} t
        ), r AS (
          SELECT row_key, target_hash, deleted_at FROM sync_state.row_state
-          WHERE deployment_id = $1::uuid AND table_name = $2::text
+          WHERE deployment_id = $1::uuid AND table_name = ${name}
        ), j AS (
          SELECT b.k, b.kj, r.row_key,
                 CASE WHEN b.k IS NOT NULL AND r.row_key IS NULL THEN 'unbooked'
@@ -82,46 +77,60 @@ export async function checkBookkeeping(
           WHERE j.problem IS NOT NULL
             AND NOT (j.problem = 'damaged' AND EXISTS (
                   SELECT 1 FROM sync_metadata.conflict_log c
-                   WHERE c.deployment_id = $1::uuid AND c.table_name = $2::text AND c.resolved_at IS NULL
+                   WHERE c.deployment_id = $1::uuid AND c.table_name = ${name} AND c.resolved_at IS NULL
                      AND c.row_key = j.kj))
        )
-       SELECT (SELECT count(*) FROM b)::int AS rows,
+       SELECT ${name} AS table_name, (SELECT count(*) FROM b)::int AS rows,
               count(*) FILTER (WHERE problem = 'unbooked')::int AS unbooked,
               count(*) FILTER (WHERE problem = 'lost')::int AS lost,
               count(*) FILTER (WHERE problem = 'damaged')::int AS damaged,
               (array_agg(k ORDER BY k) FILTER (WHERE problem = 'unbooked'))[1:${EXAMPLES}] AS ex_unbooked,
               (array_agg(k ORDER BY k) FILTER (WHERE problem = 'lost'))[1:${EXAMPLES}] AS ex_lost,
               (array_agg(k ORDER BY k) FILTER (WHERE problem = 'damaged'))[1:${EXAMPLES}] AS ex_damaged
-         FROM p`,
-      [dep.deploymentId, t.name],
-    );
-    const r = res.rows[0];
-    if (!r) continue;
-    rows += r.rows;
-    if (r.unbooked + r.lost + r.damaged === 0) continue;
-    tables.push({
-      table: t.name,
-      rows: r.rows,
-      unbooked: r.unbooked,
-      lost: r.lost,
-      damaged: r.damaged,
-      examples: { unbooked: r.ex_unbooked ?? [], lost: r.ex_lost ?? [], damaged: r.ex_damaged ?? [] },
-    });
+         FROM p)`);
   }
-  const sum = (f: (x: BookkeepingTable) => number) => tables.reduce((a, x) => a + f(x), 0);
-  const unbooked = sum((x) => x.unbooked);
-  const lost = sum((x) => x.lost);
-  const damaged = sum((x) => x.damaged);
-  return {
-    ok: tables.length === 0,
-    rows,
-    unbooked,
-    lost,
-    damaged,
-    tables,
-    summary: tables.length === 0 ? 'ok' : summarise(tables),
-    seconds: (performance.now() - t0) / 1000,
+  const finish = (
+    rowsOut: {
+      table_name: string;
+      rows: number;
+      unbooked: number;
+      lost: number;
+      damaged: number;
+      ex_unbooked: string[] | null;
+      ex_lost: string[] | null;
+      ex_damaged: string[] | null;
+    }[],
+  ): BookkeepingCheck => {
+    const tables: BookkeepingTable[] = [];
+    let rows = 0;
+    for (const r of rowsOut) {
+      rows += r.rows;
+      if (r.unbooked + r.lost + r.damaged === 0) continue;
+      tables.push({
+        table: r.table_name,
+        rows: r.rows,
+        unbooked: r.unbooked,
+        lost: r.lost,
+        damaged: r.damaged,
+        examples: { unbooked: r.ex_unbooked ?? [], lost: r.ex_lost ?? [], damaged: r.ex_damaged ?? [] },
+      });
+    }
+    const sum = (f: (x: BookkeepingTable) => number) => tables.reduce((a, x) => a + f(x), 0);
+    return {
+      ok: tables.length === 0,
+      rows,
+      unbooked: sum((x) => x.unbooked),
+      lost: sum((x) => x.lost),
+      damaged: sum((x) => x.damaged),
+      tables,
+      summary: tables.length === 0 ? 'ok' : summarise(tables),
+      seconds: (performance.now() - t0) / 1000,
+    };
   };
+  if (parts.length === 0) return Promise.resolve(finish([]));
+  return client
+    .query<Parameters<typeof finish>[0][number]>(parts.join('\nUNION ALL\n'), [dep.deploymentId])
+    .then((res) => finish(res.rows));
 }
 
 function summarise(tables: BookkeepingTable[]): string {

@@ -11,7 +11,8 @@ import { restoreTenant, type RestoreResult } from '../restore/restore.ts';
 import { exportSnapshot } from '../restore/snapshot.ts';
 import { findDeployment, loadSourceSchema } from '../restore/source-schema.ts';
 import { verifyTenant, type VerifyResult } from '../restore/verify.ts';
-import { readSchema, type SqliteSchema } from '../sync/sqlite-reader.ts';
+import { readSchema } from '../sync/sqlite-reader.ts';
+import { readTargetSchema } from '../sync/target-schema.ts';
 import { tenantSchemaName } from '../sync/tenant-ddl.ts';
 import { checkBookkeeping, type BookkeepingCheck } from './bookkeeping-check.ts';
 import { processDrillDir, removeDrillFile } from './drill-files.ts';
@@ -210,13 +211,17 @@ async function drillSteps(ctx: StepContext): Promise<void> {
   checks.openwebui = await openLikeOpenWebUI(ctx, restored);
   ctx.onRestored?.(file);
 
-  const t0 = performance.now();
+  // The bookkeeping check runs in the database while this process reads the file back (one query, sent first).
+  const target = await readTargetSchema(ctx.holder, ctx.dep.schemaName);
   const db = new Database(file, { readonly: true });
-  let schema: SqliteSchema;
   let tables: FileCompareTable[];
+  let bookkeeping: Promise<BookkeepingCheck>;
+  const t0 = performance.now();
   try {
+    bookkeeping = checkBookkeeping(ctx.holder, ctx.dep, readSchema(db), target);
+    bookkeeping.catch(() => undefined); // awaited below; a failure must not be unhandled meanwhile
+    await new Promise<void>((resolve) => setImmediate(resolve));
     tables = digest.compare(db, restored.tables);
-    schema = readSchema(db);
   } finally {
     db.close();
   }
@@ -265,7 +270,7 @@ async function drillSteps(ctx: StepContext): Promise<void> {
     }
   }
   checks.compare.seconds = (performance.now() - t0) / 1000;
-  checks.bookkeeping = await checkBookkeeping(ctx.holder, ctx.dep, schema);
+  checks.bookkeeping = await bookkeeping;
 }
 
 async function openLikeOpenWebUI(
