@@ -109,6 +109,7 @@ describe('sync_metadata migrations', () => {
       '000010_sqlite_realpath',
       '000011_retention',
       '000012_run_lookups',
+      '000014_restore_drills',
     ]);
     await withConnection(withUser(url, serviceRole, context.servicePassword), async (c) => {
       await c.query('BEGIN');
