@@ -6,14 +6,15 @@
  * the WAL's frames), a rollback-journal file, and the peak RSS during the full sync. Exactness is checked with verify.
  *
  *   npx tsx bench/sync-engine.ts            # BENCH_SCALE tenant, 3 repetitions, medians
- *   BENCH_REPS=5 BENCH_SQLITE=/path/webui.db npx tsx bench/sync-engine.ts
+ *   BENCH_REPS=5 BENCH_SQLITE=/path/webui.db npx tsx bench/sync-engine.ts   # a copy of that file instead
+ *   BENCH_PART=full npx tsx bench/sync-engine.ts   # only the full syncs against the baseline
  *
  * Needs PostgreSQL (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres) and the sqlite3 and
  * psql command-line tools.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { linkSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { linkSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
 import path from 'node:path';
@@ -48,8 +49,58 @@ const median = (xs: number[]) => {
 };
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 
+/** CPU seconds used so far by this process's finished children and by the PostgreSQL server (when it runs here). */
+function cpuSeconds(postmaster: number | null): { children: number; server: number } {
+  const ticks = (pid: number | 'self', fields: number[]) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return fields.reduce((sum, f) => sum + Number(rest[f - 3] ?? 0), 0);
+    } catch {
+      return 0;
+    }
+  };
+  let server = 0;
+  if (postmaster !== null) {
+    // The postmaster, the backends that ended (reaped by it) and those still running.
+    server = ticks(postmaster, [14, 15, 16, 17]);
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        if (ppid === postmaster) server += ticks(Number(entry), [14, 15]);
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+  return { children: ticks('self', [16, 17]) / 100, server: server / 100 };
+}
+
+/** The PostgreSQL server's process id, when it runs on this machine (else CPU figures are left out). */
+async function postmasterPid(client: pg.Client): Promise<number | null> {
+  const r = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+  try {
+    const stat = readFileSync(`/proc/${r.rows[0]?.pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return null;
+  }
+}
+
 async function sourceDatabase(dir: string): Promise<{ file: string; generated: boolean }> {
-  if (process.env.BENCH_SQLITE) return { file: process.env.BENCH_SQLITE, generated: false };
+  if (process.env.BENCH_SQLITE) {
+    // A copy: the incremental runs write to the tenant's file, never to the one given.
+    const copy = path.join(dir, 'webui.db');
+    const db = new Database(process.env.BENCH_SQLITE, { readonly: true, fileMustExist: true });
+    await db.backup(copy);
+    db.close();
+    const wal = new Database(copy);
+    wal.pragma('journal_mode = wal');
+    wal.close();
+    return { file: copy, generated: false };
+  }
   const fixturesModule: string = '../packages/fixtures/src/index.ts';
   const fixtures = (await import(fixturesModule)) as {
     generateOpenWebUIDatabase: (o: {
@@ -194,6 +245,11 @@ async function main(): Promise<void> {
     const baseTimes: number[] = [];
     const engineTimes: number[] = [];
     const rssPeaks: number[] = [];
+    // CPU seconds of everything each side ran: sqlite3 and psql, or the syncing process; PostgreSQL's in both.
+    const baseCpu: number[] = [];
+    const engineCpu: number[] = [];
+    const engineServerCpu: number[] = [];
+    const postmaster = await postmasterPid(root);
     let lastEngine = '';
     for (let r = 0; r < REPS; r += 1) {
       const base = await register(`base-${r}`);
@@ -203,26 +259,47 @@ async function main(): Promise<void> {
         columns: target.tables.get(n)?.columns.map((c) => c.name) ?? [],
       }));
       await admin.query('CHECKPOINT');
+      const c0 = cpuSeconds(postmaster);
       const t = now();
       await baseline(file, adminUrl, base.schemaName, order);
       baseTimes.push(now() - t);
+      const c1 = cpuSeconds(postmaster);
+      baseCpu.push(c1.children - c0.children + c1.server - c0.server);
 
       const eng = await register(`eng-${r}`);
       await admin.query('CHECKPOINT');
       // The full sync runs in its own process, as a worker would, so its peak RSS is the syncing process's own.
+      const c2 = cpuSeconds(postmaster);
       const child = await syncInChild(withUser(adminUrl, role, password), `eng-${r}`, scope.hostId);
+      const c3 = cpuSeconds(postmaster);
+      engineCpu.push(c3.children - c2.children + c3.server - c2.server);
+      engineServerCpu.push(c3.server - c2.server);
       engineTimes.push(child.ms);
       rssPeaks.push(child.peakRssMb);
       const res = child.result;
       if (res.status !== 'success') throw new Error(`engine run failed: ${res.error}`);
       console.log(
         `rep ${r + 1}: baseline ${(baseTimes[r]! / 1000).toFixed(2)} s, engine ${(engineTimes[r]! / 1000).toFixed(2)} s ` +
-          `(${res.rowsSynced} rows), peak RSS ${rssPeaks[r]!.toFixed(0)} MB`,
+          `(${res.rowsSynced} rows), peak RSS ${rssPeaks[r]!.toFixed(0)} MB; CPU s baseline ${baseCpu[r]!.toFixed(2)}, ` +
+          `engine ${engineCpu[r]!.toFixed(2)} (PostgreSQL ${engineServerCpu[r]!.toFixed(2)})`,
       );
       if (r < REPS - 1) {
         for (const s of [base.schemaName, eng.schemaName]) await admin.query(`DROP SCHEMA ${quoteIdent(s)} CASCADE`);
       }
       lastEngine = `eng-${r}`;
+    }
+
+    if (process.env.BENCH_PART === 'full') {
+      const b = median(baseTimes);
+      const e = median(engineTimes);
+      const ratios = engineTimes.map((x, i) => (x / (baseTimes[i] as number)).toFixed(2)).join(' / ');
+      console.log(
+        `\nfull sync: baseline ${(b / 1000).toFixed(2)} s, engine ${(e / 1000).toFixed(2)} s, ratio ${(e / b).toFixed(2)}x ` +
+          `(per repetition ${ratios}; target <= ${TARGETS.fullRatio.toFixed(1)}x: ${e / b <= TARGETS.fullRatio ? 'met' : 'MISSED'}), ` +
+          `peak RSS ${median(rssPeaks).toFixed(0)} MB (target < ${TARGETS.rssMb} MB); ` +
+          `CPU seconds baseline ${median(baseCpu).toFixed(2)}, engine ${median(engineCpu).toFixed(2)}`,
+      );
+      return;
     }
 
     // Incremental runs while Open WebUI's connection stays open (as its connection pool does), so its WAL persists.

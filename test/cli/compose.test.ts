@@ -55,17 +55,13 @@ describe('compose deployment', () => {
     for (const f of created) rmSync(f, { force: true });
   });
 
+  // Reported as skipped where docker compose is not installed; the structural checks below run everywhere.
   it.skipIf(!hasCompose)('passes docker compose config', () => {
     for (const file of FILES) {
       const r = spawnSync('docker', ['compose', '-f', path.join(DIR, file), 'config', '--quiet'], { encoding: 'utf8' });
       expect(r.status, `${file}: ${r.stderr}`).toBe(0);
     }
   });
-  if (!hasCompose) {
-    it('notes that docker compose is not installed here', () => {
-      console.warn('docker compose is not installed: skipped `docker compose config` (structural checks still run)');
-    });
-  }
 
   it.skipIf(!hasPyYaml)('runs the seeds’ containers with health checks, secrets and read-only tenant data', () => {
     const local = load('docker-compose.yml');

@@ -2,14 +2,22 @@ import Database from 'better-sqlite3';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../../packages/engine/src/db.ts';
-import {
-  listTombstones,
-  provisionTenant,
-  purgeTombstones,
-  runTenantSync,
-} from '../../packages/engine/src/sync/index.ts';
+import { provisionTenant, purgeTombstones, runTenantSync } from '../../packages/engine/src/sync/index.ts';
 import { useTestDatabase } from '../support/db.ts';
 import { makeMiniOpenWebUI, registerTenant, scratchDir } from './helpers.ts';
+
+/** Keys of a tenant's rows deleted in the source, as sync_state.v_tombstones lists them. */
+async function listTombstones(
+  client: pg.Pool,
+  clientName: string,
+): Promise<{ table: string; rowKey: string; deletedAt: Date }[]> {
+  const res = await client.query<{ table_name: string; row_key: string; deleted_at: Date }>(
+    `SELECT table_name, row_key, deleted_at FROM sync_state.v_tombstones WHERE client_name = $1::text
+      ORDER BY table_name, row_key`,
+    [clientName],
+  );
+  return res.rows.map((r) => ({ table: r.table_name, rowKey: r.row_key, deletedAt: r.deleted_at }));
+}
 
 describe('incremental sync, deletes and tombstones', () => {
   const db = useTestDatabase();

@@ -37,6 +37,11 @@ describe('host deletion cascades', () => {
           [client, dep],
         );
         await c.query(
+          `INSERT INTO sync_state.row_state (deployment_id, table_name, row_key, source_hash, target_hash)
+           SELECT $1, 'chat', 'k' || i, i, i FROM generate_series(1, 3) i`,
+          [dep],
+        );
+        await c.query(
           `INSERT INTO sync_metadata.cache_events (host_id, cache_key, action) VALUES ($1, 'deployment.x', 'invalidate')`,
           [host],
         );
@@ -59,6 +64,7 @@ describe('host deletion cascades', () => {
       expect(await count("SELECT count(*)::int n FROM sync_metadata.sync_jobs WHERE client_name='gone'")).toBe(0);
       expect(await count("SELECT count(*)::int n FROM sync_metadata.conflict_log WHERE client_id='gone'")).toBe(0);
       expect(await count('SELECT count(*)::int n FROM sync_metadata.sync_progress')).toBe(1);
+      expect(await count('SELECT count(*)::int n FROM sync_state.row_state')).toBe(3);
       expect(await count("SELECT count(*)::int n FROM sync_metadata.leader_election WHERE cluster_name='doomed'")).toBe(
         0,
       );
@@ -73,6 +79,65 @@ describe('host deletion cascades', () => {
         1,
       );
       expect(await count('SELECT count(*)::int n FROM sync_metadata.cache_events')).toBe(1);
+    });
+  });
+
+  it('keeps row bookkeeping tied to an existing deployment, checked per statement', async () => {
+    const url = db.current.adminUrl;
+    const dep = await withConnection(url, async (c) => {
+      const host = (
+        await c.query(
+          `INSERT INTO sync_metadata.hosts (host_id, hostname, cluster_name, node_name)
+           VALUES (sync_metadata.host_identity('rs', 'h', 'node-a'), 'h', 'rs', 'node-a') RETURNING host_id`,
+        )
+      ).rows[0].host_id as string;
+      return (
+        await c.query(
+          `INSERT INTO sync_metadata.client_deployments (client_name, host_id, schema_name)
+           VALUES ('rs-tenant', $1, 'client_rs_tenant') RETURNING deployment_id`,
+          [host],
+        )
+      ).rows[0].deployment_id as string;
+    });
+    await withConnection(url, async (c) => {
+      // A row for a deployment that does not exist is refused, also among rows that are fine.
+      await expect(
+        c.query(
+          `INSERT INTO sync_state.row_state (deployment_id, table_name, row_key)
+           VALUES ($1, 'chat', 'a'), (gen_random_uuid(), 'chat', 'b')`,
+          [dep],
+        ),
+      ).rejects.toMatchObject({ code: '23503' });
+      await c.query(`INSERT INTO sync_state.row_state (deployment_id, table_name, row_key) VALUES ($1, 'chat', 'a')`, [
+        dep,
+      ]);
+      // Its deployment never changes.
+      await expect(
+        c.query(`UPDATE sync_state.row_state SET deployment_id = gen_random_uuid() WHERE deployment_id = $1`, [dep]),
+      ).rejects.toMatchObject({ code: '23503' });
+    });
+    // A deregistration waits for a run writing bookkeeping, then removes that bookkeeping too.
+    await withConnection(url, async (writer) => {
+      await writer.query('BEGIN');
+      await writer.query(
+        `INSERT INTO sync_state.row_state (deployment_id, table_name, row_key)
+         SELECT $1, 'message', 'm' || i FROM generate_series(1, 50) i`,
+        [dep],
+      );
+      await withConnection(url, async (admin) => {
+        let deleted = false;
+        const deletion = admin
+          .query('DELETE FROM sync_metadata.client_deployments WHERE deployment_id = $1', [dep])
+          .then(() => (deleted = true));
+        await new Promise((r) => setTimeout(r, 300));
+        expect(deleted).toBe(false);
+        await writer.query('COMMIT');
+        await deletion;
+        const left = await admin.query('SELECT count(*)::int n FROM sync_state.row_state WHERE deployment_id = $1', [
+          dep,
+        ]);
+        expect(left.rows[0].n).toBe(0);
+      });
     });
   });
 

@@ -1,11 +1,13 @@
 import { z } from 'zod';
 import { loadConfig } from '../../../packages/engine/src/config.ts';
+import { parseTenantLabels, type TenantLabels } from '../../../packages/engine/src/fleet-metrics.ts';
 import {
-  DEFAULT_TENANT_LABELS,
-  parseTenantLabels,
-  type TenantLabels,
-} from '../../../packages/engine/src/fleet-metrics.ts';
-import { baseConfigShape, booleanFromEnv, intFromEnv } from '../../../packages/schema/src/config.ts';
+  CONFIG_DEFAULTS,
+  baseConfigShape,
+  booleanFromEnv,
+  composeConfig,
+  intFromEnv,
+} from '../../../packages/schema/src/config.ts';
 
 /**
  * The API's settings. Environment variables (or .credentials):
@@ -63,7 +65,7 @@ const tenantLabels = z.string().transform((v, ctx) => {
   }
 });
 
-/** The API's own variables (all optional: defaults are applied by apiConfigFromEnv). Nodes add these to theirs. */
+/** The API's own variables (all optional: apiConfigFromEnv applies CONFIG_DEFAULTS). Nodes add these to theirs. */
 export const apiOwnConfigShape = {
   API_TOKEN: secret('API_TOKEN', 16, 'a token')
     .transform((v) => v.trim())
@@ -88,12 +90,13 @@ export const apiOwnConfigShape = {
 
 export const apiConfigShape = {
   ...baseConfigShape,
-  API_PORT: intFromEnv(0, 65_535).default(9443),
-  API_HOST: z.string().trim().min(1).default('0.0.0.0'),
+  API_PORT: intFromEnv(0, 65_535).default(CONFIG_DEFAULTS.API_PORT),
+  API_HOST: z.string().trim().min(1).default(CONFIG_DEFAULTS.API_HOST),
   ...apiOwnConfigShape,
 } as const;
 
-export const apiConfigSchema = z.object(apiConfigShape);
+/** The API's settings (base → api) with the shared checks; a node composes base → cluster → api (apps/node). */
+export const apiConfigSchema = composeConfig('api', apiConfigShape);
 export type ApiEnvConfig = z.infer<typeof apiConfigSchema>;
 
 /** HTTP settings of the API served by every node (what createApp/startApiServer take). */
@@ -141,25 +144,26 @@ export type ApiAuthConfig = {
 
 /** ApiConfig from parsed environment variables. */
 export function apiConfigFromEnv(env: Partial<ApiEnvConfig>): ApiConfig {
-  const trust = env.API_TRUST_LOOPBACK ?? 'auto';
+  const d = CONFIG_DEFAULTS;
+  const trust = env.API_TRUST_LOOPBACK ?? d.API_TRUST_LOOPBACK;
   return {
-    port: env.API_PORT ?? 9443,
-    host: env.API_HOST ?? '0.0.0.0',
-    enableMetrics: env.ENABLE_METRICS ?? true,
-    cacheTtlSeconds: env.CACHE_TTL ?? 300,
-    statePollIntervalMs: env.STATE_POLL_INTERVAL_MS ?? 500,
-    tenantLabels: env.METRICS_TENANT_LABELS ?? parseTenantLabels(DEFAULT_TENANT_LABELS),
-    rpoFactor: env.RPO_FACTOR ?? 2,
-    drillMaxAgeSeconds: (env.DRILL_MAX_AGE_HOURS ?? 48) * 3600,
+    port: env.API_PORT ?? d.API_PORT,
+    host: env.API_HOST ?? d.API_HOST,
+    enableMetrics: env.ENABLE_METRICS ?? d.ENABLE_METRICS,
+    cacheTtlSeconds: env.CACHE_TTL ?? d.CACHE_TTL,
+    statePollIntervalMs: env.STATE_POLL_INTERVAL_MS ?? d.STATE_POLL_INTERVAL_MS,
+    tenantLabels: env.METRICS_TENANT_LABELS ?? parseTenantLabels(d.METRICS_TENANT_LABELS),
+    rpoFactor: env.RPO_FACTOR ?? d.RPO_FACTOR,
+    drillMaxAgeSeconds: (env.DRILL_MAX_AGE_HOURS ?? d.DRILL_MAX_AGE_HOURS) * 3600,
     auth: {
       ...(env.API_TOKEN ? { apiToken: env.API_TOKEN } : {}),
       apiTokenScopes: env.API_TOKEN_SCOPES ?? [...API_SCOPES],
       ...(env.JWT_SECRET ? { jwtSecret: env.JWT_SECRET } : {}),
-      jwtRequireExp: env.JWT_REQUIRE_EXP ?? true,
+      jwtRequireExp: env.JWT_REQUIRE_EXP ?? d.JWT_REQUIRE_EXP,
       ...(env.JWT_MAX_LIFETIME ? { jwtMaxLifetimeSeconds: env.JWT_MAX_LIFETIME } : {}),
-      publicReads: env.API_PUBLIC_READS ?? false,
-      publicHealth: env.API_PUBLIC_HEALTH ?? true,
-      publicMetrics: env.API_PUBLIC_METRICS ?? true,
+      publicReads: env.API_PUBLIC_READS ?? d.API_PUBLIC_READS,
+      publicHealth: env.API_PUBLIC_HEALTH ?? d.API_PUBLIC_HEALTH,
+      publicMetrics: env.API_PUBLIC_METRICS ?? d.API_PUBLIC_METRICS,
       trustLoopback: trust === 'auto' ? 'auto' : trust === 'true',
     },
   };

@@ -31,7 +31,11 @@ export type Command = {
 
 /** Options every command accepts. */
 export const GLOBAL_OPTIONS: Readonly<Record<string, OptionSpec>> = {
-  json: { type: 'boolean', description: 'print the result as JSON (for scripts)' },
+  json: { type: 'boolean', description: 'print the result as JSON (for scripts); log lines as JSON too' },
+  verbose: {
+    type: 'boolean',
+    description: 'log details and error stacks (also LOG_LEVEL=debug); LOG_FORMAT=json for JSON log lines',
+  },
   help: { type: 'boolean', short: 'h', description: 'show help for this command' },
   'database-url': {
     type: 'string',

@@ -1,13 +1,14 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
-import { environmentWithCredentials } from '../../../packages/engine/src/config.ts';
+import { environmentWithCredentials, parseConfig, resolveFileSecrets } from '../../../packages/engine/src/config.ts';
 import { createPool } from '../../../packages/engine/src/db.ts';
 import { ConfigError } from '../../../packages/engine/src/errors.ts';
 import { createLogger, silentLogger, type Logger } from '../../../packages/engine/src/logger.ts';
+import { baseConfigSchema, loginRole, type BaseConfig } from '../../../packages/schema/src/config.ts';
 import { DEFAULT_SERVICE_ROLE } from '../../../packages/schema/src/install.ts';
 import { type CliIo, Prompter } from './io.ts';
-import { urlencode } from './ops/credentials.ts';
+import { humanLogLines } from './log-lines.ts';
 
 export const DEFAULT_CLUSTER = 'owui-sync';
 
@@ -17,6 +18,8 @@ export type GlobalFlags = {
   readonly adminUrl?: string;
   readonly credentials?: string;
   readonly cluster?: string;
+  /** Log lines with their details and error stacks (and debug entries). */
+  readonly verbose?: boolean;
 };
 
 export type PoolKind = 'admin' | 'service';
@@ -31,6 +34,7 @@ export class CliContext {
   readonly cluster: string;
   readonly logger: Logger;
   #env: Record<string, string | undefined> | undefined;
+  #config: BaseConfig | undefined;
   #pools = new Map<PoolKind, pg.Pool>();
   #prompter: Prompter | undefined;
   /** `syncctl init` creates the credentials file, so a missing one is not an error there. */
@@ -43,8 +47,7 @@ export class CliContext {
     this.io = io;
     this.json = Boolean(flags.json);
     this.cluster = flags.cluster ?? io.env.CLUSTER_NAME ?? DEFAULT_CLUSTER;
-    const level = io.env.LOG_LEVEL ?? 'warn';
-    this.logger = level === 'silent' ? silentLogger() : createLogger({ level, destination: process.stderr });
+    this.logger = cliLogger(io, flags);
   }
 
   /** The environment merged with the credentials file (environment wins); flags win over both. */
@@ -55,12 +58,20 @@ export class CliContext {
       if (this.optionalCredentials && env.CREDENTIALS_FILE && !existsSync(env.CREDENTIALS_FILE)) {
         delete env.CREDENTIALS_FILE;
       }
-      resolveFileSecrets(env);
       this.#env = environmentWithCredentials({ env, cwd: this.io.cwd });
       if (this.flags.databaseUrl) this.#env.DATABASE_URL = this.flags.databaseUrl;
       if (this.flags.adminUrl) this.#env.ADMIN_URL = this.flags.adminUrl;
     }
     return this.#env;
+  }
+
+  /**
+   * The shared settings (BATCH_SIZE, SYNC_CLAIM_TTL, …) through the same pipeline as every process: defaults from
+   * the one table, and the shared checks (DATABASE_URL must not be the admin login, lease > heartbeat).
+   */
+  get config(): BaseConfig {
+    this.#config ??= parseConfig(baseConfigSchema, this.env);
+    return this.#config;
   }
 
   /** The service role: SERVICE_ROLE, else the user of DATABASE_URL (without a pooler's `.project_ref`), else sync_service. */
@@ -74,6 +85,22 @@ export class CliContext {
       // fall through to the default
     }
     return DEFAULT_SERVICE_ROLE;
+  }
+
+  /**
+   * Refuses a service role that is the admin login: DATABASE_URL (or SERVICE_ROLE) naming the role ADMIN_URL logs
+   * in as. Syncs must run as the restricted role, and tenant grants must never be taken from the admin.
+   */
+  assertServiceNotAdmin(): void {
+    const admin = this.env.ADMIN_URL;
+    const adminRole = admin ? loginRole(admin) : null;
+    if (adminRole === null || this.serviceRole !== adminRole) return;
+    const source = this.env.SERVICE_ROLE ? 'SERVICE_ROLE' : 'DATABASE_URL';
+    throw new ConfigError([
+      `${source} names the admin role "${adminRole}" (the role ADMIN_URL logs in as) as the service role; the ` +
+        'service role must be the restricted one: set DATABASE_URL to SYNC_URL from .credentials (syncctl init ' +
+        'writes it), or SERVICE_ROLE to its name (default sync_service)',
+    ]);
   }
 
   /** The admin connection string, or an error saying where to put it. */
@@ -104,6 +131,7 @@ export class CliContext {
     let pool = this.#pools.get(kind);
     if (!pool) {
       const url = kind === 'admin' ? this.adminUrl() : this.serviceUrl();
+      if (kind === 'service') this.assertServiceNotAdmin();
       assertPostgresUrl(kind === 'admin' ? 'ADMIN_URL' : 'DATABASE_URL', url);
       pool = createPool(url, { max: 4, applicationName: `syncctl-${kind}`, logger: this.logger });
       this.#pools.set(kind, pool);
@@ -151,62 +179,26 @@ export class CliContext {
   }
 }
 
+/**
+ * syncctl's logger: warnings and errors as plain lines on stderr (LOG_LEVEL lowers or raises the threshold);
+ * details and stacks with --verbose or LOG_LEVEL=debug/trace; pino's JSON lines with --json or LOG_FORMAT=json.
+ */
+export function cliLogger(io: CliIo, flags: GlobalFlags): Logger {
+  const level = io.env.LOG_LEVEL?.trim().toLowerCase() || (flags.verbose ? 'debug' : 'warn');
+  if (level === 'silent') return silentLogger();
+  const json = Boolean(flags.json) || io.env.LOG_FORMAT?.trim().toLowerCase() === 'json';
+  const details = Boolean(flags.verbose) || level === 'debug' || level === 'trace';
+  return createLogger({ level, destination: json ? io.stderr : humanLogLines(io.stderr, { details }) });
+}
+
 /** JSON for scripts: bigints as numbers when safe, dates as ISO strings. */
 export function jsonReplacer(_key: string, value: unknown): unknown {
   if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
   return value;
 }
 
-/**
- * Docker-secret style configuration: `X_FILE` fills X from a file (DATABASE_URL, ADMIN_URL, SYNC_SERVICE_PASSWORD,
- * API_TOKEN, JWT_SECRET),
- * and DATABASE_PASSWORD_FILE / ADMIN_PASSWORD_FILE put a password into a URL that has none, so URLs can stay in
- * plain environment while passwords live only in secrets.
- */
-export function resolveFileSecrets(env: Record<string, string | undefined>): void {
-  const read = (file: string) => {
-    try {
-      return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
-    } catch (error) {
-      throw new ConfigError([`cannot read secret file ${file}: ${(error as Error).message}`]);
-    }
-  };
-  for (const key of ['DATABASE_URL', 'ADMIN_URL', 'SYNC_SERVICE_PASSWORD', 'API_TOKEN', 'JWT_SECRET']) {
-    const file = env[`${key}_FILE`];
-    const secret = key === 'API_TOKEN' || key === 'JWT_SECRET';
-    if (secret && file !== undefined && file.trim() === '') {
-      throw new ConfigError([`${key}_FILE is set but empty; name the file holding ${key}, or unset ${key}_FILE`]);
-    }
-    if (file && !env[key]) {
-      const value = read(file).trim();
-      if (secret && value === '') {
-        throw new ConfigError([
-          `${key}_FILE ${file} is empty (or only whitespace); write ${key} into it, or unset ${key}_FILE to run ` +
-            `without one`,
-        ]);
-      }
-      env[key] = value;
-    }
-  }
-  for (const [urlKey, fileKey] of [
-    ['DATABASE_URL', 'DATABASE_PASSWORD_FILE'],
-    ['ADMIN_URL', 'ADMIN_PASSWORD_FILE'],
-  ] as const) {
-    const file = env[fileKey];
-    const url = env[urlKey];
-    if (!file || !url) continue;
-    try {
-      const u = new URL(url);
-      if (!u.password) {
-        u.password = urlencode(read(file));
-        env[urlKey] = u.toString();
-      }
-    } catch (error) {
-      if (error instanceof ConfigError) throw error;
-      throw new ConfigError([`${urlKey} is not a valid URL`]);
-    }
-  }
-}
+/** `*_FILE` secrets, resolved by the configuration pipeline of every process (see the engine's config.ts). */
+export { resolveFileSecrets };
 
 /** Refuses what is not a postgres:// URL before the driver turns it into a confusing host name. */
 export function assertPostgresUrl(name: string, url: string): void {

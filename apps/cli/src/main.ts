@@ -52,6 +52,7 @@ async function runCommand(command: Command, args: readonly string[], io: CliIo):
     const v = input.values;
     ctx = new CliContext(io, {
       json: Boolean(v.json),
+      verbose: Boolean(v.verbose),
       ...(typeof v['database-url'] === 'string' ? { databaseUrl: v['database-url'] } : {}),
       ...(typeof v['admin-url'] === 'string' ? { adminUrl: v['admin-url'] } : {}),
       ...(typeof v.credentials === 'string' ? { credentials: v.credentials } : {}),

@@ -1,10 +1,10 @@
 import { pathToFileURL } from 'node:url';
 import { apiConfigFromEnv, apiOwnConfigShape, type ApiEnvConfig } from '../../api/src/config.ts';
 import { startApiServer } from '../../api/src/server.ts';
-import { resolveFileSecrets } from '../../cli/src/context.ts';
 import {
-  clusterConfigSchema,
+  clusterConfigShape,
   processIdentity,
+  refineClusterConfig,
   type ClusterConfig,
 } from '../../../packages/engine/src/cluster/config.ts';
 import { startClusterRuntime, type ClusterRuntime } from '../../../packages/engine/src/cluster/runtime.ts';
@@ -12,6 +12,7 @@ import type { RunTenantSync } from '../../../packages/engine/src/cluster/worker.
 import { loadConfig } from '../../../packages/engine/src/config.ts';
 import { createLogger, type Logger } from '../../../packages/engine/src/logger.ts';
 import { createMetrics, type SyncMetrics } from '../../../packages/engine/src/metrics.ts';
+import { composeConfig } from '../../../packages/schema/src/config.ts';
 import { loadRunTenantSync, notRunningSyncs, productVersion, runUntilSignalled } from './process.ts';
 
 /**
@@ -23,7 +24,10 @@ import { loadRunTenantSync, notRunningSyncs, productVersion, runUntilSignalled }
 
 /** The cluster runtime's variables plus the API's own (API_TOKEN, JWT_SECRET, API_PUBLIC_READS, …). */
 export type NodeConfig = ClusterConfig & Partial<Pick<ApiEnvConfig, keyof typeof apiOwnConfigShape>>;
-export const nodeConfigSchema = clusterConfigSchema.safeExtend(apiOwnConfigShape);
+/** base → cluster → api, with the shared checks and the cluster's own. */
+export const nodeConfigSchema = composeConfig('node', { ...clusterConfigShape, ...apiOwnConfigShape }).superRefine(
+  refineClusterConfig,
+);
 
 export type RunningNode = {
   readonly runtime: ClusterRuntime;
@@ -91,10 +95,8 @@ async function main(): Promise<void> {
   await runUntilSignalled(
     'node',
     async (signal) => {
-      // API_TOKEN_FILE, JWT_SECRET_FILE, DATABASE_PASSWORD_FILE, … as syncctl node reads them.
-      const env: Record<string, string | undefined> = { ...process.env };
-      resolveFileSecrets(env);
-      const config = loadConfig(nodeConfigSchema, { env, cwd: process.cwd() });
+      // The one pipeline: *_FILE secrets, .credentials, defaults, shared checks (as syncctl node reads them).
+      const config = loadConfig(nodeConfigSchema, { env: process.env, cwd: process.cwd() });
       return startNode(config, { signal });
     },
     fallback,

@@ -46,6 +46,7 @@ async function main(): Promise<void> {
   await runUntilSignalled(
     'worker',
     async (signal) => {
+      // The one pipeline: *_FILE secrets, .credentials, defaults, shared checks.
       const config = loadConfig(workerConfigSchema, { env: process.env, cwd: process.cwd() });
       return startWorkerProcess(config, { signal });
     },

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { baseConfigSchema, baseConfigShape } from '../../schema/src/index.ts';
+import { CONFIG_DEFAULTS, baseConfigSchema, baseConfigShape, composeConfig } from '../../schema/src/index.ts';
 import { loadConfig } from './config.ts';
 import { ConfigError } from './errors.ts';
 
@@ -26,7 +26,8 @@ describe('loadConfig', () => {
       HEARTBEAT_INTERVAL: 30,
       LEASE_DURATION: 60,
       CACHE_TTL: 300,
-      BATCH_SIZE: 1000,
+      BATCH_SIZE: 5000,
+      SYNC_CLAIM_TTL: 30,
       LOG_LEVEL: 'info',
       LOG_FORMAT: 'json',
       ENABLE_METRICS: true,
@@ -84,7 +85,7 @@ describe('loadConfig', () => {
     const problems = problemsOf(() =>
       loadConfig(baseConfigSchema, { env: { DATABASE_URL: url, ADMIN_URL: url }, cwd: noCredentials() }),
     );
-    expect(problems.join('\n')).toMatch(/DATABASE_URL: is the admin URL/);
+    expect(problems.join('\n')).toMatch(/DATABASE_URL: is the admin login/);
     expect(problems.join('\n')).not.toContain('secret');
   });
 
@@ -135,5 +136,69 @@ describe('loadConfig', () => {
       loadConfig(baseConfigSchema, { env: { CREDENTIALS_FILE: '/nonexistent/.credentials' }, cwd: noCredentials() }),
     );
     expect(problems[0]).toMatch(/does not exist/);
+  });
+
+  it('resolves *_FILE secrets for every schema, not only the CLI: a file wins only when the variable is unset', () => {
+    const dir = noCredentials();
+    const urlFile = path.join(dir, 'database_url');
+    const passwordFile = path.join(dir, 'admin_password');
+    writeFileSync(urlFile, 'postgresql://sync_service:s3cret@db:5432/postgres\n');
+    writeFileSync(passwordFile, 'p@ss word\n');
+    const env = {
+      DATABASE_URL_FILE: urlFile,
+      ADMIN_URL: 'postgresql://postgres@db:5432/postgres',
+      ADMIN_PASSWORD_FILE: passwordFile,
+    };
+    const cfg = loadConfig(baseConfigSchema, { env, cwd: dir });
+    expect(cfg.DATABASE_URL).toBe('postgresql://sync_service:s3cret@db:5432/postgres');
+    expect(cfg.ADMIN_URL).toBe('postgresql://postgres:p%40ss%20word@db:5432/postgres');
+    expect(env.ADMIN_URL).toBe('postgresql://postgres@db:5432/postgres');
+    const direct = loadConfig(baseConfigSchema, {
+      env: { ...env, DATABASE_URL: 'postgresql://other:x@db:5432/postgres' },
+      cwd: dir,
+    });
+    expect(direct.DATABASE_URL).toBe('postgresql://other:x@db:5432/postgres');
+    const missing = problemsOf(() =>
+      loadConfig(baseConfigSchema, { env: { DATABASE_URL_FILE: path.join(dir, 'nope') }, cwd: dir }),
+    );
+    expect(missing[0]).toMatch(/cannot read secret file/);
+  });
+
+  it('refuses the admin login through a pooler too: the roles the URLs log in as are compared', () => {
+    const service = composeConfig('worker', baseConfigShape);
+    const problems = problemsOf(() =>
+      loadConfig(service, {
+        env: {
+          DATABASE_URL: 'postgresql://postgres.abcdefgh:pw@aws-0-eu.pooler.supabase.com:6543/postgres',
+          ADMIN_URL: 'postgresql://postgres:pw@db.abcdefgh.supabase.co:5432/postgres',
+        },
+        cwd: noCredentials(),
+      }),
+    );
+    expect(problems.join('\n')).toMatch(/DATABASE_URL: is the admin login \(it logs in as "postgres"/);
+    const ok = loadConfig(service, {
+      env: {
+        DATABASE_URL: 'postgresql://sync_service.abcdefgh:pw@aws-0-eu.pooler.supabase.com:6543/postgres',
+        ADMIN_URL: 'postgresql://postgres:pw@db.abcdefgh.supabase.co:5432/postgres',
+      },
+      cwd: noCredentials(),
+    });
+    expect(ok.DATABASE_URL).toContain('sync_service');
+  });
+
+  it('node and worker need DATABASE_URL; the CLI and the API settings do not', () => {
+    expect(
+      problemsOf(() => loadConfig(composeConfig('worker', baseConfigShape), { env: {}, cwd: noCredentials() })),
+    ).toEqual([expect.stringMatching(/^DATABASE_URL: is required/)]);
+    expect(loadConfig(composeConfig('api', baseConfigShape), { env: {}, cwd: noCredentials() }).DATABASE_URL).toBe(
+      undefined,
+    );
+  });
+
+  it('takes every default from the one table', () => {
+    const cfg = loadConfig(baseConfigSchema, { env: {}, cwd: noCredentials() });
+    for (const [key, value] of Object.entries(cfg)) {
+      expect(value, key).toEqual(CONFIG_DEFAULTS[key as keyof typeof CONFIG_DEFAULTS]);
+    }
   });
 });

@@ -54,10 +54,79 @@ export function credentialsPath(options: LoadConfigOptions): string {
  */
 const KEPT_WHEN_EMPTY = new Set(['API_TOKEN', 'JWT_SECRET']);
 
-/** The environment merged with `.credentials` (environment wins), for the given options. */
+/**
+ * Docker-secret style configuration, for every process: `X_FILE` fills X from a file (DATABASE_URL, ADMIN_URL,
+ * SYNC_SERVICE_PASSWORD, API_TOKEN, JWT_SECRET), and DATABASE_PASSWORD_FILE / ADMIN_PASSWORD_FILE put a password
+ * into a URL that has none, so URLs can stay in plain environment while passwords live only in secrets. A variable
+ * set directly wins over its file. Changes `env` in place; running it twice changes nothing more.
+ */
+export function resolveFileSecrets(env: Record<string, string | undefined>): void {
+  const read = (file: string) => {
+    try {
+      return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (error) {
+      throw new ConfigError([`cannot read secret file ${file}: ${(error as Error).message}`]);
+    }
+  };
+  for (const key of SECRET_FILE_KEYS) {
+    const file = env[`${key}_FILE`];
+    const secret = key === 'API_TOKEN' || key === 'JWT_SECRET';
+    if (secret && file !== undefined && file.trim() === '') {
+      throw new ConfigError([`${key}_FILE is set but empty; name the file holding ${key}, or unset ${key}_FILE`]);
+    }
+    if (file && !env[key]) {
+      const value = read(file).trim();
+      if (secret && value === '') {
+        throw new ConfigError([
+          `${key}_FILE ${file} is empty (or only whitespace); write ${key} into it, or unset ${key}_FILE to run ` +
+            `without one`,
+        ]);
+      }
+      env[key] = value;
+    }
+  }
+  for (const [urlKey, fileKey] of [
+    ['DATABASE_URL', 'DATABASE_PASSWORD_FILE'],
+    ['ADMIN_URL', 'ADMIN_PASSWORD_FILE'],
+  ] as const) {
+    const file = env[fileKey];
+    const url = env[urlKey];
+    if (!file || !url) continue;
+    try {
+      const u = new URL(url);
+      if (!u.password) {
+        u.password = percentEncode(read(file));
+        env[urlKey] = u.toString();
+      }
+    } catch (error) {
+      if (error instanceof ConfigError) throw error;
+      throw new ConfigError([`${urlKey} is not a valid URL`]);
+    }
+  }
+}
+
+/** Variables a `X_FILE` variable may fill. */
+const SECRET_FILE_KEYS = ['DATABASE_URL', 'ADMIN_URL', 'SYNC_SERVICE_PASSWORD', 'API_TOKEN', 'JWT_SECRET'] as const;
+
+/** Percent-encodes everything but unreserved characters, byte by byte (a password inside a URL). */
+function percentEncode(text: string): string {
+  let out = '';
+  for (const byte of Buffer.from(text, 'utf8')) {
+    const c = String.fromCharCode(byte);
+    out += /[-_.~a-zA-Z0-9]/.test(c) ? c : `%${byte.toString(16).padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/**
+ * The environment with `*_FILE` secrets resolved and merged with `.credentials` (environment wins), for the given
+ * options. The options' env is not changed.
+ */
 export function environmentWithCredentials(options: LoadConfigOptions): Record<string, string | undefined> {
+  const resolved: Record<string, string | undefined> = { ...options.env };
+  resolveFileSecrets(resolved);
   const env: Record<string, string | undefined> = {};
-  for (const [k, v] of Object.entries(options.env)) {
+  for (const [k, v] of Object.entries(resolved)) {
     if (v !== undefined && (v !== '' || KEPT_WHEN_EMPTY.has(k))) env[k] = v;
   }
   const file = credentialsPath(options);
@@ -80,11 +149,20 @@ export function environmentWithCredentials(options: LoadConfigOptions): Record<s
 }
 
 /**
- * Validates configuration with a zod schema, reporting every problem at once (`NAME: message`), and freezes the
- * result.
+ * The one configuration pipeline every process runs: the environment, `*_FILE` secrets and `.credentials` merged
+ * (environment wins), validated with the process's schema (composed with composeConfig from
+ * @owui-sync/schema, which applies the one table of defaults and the shared cross-field checks), every problem
+ * reported at once (`NAME: message`), and the result frozen.
  */
 export function loadConfig<S extends z.ZodType>(schema: S, options: LoadConfigOptions): Readonly<z.infer<S>> {
-  const env = environmentWithCredentials(options);
+  return parseConfig(schema, environmentWithCredentials(options));
+}
+
+/** The validating half of loadConfig, for an environment already merged with secrets and `.credentials`. */
+export function parseConfig<S extends z.ZodType>(
+  schema: S,
+  env: Readonly<Record<string, string | undefined>>,
+): Readonly<z.infer<S>> {
   const result = schema.safeParse(env);
   if (!result.success) {
     const problems = result.error.issues.map((issue) => {

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
+import { CONFIG_DEFAULTS } from '@owui-sync/schema';
 import { queueCounts } from './cluster/queue.ts';
 import { withTransaction } from './db.ts';
 import type { SyncMetrics } from './metrics.ts';
@@ -18,7 +19,7 @@ import type { SyncMetrics } from './metrics.ts';
 export type TenantLabels =
   { readonly mode: 'all' } | { readonly mode: 'none' } | { readonly mode: 'top'; readonly n: number };
 
-export const DEFAULT_TENANT_LABELS = 'top-50';
+export const DEFAULT_TENANT_LABELS: string = CONFIG_DEFAULTS.METRICS_TENANT_LABELS;
 export const MAX_TOP_TENANTS = 10_000;
 
 /** Parses METRICS_TENANT_LABELS: `true` (every tenant), `false` (none) or `top-N`; throws with the accepted forms. */

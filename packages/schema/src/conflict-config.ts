@@ -14,6 +14,7 @@ export const tableStrategySchema = z
     strategy: strategySchema,
     compare_field: z.string().min(1).optional(),
     merge_rules: z.record(z.string().min(1), z.enum(MERGE_RULES)).optional(),
+    /** Each run that finds conflicts in this table logs a warning naming the tenant, the table and how to review. */
     notify: z.boolean().optional(),
     reason: z.string().optional(),
   })
@@ -32,11 +33,18 @@ const conflictBodySchema = z
   .object({
     default_strategy: strategySchema.default('newest_wins'),
     table_strategies: z.record(z.string().min(1), tableStrategySchema).default({}),
+    // No defaults inside: an unset field keeps meaning "the default", so a stored config never pins one.
     resolution_log: z
       .object({
-        enabled: z.boolean().default(true),
-        retention_days: z.number().int().positive().default(30),
-        include_data_snapshot: z.boolean().default(true),
+        /**
+         * Log automatically resolved conflicts too (default true). Conflicts left for a person (`manual`) are always
+         * logged: the log is where they wait for a decision.
+         */
+        enabled: z.boolean(),
+        /** Days resolved conflicts of this tenant are kept (default CONFLICT_RETENTION_DAYS, applied by maintenance). */
+        retention_days: z.number().int().min(1).max(36_500),
+        /** Store both row versions with each automatic resolution (default true; always for manual ones). */
+        include_data_snapshot: z.boolean(),
       })
       .partial()
       .optional(),

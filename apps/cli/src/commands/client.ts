@@ -8,7 +8,7 @@ import {
   parseInterval,
   readConflictConfig,
   setConflictConfig,
-  setInterval,
+  setSyncInterval,
   setSyncEnabled,
   tenantStatus,
   type TenantStatus,
@@ -124,7 +124,7 @@ export const clientIntervalCommand: Command = {
   examples: ['syncctl client interval acme-corp 3600'],
   async run(ctx, { positionals }) {
     const seconds = parseInterval(positionals[1] as string);
-    const r = await setInterval(ctx.readPool().pool, ctx.cluster, positionals[0] as string, seconds);
+    const r = await setSyncInterval(ctx.readPool().pool, ctx.cluster, positionals[0] as string, seconds);
     ctx.result(r, () => `✅ "${r.client_name}" now syncs every ${interval(seconds)} (was ${interval(r.previous)}).`);
   },
 };

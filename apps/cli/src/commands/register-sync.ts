@@ -21,6 +21,7 @@ export async function registerFromCli(
     enable: boolean;
   },
 ): Promise<RegisterResult> {
+  ctx.assertServiceNotAdmin();
   return registerTenant({
     adminPool: ctx.pool('admin'),
     cluster: ctx.cluster,
@@ -167,6 +168,8 @@ export async function manualSync(
       fullSync: o.full,
       triggeredBy: o.triggeredBy,
       force: o.force,
+      batchSize: ctx.config.BATCH_SIZE,
+      claimTtlSeconds: ctx.config.SYNC_CLAIM_TTL,
       logger: ctx.logger,
       signal: abort.signal,
       ...(progress ? { onProgress: progress.update } : {}),

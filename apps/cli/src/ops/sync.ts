@@ -26,6 +26,9 @@ export type ManualSyncOptions = {
   readonly fullSync: boolean;
   readonly triggeredBy: string;
   readonly force?: boolean;
+  /** Rows per transaction and claim lifetime, from the configuration (BATCH_SIZE, SYNC_CLAIM_TTL). */
+  readonly batchSize: number;
+  readonly claimTtlSeconds: number;
   readonly logger?: Logger;
   readonly onProgress?: (p: SyncProgress) => void;
   readonly signal?: AbortSignal;
@@ -42,6 +45,8 @@ export async function runManualSync(opts: ManualSyncOptions): Promise<SyncRunRes
     fullSync: opts.fullSync,
     triggeredBy: opts.triggeredBy,
     workerId: `syncctl@${os.hostname()}`,
+    batchSize: opts.batchSize,
+    claimTtlSeconds: opts.claimTtlSeconds,
     metrics: createMetrics(),
     ...(opts.logger ? { logger: opts.logger } : {}),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),

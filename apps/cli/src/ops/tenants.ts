@@ -147,7 +147,7 @@ export function parseInterval(text: string): number {
   return n;
 }
 
-export async function setInterval(
+export async function setSyncInterval(
   pool: pg.Pool,
   cluster: string,
   name: string,

@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { describe, expect, it } from 'vitest';
+import { CONFIG_DEFAULTS } from '../../../schema/src/index.ts';
 import { ConfigError } from '../errors.ts';
 import { loadConfig } from '../config.ts';
 import { clusterConfigSchema, processIdentity, usesTransactionPooler } from './config.ts';
@@ -18,6 +19,7 @@ describe('cluster configuration', () => {
       WORKER_CONCURRENCY: 2,
       QUEUE_POLL_INTERVAL: 0.5,
       SYNC_CLAIM_TTL: 30,
+      BATCH_SIZE: 5000,
       SHUTDOWN_TIMEOUT: 30,
       API_PORT: 9443,
       DATABASE_POOLER: 'auto',
@@ -79,6 +81,14 @@ describe('cluster configuration', () => {
     expect(ranges).toMatch(/CACHE_EVENTS_RETENTION_HOURS: Too small/);
     expect(ranges).toMatch(/MAINTENANCE_BATCH_SIZE: Too big/);
     expect(ranges).toMatch(/CONFLICT_RETENTION_DAYS: Invalid input/);
+  });
+
+  it('takes every default from the one table (CONFIG_DEFAULTS)', () => {
+    const cfg = loadConfig(clusterConfigSchema, { env: { DATABASE_URL: URL_OK }, cwd: '/nonexistent' });
+    const defaults: Record<string, unknown> = CONFIG_DEFAULTS;
+    for (const [key, value] of Object.entries(cfg)) {
+      if (key !== 'DATABASE_URL') expect(value, key).toEqual(defaults[key]);
+    }
   });
 
   it('recognises a transaction pooler', () => {

@@ -1,6 +1,12 @@
 import os from 'node:os';
 import { z } from 'zod';
-import { baseConfigShape, booleanFromEnv, intFromEnv } from '../../../schema/src/index.ts';
+import {
+  CONFIG_DEFAULTS,
+  baseConfigShape,
+  booleanFromEnv,
+  composeConfig,
+  intFromEnv,
+} from '../../../schema/src/index.ts';
 
 /**
  * Environment of the node and worker processes: the shared variables (DATABASE_URL, CLUSTER_NAME, ROLE,
@@ -11,73 +17,62 @@ export const POOLER_MODES = ['auto', 'none', 'transaction', 'session'] as const;
 export const clusterConfigShape = {
   ...baseConfigShape,
   /** HTTP port of a full node (seeds: node-a 9443, node-b 9444). */
-  API_PORT: intFromEnv(0, 65_535).default(9443),
-  API_HOST: z.string().trim().min(1).default('0.0.0.0'),
+  API_PORT: intFromEnv(0, 65_535).default(CONFIG_DEFAULTS.API_PORT),
+  API_HOST: z.string().trim().min(1).default(CONFIG_DEFAULTS.API_HOST),
   /** Sync jobs one process runs at once (0 on a node disables its worker part). */
-  WORKER_CONCURRENCY: intFromEnv(0, 64).default(2),
+  WORKER_CONCURRENCY: intFromEnv(0, 64).default(CONFIG_DEFAULTS.WORKER_CONCURRENCY),
   /** Seconds between scheduler passes of the leader. */
-  SCHEDULER_INTERVAL: intFromEnv(1, 3600).default(5),
+  SCHEDULER_INTERVAL: intFromEnv(1, 3600).default(CONFIG_DEFAULTS.SCHEDULER_INTERVAL),
   /** Seconds between an idle worker's polls for jobs (0.5 minimum): bounds trigger → start latency. */
-  QUEUE_POLL_INTERVAL: z.coerce.number().min(0.5).max(60).default(0.5),
+  QUEUE_POLL_INTERVAL: z.coerce.number().min(0.5).max(60).default(CONFIG_DEFAULTS.QUEUE_POLL_INTERVAL),
   /** How often pg-boss fails jobs whose worker stopped heart-beating and expires stale ones, seconds. */
-  QUEUE_SUPERVISE_INTERVAL: intFromEnv(1, 3600).default(10),
+  QUEUE_SUPERVISE_INTERVAL: intFromEnv(1, 3600).default(CONFIG_DEFAULTS.QUEUE_SUPERVISE_INTERVAL),
   /**
    * Pooler in front of PostgreSQL: `transaction` (pgbouncer/Supavisor transaction mode: no LISTEN/NOTIFY),
    * `session`, `none`, or `auto` (transaction mode when the URL is a Supabase pooler on port 6543).
    */
-  DATABASE_POOLER: z.enum(POOLER_MODES).default('auto'),
-  DB_POOL_SIZE: intFromEnv(2, 200).default(10),
+  DATABASE_POOLER: z.enum(POOLER_MODES).default(CONFIG_DEFAULTS.DATABASE_POOLER),
+  DB_POOL_SIZE: intFromEnv(2, 200).default(CONFIG_DEFAULTS.DB_POOL_SIZE),
   /** Seconds a graceful stop waits for running syncs before handing them back to the queue. */
-  SHUTDOWN_TIMEOUT: intFromEnv(1, 3600).default(30),
-  /**
-   * Seconds a running sync's claim on its tenant lasts without renewal (renewed every third of it). After a worker
-   * dies, the tenant can be synced again once its claim has lapsed.
-   */
-  SYNC_CLAIM_TTL: intFromEnv(3, 3600).default(30),
+  SHUTDOWN_TIMEOUT: intFromEnv(1, 3600).default(CONFIG_DEFAULTS.SHUTDOWN_TIMEOUT),
   /** Hosts silent for longer than this are marked offline by the leader (seconds). */
-  OFFLINE_AFTER: intFromEnv(10, 86_400).default(300),
-  ENABLE_API: booleanFromEnv.default(true),
+  OFFLINE_AFTER: intFromEnv(10, 86_400).default(CONFIG_DEFAULTS.OFFLINE_AFTER),
+  ENABLE_API: booleanFromEnv.default(CONFIG_DEFAULTS.ENABLE_API),
   // Restore drills (docs/restore.md, "Restore drills") ------------------------------------------------------------
   /** Hours between two restore drills of a tenant, spread over that period by tenant; 0 turns scheduled drills off. */
-  DRILL_INTERVAL_HOURS: intFromEnv(0, 8760).default(24),
+  DRILL_INTERVAL_HOURS: intFromEnv(0, 8760).default(CONFIG_DEFAULTS.DRILL_INTERVAL_HOURS),
   /** Drills one process runs at once (0: this process runs none). */
-  DRILL_CONCURRENCY: intFromEnv(0, 16).default(1),
+  DRILL_CONCURRENCY: intFromEnv(0, 16).default(CONFIG_DEFAULTS.DRILL_CONCURRENCY),
   /** Directory for the drills' temporary databases (default: owui-sync-drills in the system temporary directory). */
   DRILL_DIR: z.string().trim().min(1).optional(),
   /** Days drill results are kept (each tenant's latest and latest passed drill are always kept). */
-  DRILL_RETENTION_DAYS: intFromEnv(1, 36_500).default(30),
+  DRILL_RETENTION_DAYS: intFromEnv(1, 36_500).default(CONFIG_DEFAULTS.DRILL_RETENTION_DAYS),
   // History retention (the leader's maintenance; see docs/operations.md) ---------------------------------------
   /** Prune old history at all (the leader only). */
-  MAINTENANCE_ENABLED: booleanFromEnv.default(true),
+  MAINTENANCE_ENABLED: booleanFromEnv.default(CONFIG_DEFAULTS.MAINTENANCE_ENABLED),
   /** Seconds between the leader's maintenance passes. */
-  MAINTENANCE_INTERVAL: intFromEnv(10, 86_400).default(300),
+  MAINTENANCE_INTERVAL: intFromEnv(10, 86_400).default(CONFIG_DEFAULTS.MAINTENANCE_INTERVAL),
   /** Most rows one maintenance batch deletes (one short transaction each). */
-  MAINTENANCE_BATCH_SIZE: intFromEnv(1, 10_000).default(1000),
+  MAINTENANCE_BATCH_SIZE: intFromEnv(1, 10_000).default(CONFIG_DEFAULTS.MAINTENANCE_BATCH_SIZE),
   /** Pause between two batches, milliseconds. */
-  MAINTENANCE_PAUSE_MS: intFromEnv(0, 60_000).default(100),
+  MAINTENANCE_PAUSE_MS: intFromEnv(0, 60_000).default(CONFIG_DEFAULTS.MAINTENANCE_PAUSE_MS),
   /** Days finished sync_jobs rows are kept (each tenant's latest job is always kept). */
-  HISTORY_RETENTION_DAYS: intFromEnv(1, 36_500).default(30),
+  HISTORY_RETENTION_DAYS: intFromEnv(1, 36_500).default(CONFIG_DEFAULTS.HISTORY_RETENTION_DAYS),
   /** Hours the rows of runs that found the source unchanged are kept (at most HISTORY_RETENTION_DAYS). */
-  SKIPPED_RUN_RETENTION_HOURS: intFromEnv(1, 876_000).default(24),
+  SKIPPED_RUN_RETENTION_HOURS: intFromEnv(1, 876_000).default(CONFIG_DEFAULTS.SKIPPED_RUN_RETENTION_HOURS),
   /** Days resolved conflicts are kept, for tenants whose conflict config sets no resolution_log.retention_days. */
-  CONFLICT_RETENTION_DAYS: intFromEnv(1, 36_500).default(30),
+  CONFLICT_RETENTION_DAYS: intFromEnv(1, 36_500).default(CONFIG_DEFAULTS.CONFLICT_RETENTION_DAYS),
   /** Days resolved failed rows are kept (unresolved ones stay until they are resolved). */
-  FAILED_ROW_RETENTION_DAYS: intFromEnv(1, 36_500).default(30),
+  FAILED_ROW_RETENTION_DAYS: intFromEnv(1, 36_500).default(CONFIG_DEFAULTS.FAILED_ROW_RETENTION_DAYS),
   /** Hours cache invalidation events are kept. */
-  CACHE_EVENTS_RETENTION_HOURS: intFromEnv(1, 876_000).default(24),
+  CACHE_EVENTS_RETENTION_HOURS: intFromEnv(1, 876_000).default(CONFIG_DEFAULTS.CACHE_EVENTS_RETENTION_HOURS),
   /** Days the progress rows of tables that no longer exist in the tenant's schema are kept. */
-  PROGRESS_RETENTION_DAYS: intFromEnv(1, 36_500).default(7),
+  PROGRESS_RETENTION_DAYS: intFromEnv(1, 36_500).default(CONFIG_DEFAULTS.PROGRESS_RETENTION_DAYS),
 } as const;
 
-/** Cross-field checks shared by every schema built on clusterConfigShape. */
+/** The cluster runtime's own cross-field check (the shared ones come with composeConfig). */
 export function refineClusterConfig(
-  cfg: {
-    LEASE_DURATION: number;
-    HEARTBEAT_INTERVAL: number;
-    DATABASE_URL?: string | undefined;
-    HISTORY_RETENTION_DAYS?: number;
-    SKIPPED_RUN_RETENTION_HOURS?: number;
-  },
+  cfg: { HISTORY_RETENTION_DAYS?: number; SKIPPED_RUN_RETENTION_HOURS?: number },
   ctx: z.RefinementCtx,
 ): void {
   if (
@@ -93,23 +88,10 @@ export function refineClusterConfig(
         `${cfg.HISTORY_RETENTION_DAYS * 24} hours): skipped runs are sync jobs too`,
     });
   }
-  if (cfg.LEASE_DURATION <= cfg.HEARTBEAT_INTERVAL) {
-    ctx.addIssue({
-      code: 'custom',
-      path: ['LEASE_DURATION'],
-      message: `must be greater than HEARTBEAT_INTERVAL (${cfg.HEARTBEAT_INTERVAL}) so a live leader renews in time`,
-    });
-  }
-  if (!cfg.DATABASE_URL) {
-    ctx.addIssue({
-      code: 'custom',
-      path: ['DATABASE_URL'],
-      message: 'is required (the service-role URL; or SYNC_URL in .credentials)',
-    });
-  }
 }
 
-export const clusterConfigSchema = z.object(clusterConfigShape).superRefine(refineClusterConfig);
+/** A worker's configuration (base → cluster); a node adds the API's variables (apps/node). */
+export const clusterConfigSchema = composeConfig('worker', clusterConfigShape).superRefine(refineClusterConfig);
 export type ClusterConfig = z.infer<typeof clusterConfigSchema>;
 
 /** True when connections go through a transaction-mode pooler (no LISTEN/NOTIFY, no session state). */

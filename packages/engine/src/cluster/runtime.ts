@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
 import { createPool } from '../db.ts';
-import { errorMessage } from '../errors.ts';
+import { ConfigError, errorMessage } from '../errors.ts';
 import type { SyncMetrics } from '../metrics.ts';
 import { processIdentity, usesTransactionPooler, type ClusterConfig } from './config.ts';
 import { startHostHeartbeat, type HostHeartbeat } from './host-registry.ts';
@@ -15,6 +15,7 @@ import { startSyncWorker, type RunTenantSync, type SyncWorker } from './worker.t
 import { startDrillWorker, type DrillWorker } from './drill-worker.ts';
 import { defaultDrillDir } from '../drill/drill-files.ts';
 import { reapStaleSyncJobs } from '../sync/bookkeeping.ts';
+import { serviceLoginProblem } from '../service-login.ts';
 
 /**
  * Builds and starts the cluster side of a process: service-role pool, host registration and heartbeat, pg-boss,
@@ -62,6 +63,12 @@ export async function startClusterRuntime(opts: ClusterRuntimeOptions): Promise<
     for (const fn of cleanup.reverse()) await fn().catch(() => undefined);
   };
   try {
+    // Never run as the admin login (a superuser or sync_metadata's owner), whatever the URLs say.
+    const adminLogin = await retryUntilReady('checking the login role', () => serviceLoginProblem(pool, kind), {
+      logger,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    if (adminLogin) throw new ConfigError([adminLogin]);
     // The role's cluster and queue schema first: a role of another cluster would see nothing (and say so late).
     const caller = await retryUntilReady("reading this role's cluster", () => callerIdentity(pool), {
       logger,

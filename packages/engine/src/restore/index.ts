@@ -3,14 +3,7 @@
  * and a table-by-table comparison of the live source with its backup. See docs/restore.md.
  */
 export { restoreTenant, type RestoreOptions, type RestoreProgress, type RestoreResult } from './restore.ts';
-export {
-  verifyTenant,
-  lastVerifications,
-  type LastVerification,
-  type VerifyOptions,
-  type VerifyResult,
-  type VerifyTableReport,
-} from './verify.ts';
+export { verifyTenant, type VerifyOptions, type VerifyResult, type VerifyTableReport } from './verify.ts';
 export {
   captureSourceSchema,
   loadSourceSchema,

@@ -68,7 +68,8 @@ const EXAMPLES = 10;
 /**
  * Compares a tenant's live source SQLite with its backup, table by table: row counts, key sets and a content hash
  * per row after type normalisation (the value each side would have in the backup column). Both sides are read in
- * one snapshot each. Sets sync_verify_ok{client} when given metrics.
+ * one snapshot each. With `record`, the result becomes the tenant's last verification, which every node's /metrics
+ * reports as sync_verify_ok{client}; `metrics` also sets that gauge in the caller's own registry.
  */
 export async function verifyTenant(opts: VerifyOptions): Promise<VerifyResult> {
   const started = performance.now();
@@ -256,44 +257,4 @@ async function recordVerification(
     },
     scope,
   );
-}
-
-export type LastVerification = {
-  clientName: string;
-  match: boolean;
-  sqlitePath: string;
-  totals: VerifyResult['totals'];
-  checkedAt: Date;
-  durationSeconds: number;
-};
-
-/**
- * The last recorded verification of each visible tenant (or one), for the API and metrics: set
- * sync_verify_ok{client} from `match` at scrape time.
- */
-export async function lastVerifications(
-  client: Pick<pg.ClientBase, 'query'>,
-  clientName?: string,
-): Promise<LastVerification[]> {
-  const res = await client.query<{
-    client_name: string;
-    match: boolean;
-    sqlite_path: string;
-    totals: VerifyResult['totals'];
-    checked_at: Date;
-    duration_seconds: string;
-  }>(
-    `SELECT d.client_name, v.match, v.sqlite_path, v.totals, v.checked_at, v.duration_seconds
-       FROM sync_state.verify_results v JOIN sync_metadata.client_deployments d USING (deployment_id)
-      WHERE $1::text IS NULL OR d.client_name = $1::text ORDER BY d.client_name`,
-    [clientName ?? null],
-  );
-  return res.rows.map((r) => ({
-    clientName: r.client_name,
-    match: r.match,
-    sqlitePath: r.sqlite_path,
-    totals: r.totals,
-    checkedAt: r.checked_at,
-    durationSeconds: Number(r.duration_seconds),
-  }));
 }

@@ -103,11 +103,23 @@ export async function resolveChunkConflicts(
     }
   }
   const snapshots = ctx.conflictConfig.resolution_log?.include_data_snapshot ?? true;
+  // Manual conflicts wait in the log for a decision, so only automatic resolutions can go unlogged.
+  const logResolved = ctx.conflictConfig.resolution_log?.enabled ?? true;
   let written = 0;
   for (const resolution of ['source', 'target', 'merged', 'pending'] as const) {
     const group = groups[resolution];
     if (group.length === 0) continue;
-    await logConflicts(client, ctx, plan, group, strategy.strategy, resolution, snapshots || resolution === 'pending');
+    if (resolution === 'pending' || logResolved) {
+      await logConflicts(
+        client,
+        ctx,
+        plan,
+        group,
+        strategy.strategy,
+        resolution,
+        snapshots || resolution === 'pending',
+      );
+    }
     if (resolution === 'source') {
       const res = await client.query<{ n: number }>(sourceWriteSql(plan), [
         ctx.deploymentId,
@@ -142,6 +154,15 @@ export async function resolveChunkConflicts(
     tally.byTable[plan.name] = (tally.byTable[plan.name] ?? 0) + group.length;
     if (resolution === 'pending') tally.pending += group.length;
     else tally.resolved[strategy.strategy] = (tally.resolved[strategy.strategy] ?? 0) + group.length;
+  }
+  if (strategy.notify && rows.rows.length > 0) {
+    const waiting = groups.pending.length;
+    ctx.logger.warn(
+      { table: plan.name, conflicts: rows.rows.length, pending: waiting },
+      `tenant "${ctx.clientName}": ${rows.rows.length} conflict(s) in table ${plan.name} (strategy ` +
+        `${strategy.strategy}${waiting ? `, ${waiting} awaiting a decision` : ''}); review them: ` +
+        `syncctl conflicts --client ${ctx.clientName}`,
+    );
   }
   return written;
 }

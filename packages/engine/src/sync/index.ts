@@ -21,7 +21,7 @@ export {
 } from './run.ts';
 export { resolveConflict, strategyFor, combine, mergeRow, compareValues } from './conflicts.ts';
 export { reapStaleSyncJobs, SyncAlreadyRunningError, STOPPED_WORKER_ERROR } from './bookkeeping.ts';
-export { purgeTombstones, listTombstones, notTombstonedSql } from './tombstones.ts';
+export { purgeTombstones, notTombstonedSql } from './tombstones.ts';
 export { sourceFingerprint, assertSourceFiles } from './sqlite-reader.ts';
 export { assertRegisteredSource, assertSqliteFileUnclaimed, checkRegisteredSource, realPathOf } from './source-path.ts';
 export { mapColumnType } from './type-map.ts';

@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { DEFAULT_CONFLICT_CONFIG, conflictConfigSchema, type ConflictConfig } from '@owui-sync/schema';
+import { CONFIG_DEFAULTS, DEFAULT_CONFLICT_CONFIG, conflictConfigSchema, type ConflictConfig } from '@owui-sync/schema';
 import {
   AbortedError,
   AppError,
@@ -67,13 +67,13 @@ export type RunTenantSyncOptions = {
   triggeredBy: string;
   queueJobId?: string;
   workerId?: string;
-  /** Rows per transaction (default 5000; a chunk also closes at ~4 MB of encoded data). */
+  /** Rows per transaction (BATCH_SIZE; a chunk also closes at ~4 MB of encoded data). */
   batchSize?: number;
   signal?: AbortSignal;
   logger?: Logger;
   metrics?: SyncMetrics;
   onProgress?: (p: SyncProgress) => void;
-  /** Claim lifetime; renewed every third of it while the run is alive (default 60 s). */
+  /** Claim lifetime, seconds (SYNC_CLAIM_TTL); renewed every third of it while the run is alive. */
   claimTtlSeconds?: number;
   /** Skip an incremental run whose SQLite file has not committed anything since the last run (default true). */
   skipUnchangedSource?: boolean;
@@ -87,7 +87,8 @@ export type RunTenantSyncOptions = {
   inPlaceLockBudgetMs?: number;
 };
 
-export const DEFAULT_BATCH_SIZE = 5000;
+/** The configuration's defaults (CONFIG_DEFAULTS), for callers that pass no BATCH_SIZE / SYNC_CLAIM_TTL. */
+export const DEFAULT_BATCH_SIZE = CONFIG_DEFAULTS.BATCH_SIZE;
 const CHUNK_BYTES = 4 << 20;
 
 /** The exit code a CLI should use for a run result: 0 success, 1 failed, 2 unresolved manual conflicts. */
@@ -108,7 +109,7 @@ export async function runTenantSync(opts: RunTenantSyncOptions): Promise<SyncRun
   if (!opts.triggeredBy) throw new InvalidInputError('triggeredBy is required (who or what started the sync)');
   const logger = (opts.logger ?? silentLogger()).child({ client: opts.clientName });
   const started = process.hrtime.bigint();
-  const claimTtl = opts.claimTtlSeconds ?? 60;
+  const claimTtl = opts.claimTtlSeconds ?? CONFIG_DEFAULTS.SYNC_CLAIM_TTL;
   const requestedType = opts.fullSync ? 'full' : 'incremental';
   const claim = await claimTenant(opts.pool, opts.scope, {
     clientName: opts.clientName,
@@ -159,7 +160,7 @@ export async function runTenantSync(opts: RunTenantSyncOptions): Promise<SyncRun
   let fingerprint: string | null = null;
   const details: Record<string, unknown> = {};
   try {
-    const out = await syncDeployment(opts, deployment, jobId, stats, internal.signal, logger);
+    const out = await syncDeployment({ opts, dep: deployment, jobId, stats, signal: internal.signal, logger });
     syncType = out.syncType;
     fullSyncCompleted = out.fullSyncCompleted;
     fingerprint = out.fingerprint;
@@ -322,26 +323,26 @@ type SyncOutcome = {
  * not the file's size) within a lock budget; when the budget runs out, the committed chunks stay and the run goes
  * on from a copy of the file, as a resumed run would.
  */
-async function syncDeployment(...args: SyncArgs): Promise<SyncOutcome> {
-  await assertRegisteredSource(args[0].pool, args[0].scope, args[1]);
+async function syncDeployment(run: SyncRun): Promise<SyncOutcome> {
+  await assertRegisteredSource(run.opts.pool, run.opts.scope, run.dep);
   try {
-    return await syncFromSnapshot(true, ...args);
+    return await syncFromSnapshot(true, run);
   } catch (e) {
     if (!(e instanceof LockHoldExceededError)) throw e;
-    const logger = args[5];
-    logger.info(`${e.message}; continuing from a copy of the file so Open WebUI's commits are not held up`);
-    return syncFromSnapshot(false, ...args);
+    run.logger.info(`${e.message}; continuing from a copy of the file so Open WebUI's commits are not held up`);
+    return syncFromSnapshot(false, run);
   }
 }
 
-type SyncArgs = [
-  opts: RunTenantSyncOptions,
-  dep: Deployment,
-  jobId: string,
-  stats: RunStats,
-  signal: AbortSignal,
-  logger: Logger,
-];
+/** One run's inputs, passed from runTenantSync down to the snapshot it reads. */
+type SyncRun = {
+  readonly opts: RunTenantSyncOptions;
+  readonly dep: Deployment;
+  readonly jobId: string;
+  readonly stats: RunStats;
+  readonly signal: AbortSignal;
+  readonly logger: Logger;
+};
 
 /** How long an incremental run may hold a rollback-journal file's shared lock: about what copying it would take. */
 function inPlaceBudgetMs(opts: RunTenantSyncOptions, sqlitePath: string): number {
@@ -355,10 +356,8 @@ function inPlaceBudgetMs(opts: RunTenantSyncOptions, sqlitePath: string): number
   return Math.round(Math.min(1000, 250 + mb));
 }
 
-async function syncFromSnapshot(
-  inPlace: boolean,
-  ...[opts, dep, jobId, stats, signal, logger]: SyncArgs
-): Promise<SyncOutcome> {
+async function syncFromSnapshot(inPlace: boolean, run: SyncRun): Promise<SyncOutcome> {
+  const { opts, dep, jobId, stats, signal, logger } = run;
   if (!dep.sqlitePath) {
     throw new SourceUnusableError(
       `tenant "${dep.clientName}" has no sqlite_path registered; register the file path first`,
@@ -480,7 +479,6 @@ async function syncFromSnapshot(
       signal,
       logger,
       stats,
-      onRows: () => undefined,
       snapshotAt,
     };
     const freshProgress = await loadProgress(client, dep.deploymentId);

@@ -253,10 +253,14 @@ export function buildPlan(schemaName: string, target: TargetTable, source: Sqlit
         UPDATE sync_state.failed_rows f SET resolved_at = now()
          WHERE $5::boolean AND f.deployment_id = $1::uuid AND f.table_name = $2::text AND f.resolved_at IS NULL
            AND f.row_key IN (SELECT __k FROM w) AND (SELECT count(*) FROM rs) >= 0`,
+      // One index probe per key: with a join the planner may merge the keys with the whole key index (or hash the
+      // whole table), a cost that grows with every chunk already loaded.
       fillKeys: `WITH w AS MATERIALIZED (
           SELECT ${keyExpression('t', key)} AS __k, ${hashTarget} AS __h
             FROM unnest(${keyCols.map((k, i) => `$${i + 5}::${k.type}[]`).join(', ')}) AS u(${key.map((_, i) => `k${i}`).join(', ')})
-            JOIN ${t} t ON ${key.map((k, i) => `t.${quoteIdent(k)} = u.k${i}`).join(' AND ')}
+            CROSS JOIN LATERAL (
+              SELECT * FROM ${t} t WHERE ${key.map((k, i) => `t.${quoteIdent(k)} = u.k${i}`).join(' AND ')} LIMIT 1
+            ) t
         ), rs AS (
           INSERT INTO sync_state.row_state (deployment_id, table_name, row_key, source_hash, target_hash, job_id)
           SELECT $1::uuid, $2::text, w.__k, w.__h, w.__h, $3::uuid FROM w RETURNING 1

@@ -52,7 +52,6 @@ export async function fullTable(
   const total = Number(ctx.snapshot.db.prepare(plan.sqlite.count).pluck().get());
   const cursor = new CursorTracker(plan);
   let done = resumeKey ? (progress?.rowsDone ?? 0) : 0;
-  let lastKey: string | null = resumeKey;
   const stmt = resumeKey
     ? ctx.snapshot.db.prepare(plan.sqlite.after).raw(true).safeIntegers(true)
     : ctx.snapshot.db.prepare(plan.sqlite.all).raw(true).safeIntegers(true);
@@ -63,12 +62,16 @@ export async function fullTable(
     for (const values of iter) {
       cursor.see(values);
       done += 1;
-      lastKey = encodeKeyValues(plan.keyIndexes.map((i) => values[i]));
-      const snapshotKey = lastKey;
       const rowsDone = done;
       await writer.add(values, () => {
         report(rowsDone, total);
-        return { phase: 'running', resumeKey: snapshotKey, rowsDone, rowsTotal: total };
+        // Resume after the last row of the chunk (encoded only for that row).
+        return {
+          phase: 'running',
+          resumeKey: encodeKeyValues(plan.keyIndexes.map((i) => values[i])),
+          rowsDone,
+          rowsTotal: total,
+        };
       });
     }
   } catch (e) {
@@ -93,7 +96,6 @@ export async function fullTable(
     ...(empty && !resumeKey ? { deletesChecked: true } : {}),
   });
   report(done, total);
-  void lastKey;
   const t1 = performance.now();
   if (resumeKey) await writer.fillBookkeeping(false);
   else if (empty && plan.directCopy && writer.filledAlongside === 0) await writer.fillBookkeeping(!writer.stagedSome);

@@ -34,7 +34,6 @@ export type RunContext = {
   readonly chunkBytes: number;
   readonly signal: AbortSignal | undefined;
   readonly logger: Logger;
-  readonly onRows: (table: string, delta: number) => void;
   /** Snapshot reads for later tables, done while waiting for PostgreSQL. */
   readonly lookahead: Lookahead;
   /** `chunkSettings(…)` for this server: run at the start of every chunk transaction. */
@@ -184,6 +183,9 @@ export class ChunkWriter {
     this.fills = this.fills.then(async () => {
       if (this.fillError) return;
       try {
+        // Like a chunk, its commit need not wait for the WAL flush: bookkeeping a crash loses is filled in again
+        // by the resumed full sync (fillBookkeeping), and the run's end is recorded with a flushed commit.
+        await side.query("BEGIN; SELECT set_config('synchronous_commit', 'off', true)");
         await side.query(this.plan.sql.fillKeys, [
           this.ctx.deploymentId,
           this.plan.name,
@@ -191,8 +193,10 @@ export class ChunkWriter {
           this.recoverFailed,
           ...columns,
         ]);
+        await side.query('COMMIT');
       } catch (error) {
         this.fillError = error;
+        await side.query('ROLLBACK').catch(() => undefined);
       }
     });
   }
@@ -267,7 +271,7 @@ export class ChunkWriter {
       } else if (rows.length > 0) {
         this.stagedSome = true;
         await copyInto(client, this.plan.sql.copyStage, payload);
-        written = await this.applyStage(rows.map((r) => r.key));
+        written = await this.applyStage();
       }
       await recordFailures(client, this.ctx, this.plan.name, failures);
       await saveProgress(client, this.ctx.deploymentId, this.plan.name, this.ctx.jobId, progress);
@@ -288,7 +292,6 @@ export class ChunkWriter {
   private account(written: number, failures: Failure[]): void {
     this.written += written;
     this.ctx.stats.rowsSynced += written;
-    this.ctx.onRows(this.plan.name, written);
     this.ctx.stats.rowsFailed += failures.length;
     this.failed += failures.length;
     for (const f of failures) {
@@ -299,7 +302,7 @@ export class ChunkWriter {
   }
 
   /** Runs the classify/upsert statement over the staged rows and settles conflicts; returns rows written. */
-  private async applyStage(keys: string[]): Promise<number> {
+  private async applyStage(): Promise<number> {
     const { client } = this.ctx;
     const sql = this.mode === 'bulk' ? this.plan.sql.bulk : this.plan.sql.write;
     const res = await client.query<{ written: number; conflicts: string[] }>(sql, [
@@ -314,7 +317,6 @@ export class ChunkWriter {
     if (conflicts.length > 0) {
       written += await resolveChunkConflicts(client, this.ctx, this.plan, conflicts);
     }
-    void keys;
     await this.bumpSequences(written);
     return written;
   }
@@ -377,7 +379,7 @@ export class ChunkWriter {
           await client.query('SAVEPOINT owui_row');
           try {
             await copyInto(client, this.plan.sql.copyStage, enc.take());
-            written += await this.applyStage([r.key]);
+            written += await this.applyStage();
             await client.query(`DELETE FROM pg_temp.owui_stage`);
             await client.query('RELEASE SAVEPOINT owui_row');
           } catch (error) {

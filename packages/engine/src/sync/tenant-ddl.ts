@@ -15,6 +15,7 @@ import {
 import { buildPlan, keyExpression } from './table-plan.ts';
 import { findDrift, parentsFirst, readTargetSchema, schemaExists, type TargetSchema } from './target-schema.ts';
 import { mapColumnType, mapDefault, type ColumnStats, type MappedType } from './type-map.ts';
+import { assertGrantableServiceRole } from '../service-login.ts';
 
 /** Schema of the engine's per-row bookkeeping (hashes, tombstones, failed rows). */
 export const SYNC_STATE_SCHEMA = 'sync_state';
@@ -440,6 +441,8 @@ async function createIndex(
 
 /** USAGE on the schema, SELECT/INSERT/UPDATE on its tables, sequences for setval; bookkeeping schema too. */
 async function grantTenant(client: pg.ClientBase, schemaName: string, role: string): Promise<void> {
+  // The grants below start by revoking: never from the admin or the owner of the tables.
+  await assertGrantableServiceRole(client, schemaName, role);
   const s = quoteIdent(schemaName);
   const r = quoteIdent(role);
   const st = quoteIdent(SYNC_STATE_SCHEMA);

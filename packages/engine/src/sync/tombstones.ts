@@ -173,20 +173,6 @@ export async function purgeTombstones(opts: {
   });
 }
 
-/** Keys of a tenant's rows deleted in the source (for restore and reports), optionally for one table. */
-export async function listTombstones(
-  client: Pick<pg.ClientBase, 'query'>,
-  clientName: string,
-  table?: string,
-): Promise<{ table: string; rowKey: string; deletedAt: Date }[]> {
-  const res = await client.query<{ table_name: string; row_key: string; deleted_at: Date }>(
-    `SELECT table_name, row_key, deleted_at FROM sync_state.v_tombstones
-      WHERE client_name = $1::text AND ($2::text IS NULL OR table_name = $2::text) ORDER BY table_name, row_key`,
-    [clientName, table ?? null],
-  );
-  return res.rows.map((r) => ({ table: r.table_name, rowKey: r.row_key, deletedAt: r.deleted_at }));
-}
-
 /** SQL condition (for `alias`) that excludes tombstoned rows of `table` — restore and views use it. */
 export function notTombstonedSql(
   alias: string,
