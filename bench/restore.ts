@@ -1,12 +1,14 @@
 /**
  * Restore benchmark: restore of the ~250 MB generated Open WebUI tenant (BENCH_SCALE, era 0.11.0) to a new SQLite
- * file, against the full sync of the same tenant measured in the same run (target: restore ≤ 2× the full sync).
- * Each full sync and each restore runs in its own Node process, so peak RSS is that operation's own.
+ * file, against the full sync of the same tenant measured in the same run (target: restore ≤ 2× the full sync);
+ * then a restore drill of the same tenant (restore into a temporary file, compare, bookkeeping and Open WebUI
+ * checks), against that restore (target: drill ≤ 2× the plain restore). Each full sync, restore and drill runs in its
+ * own Node process, so peak RSS is that operation's own.
  *
  *   npx tsx bench/restore.ts                 # 3 repetitions, medians
  *   BENCH_REPS=5 BENCH_SQLITE=/path/webui.db npx tsx bench/restore.ts
  *
- *   BENCH_RESTORE_HEAP_MB=48 npx tsx bench/restore.ts   # restore with a 48 MB V8 heap: memory is bounded
+ *   BENCH_RESTORE_HEAP_MB=48 npx tsx bench/restore.ts   # restore and drill with a 48 MB V8 heap: memory is bounded
  *
  * Needs PostgreSQL (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres).
  */
@@ -19,6 +21,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { install, quoteIdent } from '../packages/schema/src/index.ts';
 import { createPool } from '../packages/engine/src/db.ts';
+import { runDrill } from '../packages/engine/src/drill/index.ts';
 import { captureSourceSchema, restoreTenant } from '../packages/engine/src/restore/index.ts';
 import { provisionTenant, runTenantSync } from '../packages/engine/src/sync/index.ts';
 import { BENCH_SCALE, generateOpenWebUIDatabase } from '../packages/fixtures/src/index.ts';
@@ -39,11 +42,11 @@ const now = () => Number(process.hrtime.bigint()) / 1e6;
 
 type ChildResult = { ms: number; peakRssMb: number; detail: Record<string, unknown> };
 
-function inChild(mode: 'sync' | 'restore', env: Record<string, string>): Promise<ChildResult> {
+function inChild(mode: 'sync' | 'restore' | 'drill', env: Record<string, string>): Promise<ChildResult> {
   return new Promise((resolve, reject) => {
     // BENCH_RESTORE_HEAP_MB caps the restoring process's V8 heap, to show that restore's memory does not grow with
     // the tenant's size (it fails with an out-of-memory error if it did).
-    const heap = mode === 'restore' && process.env.BENCH_RESTORE_HEAP_MB;
+    const heap = mode !== 'sync' && process.env.BENCH_RESTORE_HEAP_MB;
     const flags = heap ? [`--max-old-space-size=${heap}`] : [];
     const child = spawn(
       process.execPath,
@@ -70,10 +73,13 @@ async function childMain(mode: string): Promise<void> {
     const scope = { hostId: process.env.BENCH_CHILD_HOST as string };
     const clientName = process.env.BENCH_CHILD_CLIENT as string;
     const t = now();
+    const to = process.env.BENCH_CHILD_TO as string;
     const detail =
       mode === '--child-sync'
         ? await runTenantSync({ pool, clientName, scope, triggeredBy: 'bench', fullSync: true })
-        : await restoreTenant({ pool, clientName, scope, to: process.env.BENCH_CHILD_TO as string, force: true });
+        : mode === '--child-drill'
+          ? await runDrill({ pool, clientName, scope, drillDir: path.dirname(to), triggeredBy: 'bench' })
+          : await restoreTenant({ pool, clientName, scope, to, force: true });
     const ms = now() - t;
     const status = readFileSync('/proc/self/status', 'utf8');
     const hwmKb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? process.resourceUsage().maxRSS);
@@ -113,6 +119,8 @@ async function main(): Promise<void> {
     const syncs: number[] = [];
     const restores: number[] = [];
     const restoreRss: number[] = [];
+    const drills: number[] = [];
+    const drillRss: number[] = [];
     let rows = 0;
     let outMb = 0;
     for (let r = 0; r < REPS; r += 1) {
@@ -137,9 +145,16 @@ async function main(): Promise<void> {
       rows = Number((rr.detail as { rowsRestored?: number }).rowsRestored ?? 0);
       outMb = statSync(to).size / 1e6;
       rmSync(to, { force: true });
+      const d = await inChild('drill', { ...env, BENCH_CHILD_TO: path.join(dir, 'drills', 'x') });
+      const drill = d.detail as { passed?: boolean; failure?: string | null };
+      if (!drill.passed) throw new Error(`drill failed: ${drill.failure ?? JSON.stringify(d.detail)}`);
+      drills.push(d.ms);
+      drillRss.push(d.peakRssMb);
       console.log(
         `rep ${r + 1}: full sync ${(s.ms / 1000).toFixed(2)} s, restore ${(rr.ms / 1000).toFixed(2)} s ` +
-          `(ratio ${(rr.ms / s.ms).toFixed(2)}), restore peak RSS ${rr.peakRssMb.toFixed(0)} MB`,
+          `(ratio ${(rr.ms / s.ms).toFixed(2)}), restore peak RSS ${rr.peakRssMb.toFixed(0)} MB, ` +
+          `drill ${(d.ms / 1000).toFixed(2)} s (ratio to restore ${(d.ms / rr.ms).toFixed(2)}), drill peak RSS ` +
+          `${d.peakRssMb.toFixed(0)} MB`,
       );
     }
     const ratio = median(restores) / median(syncs);
@@ -151,6 +166,12 @@ async function main(): Promise<void> {
       `restore / full sync:      ${ratio.toFixed(2)}× (target ≤ ${TARGET_RATIO}×) ${ratio <= TARGET_RATIO ? 'OK' : 'MISSED'}`,
     );
     console.log(`restore peak RSS (median): ${median(restoreRss).toFixed(0)} MB`);
+    const drillRatio = median(drills) / median(restores);
+    console.log(`drill (median):           ${(median(drills) / 1000).toFixed(2)} s`);
+    console.log(
+      `drill / restore:          ${drillRatio.toFixed(2)}× (target ≤ ${TARGET_RATIO}×) ${drillRatio <= TARGET_RATIO ? 'OK' : 'MISSED'}`,
+    );
+    console.log(`drill peak RSS (median):   ${median(drillRss).toFixed(0)} MB`);
   } finally {
     await admin?.end();
     await root.query(`DROP DATABASE IF EXISTS ${quoteIdent(dbName)} WITH (FORCE)`).catch(() => undefined);

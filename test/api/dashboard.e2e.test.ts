@@ -54,6 +54,17 @@ describe('dashboard in a browser', () => {
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
+    // Restore drills: acme's last one passed 3 hours ago; globex's failed after one that passed two days ago.
+    await withConnection(db.current.adminUrl, async (c) => {
+      const drill = `INSERT INTO sync_state.restore_drills (drill_id, deployment_id, passed, failure, triggered_by,
+                       started_at, finished_at, duration_seconds, checks)
+                     SELECT gen_random_uuid(), deployment_id, $2, $3, 'scheduler', now() - $4::interval,
+                            now() - $4::interval, 1.5, '{"restore":{"ok":true}}'
+                       FROM sync_metadata.client_deployments WHERE client_name = $1`;
+      await c.query(drill, [tenantName(seed, 'acme'), true, null, '3 hours']);
+      await c.query(drill, [tenantName(seed, 'globex'), true, null, '2 days']);
+      await c.query(drill, [tenantName(seed, 'globex'), false, 'chat: 1 row(s) changed since their sync', '1 hour']);
+    });
     await page.goto(`http://127.0.0.1:${server.port}/`);
 
     // Without a token the API refuses, and the page says so.
@@ -70,7 +81,13 @@ describe('dashboard in a browser', () => {
       tenantName(seed, 'paused'),
     ]);
     const acmeRow = page.locator(`#tenants tr[data-client="${acme}"]`);
-    expect(await acmeRow.innerText()).toMatch(/active[\s\S]*5 min[\s\S]*success/);
+    expect(await acmeRow.innerText()).toMatch(/active[\s\S]*5 min[\s\S]*success\s+passed 3 h ago/);
+    const globexDrill = page.locator(`#tenants tr[data-client="${tenantName(seed, 'globex')}"] td.drill`);
+    expect(await globexDrill.innerText()).toBe('failed 60 min ago (passed 2 d ago)');
+    expect(await globexDrill.getAttribute('title')).toBe('chat: 1 row(s) changed since their sync');
+    expect(await page.locator(`#tenants tr[data-client="${tenantName(seed, 'paused')}"] td.drill`).innerText()).toBe(
+      'never',
+    );
     await page.locator('#nodes tbody tr', { hasText: 'node-a' }).waitFor();
     expect(await page.locator('#nodes').innerText()).toMatch(/node-a[\s\S]*healthy[\s\S]*leader/);
     await page.locator('#leader', { hasText: 'node-a@api-host' }).waitFor();

@@ -45,7 +45,7 @@ describe('alerting rules (promtool)', () => {
 
   it('the rules are valid and pass their unit tests', () => {
     const check = promtool('check', 'rules', RULES);
-    expect(check.output).toContain('SUCCESS: 8 rules found');
+    expect(check.output).toContain('SUCCESS: 9 rules found');
     expect(check.status).toBe(0);
     const test = promtool('test', 'rules', RULE_TESTS);
     expect(test.output).toContain('SUCCESS');
@@ -60,6 +60,7 @@ describe('alerting rules (promtool)', () => {
       ['(sync_tenants_rpo_breached) > 0', '(sync_tenants_rpo_breached) > 3'],
       ['(sync_tenants_lag_max_seconds) > 600', '(sync_tenants_lag_max_seconds) > 700'],
       ['[10m]))) > 60', '[10m]))) > 120'],
+      ['(sync_tenants_drill_overdue) > 0', '(sync_tenants_drill_overdue) > 1'],
     ] as const) {
       expect(original).toContain(from);
       const dir = scratch.file(`mutant-${from.length}`);
@@ -96,6 +97,7 @@ describe('Grafana dashboard', () => {
       'sync_queue_jobs',
       'sync_queue_oldest_waiting_seconds',
       'sync_tenants_verify',
+      'sync_tenants_drill_overdue',
     ]) {
       expect(all).toContain(name);
     }
@@ -205,7 +207,7 @@ describe('a real Prometheus scraping a real node', () => {
       async () => {
         const up = await api<{ result: { value: [number, string] }[] }>('/api/v1/query?query=up');
         const all = await rules();
-        return up.result[0]?.value[1] === '1' && all.length === 8 && all.every((r) => r.health === 'ok');
+        return up.result[0]?.value[1] === '1' && all.length === 9 && all.every((r) => r.health === 'ok');
       },
       30_000,
       500,
@@ -214,6 +216,7 @@ describe('a real Prometheus scraping a real node', () => {
       [
         'SyncFailuresHigh',
         'SyncNoNodeReporting',
+        'SyncNoSuccessfulDrill',
         'SyncNotExactlyOneLeader',
         'SyncQueueBacklog',
         'SyncRpoBreached',
@@ -235,6 +238,7 @@ describe('a real Prometheus scraping a real node', () => {
     );
     expect(await alertState('SyncNotExactlyOneLeader')).toBe('inactive');
     expect(await alertState('SyncRpoBreached')).toBe('inactive');
+    expect(await alertState('SyncNoSuccessfulDrill')).toBe('inactive');
 
     // A tenant synced every second whose file does not exist: every run fails, its lag passes 2 intervals.
     await adminPool.query(

@@ -104,6 +104,12 @@ describe('isolation between clusters', () => {
           [deploymentId],
         );
         await c.query(
+          `INSERT INTO sync_state.restore_drills (drill_id, deployment_id, passed, triggered_by, started_at, finished_at,
+                                                  duration_seconds, checks)
+           VALUES (gen_random_uuid(), $1, true, 'test', now(), now(), 1, '{}')`,
+          [deploymentId],
+        );
+        await c.query(
           `INSERT INTO sync_api.state_entries (cluster_name, key, value) VALUES ($1, 'settings', '{"secret": 1}')`,
           [cluster],
         );
@@ -246,6 +252,7 @@ describe('isolation between clusters', () => {
       'sync_state.source_pages',
       'sync_state.source_page_chunks',
       'sync_state.source_cell_chunks',
+      'sync_state.restore_drills',
     ];
     for (const settings of [
       ['', ''],

@@ -53,6 +53,7 @@ describe('sync_metadata migrations', () => {
     expect(res.rows).toEqual([
       { name: 'owui-sync', policy: 'stately' },
       { name: 'owui-sync-dead', policy: 'standard' },
+      { name: 'owui-sync-drill', policy: 'stately' },
     ]);
   });
 

@@ -84,6 +84,8 @@ export const apiOwnConfigShape = {
   METRICS_TENANT_LABELS: tenantLabels.optional(),
   /** A tenant is outside its recovery-point objective when its lag exceeds RPO_FACTOR × its sync interval. */
   RPO_FACTOR: z.coerce.number().min(1).max(1000).optional(),
+  /** A tenant is overdue for a restore drill after this many hours without a passed one (default 48). */
+  DRILL_MAX_AGE_HOURS: intFromEnv(1, 87_600).optional(),
 } as const;
 
 export const apiConfigShape = {
@@ -112,6 +114,8 @@ export type ApiConfig = {
   readonly tenantLabels?: TenantLabels;
   /** Lag beyond this many sync intervals breaches a tenant's recovery-point objective (RPO_FACTOR, default 2). */
   readonly rpoFactor?: number;
+  /** Seconds without a passed restore drill after which a tenant is overdue (DRILL_MAX_AGE_HOURS, default 48 h). */
+  readonly drillMaxAgeSeconds?: number;
   /** How long one read of the fleet figures serves scrapes, ms (default 5000). */
   readonly metricsCacheMs?: number;
   readonly auth?: ApiAuthConfig;
@@ -150,6 +154,7 @@ export function apiConfigFromEnv(env: Partial<ApiEnvConfig>): ApiConfig {
     statePollIntervalMs: env.STATE_POLL_INTERVAL_MS ?? d.STATE_POLL_INTERVAL_MS,
     tenantLabels: env.METRICS_TENANT_LABELS ?? parseTenantLabels(d.METRICS_TENANT_LABELS),
     rpoFactor: env.RPO_FACTOR ?? d.RPO_FACTOR,
+    drillMaxAgeSeconds: (env.DRILL_MAX_AGE_HOURS ?? d.DRILL_MAX_AGE_HOURS) * 3600,
     auth: {
       ...(env.API_TOKEN ? { apiToken: env.API_TOKEN } : {}),
       apiTokenScopes: env.API_TOKEN_SCOPES ?? [...API_SCOPES],

@@ -39,7 +39,7 @@ export function dashboardHtml(opts: { cluster: string; node: string }): string {
 <h2>Nodes</h2>
 <table id="nodes"><thead><tr><th>node</th><th>host</th><th>role</th><th>status</th><th>heartbeat age</th><th>leader</th></tr></thead><tbody></tbody></table>
 <h2>Tenants</h2>
-<table id="tenants"><thead><tr><th>tenant</th><th>status</th><th>interval</th><th>last sync</th><th>lag</th><th>last result</th><th>conflicts</th><th></th></tr></thead><tbody></tbody></table>
+<table id="tenants"><thead><tr><th>tenant</th><th>status</th><th>interval</th><th>last sync</th><th>lag</th><th>last result</th><th>last drill</th><th>conflicts</th><th></th></tr></thead><tbody></tbody></table>
 <div class="grid">
 <div><h2>Queue</h2>
 <table id="queue"><thead><tr><th>queue</th><th>waiting</th><th>active</th><th>retry</th><th>completed</th><th>failed</th><th>oldest waiting</th></tr></thead><tbody></tbody></table>
@@ -82,6 +82,13 @@ function cls(status) {
     retry: 'warn', paused: 'mute', registered: 'mute', stale: 'warn', failed: 'bad', error: 'bad', conflict: 'bad',
     offline: 'bad', stopped: 'mute' })[status] || '';
 }
+// Restore drills: the latest one's outcome and age; a failed one names what failed (hover) and when one last passed.
+function drillCell(t) {
+  if (!t.last_drill_at) return '<td class="drill mute">never</td>';
+  if (t.last_drill_passed) return '<td class="drill ok">passed ' + since(t.last_drill_at) + '</td>';
+  return '<td class="drill bad" title="' + esc(t.last_drill_failure) + '">failed ' + since(t.last_drill_at) +
+    (t.last_passed_drill_at ? ' (passed ' + since(t.last_passed_drill_at) + ')' : '') + '</td>';
+}
 function rows(sel, html, empty, cols) {
   $(sel + ' tbody').innerHTML = html.length ? html.join('') : '<tr><td colspan="' + cols + '" class="mute">' + empty + '</td></tr>';
 }
@@ -122,10 +129,10 @@ async function refresh() {
     rows('#tenants', tenants.tenants.map((t) => '<tr data-client="' + esc(t.client_name) + '"><td>' + esc(t.client_name) +
       '</td><td class="' + cls(t.status) + '">' + esc(t.status) + '</td><td class="num">' + age(t.sync_interval) +
       '</td><td>' + since(t.last_sync_at) + '</td><td class="num">' + age(t.lag_seconds) + '</td><td class="' +
-      cls(t.last_sync_status) + '">' + esc(t.last_sync_status || '—') + '</td><td class="num">' + t.unresolved_conflicts +
+      cls(t.last_sync_status) + '">' + esc(t.last_sync_status || '—') + '</td>' + drillCell(t) + '<td class="num">' + t.unresolved_conflicts +
       '</td><td><button data-action="sync" data-client="' + esc(t.client_name) + '" data-full="false">sync now</button> ' +
       '<button data-action="sync" data-client="' + esc(t.client_name) + '" data-full="true">full</button></td></tr>'),
-      'no tenants registered (syncctl client register NAME --sqlite PATH)', 8);
+      'no tenants registered (syncctl client register NAME --sqlite PATH)', 9);
     rows('#queue', queue.queues.map((q) => '<tr><td>' + esc(q.queue) + '</td><td class="num">' + q.states.created +
       '</td><td class="num">' + q.states.active + '</td><td class="num">' + q.states.retry + '</td><td class="num">' +
       q.states.completed + '</td><td class="num">' + q.states.failed + '</td><td class="num">' +

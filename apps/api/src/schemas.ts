@@ -307,6 +307,10 @@ export const tenantsResponseSchema = z
         last_job_status: z.string().nullable(),
         unresolved_conflicts: z.number(),
         hostname: z.string(),
+        last_drill_at: z.string().nullable().openapi({ description: 'start of the latest restore drill' }),
+        last_drill_passed: z.boolean().nullable(),
+        last_drill_failure: z.string().nullable(),
+        last_passed_drill_at: z.string().nullable().openapi({ description: 'start of the latest passed drill' }),
       }),
     ),
   })

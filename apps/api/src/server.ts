@@ -10,6 +10,7 @@ import { dashboardHtml, docsHtml } from './dashboard.ts';
 import { errorHandler, validationFailed } from './errors.ts';
 import { firstUnsafeInteger } from './exact-json.ts';
 import { registerConflictRoutes } from './routes/conflicts.ts';
+import { registerDrillRoutes } from './routes/drills.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerMetricsRoutes } from './routes/metrics.ts';
 import { registerRecoverRoutes } from './routes/recover.ts';
@@ -81,6 +82,7 @@ export function createApp(deps: ApiDeps): ApiApp {
   registerMetricsRoutes(app, ctx);
   registerSyncRoutes(app, ctx);
   registerConflictRoutes(app, ctx);
+  registerDrillRoutes(app, ctx);
   registerStateRoutes(app, ctx);
   registerRecoverRoutes(app, ctx);
 

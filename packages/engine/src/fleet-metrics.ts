@@ -51,6 +51,8 @@ export type FleetCollectorOptions = {
   readonly tenantLabels?: TenantLabels;
   /** A scheduled tenant breaches its RPO when its lag exceeds rpoFactor × sync_interval (default 2). */
   readonly rpoFactor?: number;
+  /** A tenant is overdue for a restore drill without a passed one for this long, seconds (default 2 days). */
+  readonly drillMaxAgeSeconds?: number;
   /** How long one read serves scrapes, ms (default 5000; 0 reads on every scrape). */
   readonly cacheMs?: number;
 };
@@ -137,9 +139,41 @@ const CLUSTER_SQL = `
     JOIN sync_metadata.hosts h ON h.host_id = d.host_id
    WHERE h.cluster_name = $1::text`;
 
+type DrillAggregate = {
+  overdue: number;
+  failing: number;
+  top: { client_name: string; last_passed: number | null }[] | null;
+};
+
+/**
+ * Restore drills: tenants with a backup (synced at least once, not deregistered) whose drills have begun, by the
+ * age of their last passed drill (or of the start of their drills when none passed); failing = latest drill failed.
+ */
+const DRILLS_SQL = `
+  WITH t AS (
+    SELECT d.client_name, d.drills_since,
+           (SELECT EXTRACT(EPOCH FROM p.started_at)::float8 FROM sync_state.restore_drills p
+             WHERE p.deployment_id = d.deployment_id AND p.passed ORDER BY p.started_at DESC LIMIT 1) AS last_passed,
+           (SELECT NOT l.passed FROM sync_state.restore_drills l
+             WHERE l.deployment_id = d.deployment_id ORDER BY l.started_at DESC LIMIT 1) AS failing
+      FROM sync_metadata.client_deployments d
+      JOIN sync_metadata.hosts h ON h.host_id = d.host_id
+     WHERE h.cluster_name = $1::text AND d.status <> 'deregistered' AND d.last_sync_at IS NOT NULL
+  )
+  SELECT count(*) FILTER (
+           WHERE drills_since IS NOT NULL
+             AND greatest(EXTRACT(EPOCH FROM drills_since)::float8, coalesce(last_passed, 0))
+                 < EXTRACT(EPOCH FROM now())::float8 - $2::float8)::int AS overdue,
+         count(*) FILTER (WHERE failing)::int AS failing,
+         (SELECT json_agg(json_build_object('client_name', client_name, 'last_passed', last_passed))
+            FROM (SELECT client_name, last_passed FROM t
+                   ORDER BY last_passed ASC NULLS FIRST, client_name LIMIT $3::integer) y) AS top
+    FROM t`;
+
 type Snapshot = {
   readonly tenants: TenantAggregate;
   readonly cluster: ClusterAggregate;
+  readonly drills: DrillAggregate;
   readonly queues: Awaited<ReturnType<typeof queueCounts>>;
 };
 
@@ -147,23 +181,25 @@ export function createFleetCollector(opts: FleetCollectorOptions): FleetCollecto
   const labels = opts.tenantLabels ?? parseTenantLabels(DEFAULT_TENANT_LABELS);
   const rpoFactor = opts.rpoFactor ?? 2;
   const cacheMs = opts.cacheMs ?? 5000;
+  const drillMaxAge = opts.drillMaxAgeSeconds ?? 2 * 86_400;
   // LIMIT of the per-tenant lists: none wanted → 0 rows; all → every tenant.
   const limit = labels.mode === 'none' ? 0 : labels.mode === 'top' ? labels.n : 2_147_483_647;
   let cached: { at: number; snapshot: Snapshot } | undefined;
   let reading: Promise<Snapshot> | undefined;
 
   async function read(): Promise<Snapshot> {
-    const { tenants, cluster } = await withTransaction(
+    const { tenants, cluster, drills } = await withTransaction(
       opts.pool,
       async (client) => {
         const t = await client.query<TenantAggregate>(TENANTS_SQL, [opts.cluster, rpoFactor, limit]);
         const c = await client.query<ClusterAggregate>(CLUSTER_SQL, [opts.cluster, limit]);
-        return { tenants: t.rows[0]!, cluster: c.rows[0]! };
+        const d = await client.query<DrillAggregate>(DRILLS_SQL, [opts.cluster, drillMaxAge, limit]);
+        return { tenants: t.rows[0]!, cluster: c.rows[0]!, drills: d.rows[0]! };
       },
       { hostId: opts.hostId, cluster: opts.cluster },
     );
     const queues = await queueCounts(opts.boss ?? opts.pool);
-    return { tenants, cluster, queues };
+    return { tenants, cluster, drills, queues };
   }
 
   function apply(s: Snapshot): void {
@@ -191,6 +227,11 @@ export function createFleetCollector(opts: FleetCollectorOptions): FleetCollecto
     m.tenantLag.reset();
     for (const row of s.tenants.top ?? []) m.tenantLag.set({ client: row.client_name }, row.lag);
     m.tenantSeries.set(s.tenants.top?.length ?? 0);
+    m.drillMaxAge.set(drillMaxAge);
+    m.tenantsDrillOverdue.set(s.drills.overdue);
+    m.tenantsDrillFailing.set(s.drills.failing);
+    m.drillLastSuccess.reset();
+    for (const row of s.drills.top ?? []) m.drillLastSuccess.set({ client: row.client_name }, row.last_passed ?? 0);
     m.verifyResult.reset();
     for (const row of s.cluster.verify ?? []) m.verifyResult.set({ client: row.client_name }, row.match ? 1 : 0);
   }

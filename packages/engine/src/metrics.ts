@@ -154,6 +154,39 @@ export function createMetrics(options: { readonly defaultMetrics?: boolean; read
       labelNames: ['loop'] as const,
       registers,
     }),
+    drills: new Counter({
+      name: 'sync_drills_total',
+      help: 'Restore drills this process ran, by result (passed, failed)',
+      labelNames: ['result'] as const,
+      registers,
+    }),
+    drillDuration: new Histogram({
+      name: 'sync_drill_duration_seconds',
+      help: 'Duration of restore drills this process ran',
+      buckets: [0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800, 3600],
+      registers,
+    }),
+    tenantsDrillOverdue: new Gauge({
+      name: 'sync_tenants_drill_overdue',
+      help: 'Tenants with a backup and no passed restore drill within DRILL_MAX_AGE_HOURS (counted from when drills began for them)',
+      registers,
+    }),
+    tenantsDrillFailing: new Gauge({
+      name: 'sync_tenants_drill_failing',
+      help: 'Tenants whose latest restore drill failed',
+      registers,
+    }),
+    drillMaxAge: new Gauge({
+      name: 'sync_drill_max_age_seconds',
+      help: 'DRILL_MAX_AGE_HOURS in seconds: a tenant is overdue without a passed drill for this long',
+      registers,
+    }),
+    drillLastSuccess: new Gauge({
+      name: 'sync_drill_last_success_timestamp_seconds',
+      help: 'Unix time of the last passed restore drill of a tenant (0: never); which tenants get a series is set by METRICS_TENANT_LABELS (the most overdue first)',
+      labelNames: ['client'] as const,
+      registers,
+    }),
     verifyResult: new Gauge({
       name: 'sync_verify_ok',
       help: '1 when the last verification of a tenant matched its source, 0 when not',

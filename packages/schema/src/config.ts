@@ -45,6 +45,9 @@ export const CONFIG_DEFAULTS = {
   FAILED_ROW_RETENTION_DAYS: 30,
   CACHE_EVENTS_RETENTION_HOURS: 24,
   PROGRESS_RETENTION_DAYS: 7,
+  DRILL_INTERVAL_HOURS: 24,
+  DRILL_CONCURRENCY: 1,
+  DRILL_RETENTION_DAYS: 30,
   // API (served by every node)
   JWT_REQUIRE_EXP: true,
   API_PUBLIC_READS: false,
@@ -54,6 +57,7 @@ export const CONFIG_DEFAULTS = {
   STATE_POLL_INTERVAL_MS: 500,
   METRICS_TENANT_LABELS: 'top-50',
   RPO_FACTOR: 2,
+  DRILL_MAX_AGE_HOURS: 48,
 } as const;
 
 /** The processes that read configuration. */

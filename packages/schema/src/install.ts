@@ -8,6 +8,8 @@ import {
   SYNC_DEAD_LETTER_QUEUE_OPTIONS,
   SYNC_QUEUE,
   SYNC_QUEUE_OPTIONS,
+  DRILL_QUEUE,
+  DRILL_QUEUE_OPTIONS,
 } from './queues.ts';
 import { quoteIdent, quoteLiteral } from './sql.ts';
 
@@ -274,6 +276,7 @@ async function installQueue(
     for (const [name, opts] of [
       [SYNC_DEAD_LETTER_QUEUE, SYNC_DEAD_LETTER_QUEUE_OPTIONS],
       [SYNC_QUEUE, SYNC_QUEUE_OPTIONS],
+      [DRILL_QUEUE, DRILL_QUEUE_OPTIONS],
     ] as const) {
       const existing = await boss.getQueue(name);
       if (existing) {

@@ -50,3 +50,35 @@ export const syncJobPayloadSchema = z.object({
   epoch: z.number().int().positive().optional(),
 });
 export type SyncJobPayload = z.infer<typeof syncJobPayloadSchema>;
+
+/**
+ * The restore-drill queue (see docs/restore.md, "Restore drills"): `stately` + singletonKey = tenant, like syncs, so a
+ * tenant has at most one drill queued and one running. No dead-letter queue: a drill that keeps failing to run is
+ * recorded as a failed drill by the worker; the next slot tries again.
+ */
+export const DRILL_QUEUE = 'owui-sync-drill';
+
+export const DRILL_QUEUE_OPTIONS = {
+  policy: 'stately',
+  retryLimit: 2,
+  retryDelay: 60,
+  retryBackoff: true,
+  retryDelayMax: 900,
+  // A drill of a large tenant takes a few times its restore; a dead worker is caught by heartbeats much sooner.
+  expireInSeconds: 4 * 3600,
+  heartbeatSeconds: 30,
+  retentionSeconds: 2 * 24 * 3600,
+  // The outcome is in sync_state.restore_drills; the queue keeps finished jobs only for debugging.
+  deleteAfterSeconds: 2 * 24 * 3600,
+  notify: true,
+} as const;
+
+/** Payload of a drill job. */
+export const drillJobPayloadSchema = z.object({
+  deployment_id: z.uuid(),
+  client_name: z.string().min(1),
+  triggered_by: z.string().min(1).max(200),
+  requested_at: z.iso.datetime({ offset: true }).optional(),
+  epoch: z.number().int().positive().optional(),
+});
+export type DrillJobPayload = z.infer<typeof drillJobPayloadSchema>;

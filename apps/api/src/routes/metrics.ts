@@ -18,6 +18,7 @@ export function registerMetricsRoutes(app: ApiApp, ctx: RouteContext): void {
     metrics: deps.metrics,
     ...(deps.config.tenantLabels ? { tenantLabels: deps.config.tenantLabels } : {}),
     ...(deps.config.rpoFactor ? { rpoFactor: deps.config.rpoFactor } : {}),
+    ...(deps.config.drillMaxAgeSeconds ? { drillMaxAgeSeconds: deps.config.drillMaxAgeSeconds } : {}),
     ...(deps.config.metricsCacheMs !== undefined ? { cacheMs: deps.config.metricsCacheMs } : {}),
   });
 

@@ -360,15 +360,35 @@ export function registerSyncRoutes(app: ApiApp, ctx: RouteContext): void {
           last_job_status: string | null;
           unresolved_conflicts: number;
           hostname: string;
+          last_drill_at: Date | null;
+          last_drill_passed: boolean | null;
+          last_drill_failure: string | null;
+          last_passed_drill_at: Date | null;
         }>(
-          `SELECT client_name, status, sync_enabled, sync_interval, last_sync_at, last_sync_status, lag_seconds,
-                  last_job_status, unresolved_conflicts::int AS unresolved_conflicts, hostname
-             FROM sync_metadata.v_sync_status WHERE cluster_name = $1::text ORDER BY client_name`,
+          `SELECT s.client_name, s.status, s.sync_enabled, s.sync_interval, s.last_sync_at, s.last_sync_status,
+                  s.lag_seconds, s.last_job_status, s.unresolved_conflicts::int AS unresolved_conflicts, s.hostname,
+                  l.started_at AS last_drill_at, l.passed AS last_drill_passed, l.failure AS last_drill_failure,
+                  p.started_at AS last_passed_drill_at
+             FROM sync_metadata.v_sync_status s
+             LEFT JOIN LATERAL (
+               SELECT r.started_at, r.passed, r.failure FROM sync_state.restore_drills r
+                WHERE r.deployment_id = s.deployment_id ORDER BY r.started_at DESC LIMIT 1) l ON true
+             LEFT JOIN LATERAL (
+               SELECT r.started_at FROM sync_state.restore_drills r
+                WHERE r.deployment_id = s.deployment_id AND r.passed ORDER BY r.started_at DESC LIMIT 1) p ON true
+            WHERE s.cluster_name = $1::text ORDER BY s.client_name`,
           [deps.cluster],
         );
         return res.rows;
       });
-      return reply(c, { tenants: rows.map((r) => ({ ...r, last_sync_at: iso(r.last_sync_at) })) });
+      return reply(c, {
+        tenants: rows.map((r) => ({
+          ...r,
+          last_sync_at: iso(r.last_sync_at),
+          last_drill_at: iso(r.last_drill_at),
+          last_passed_drill_at: iso(r.last_passed_drill_at),
+        })),
+      });
     },
   );
 }

@@ -13,6 +13,7 @@ import { clusterAddRoleCommand } from './cluster-role.ts';
 import { deletedCommand, recoverCommand } from './recover.ts';
 import { conflictsCommand, jobsCommand } from './history.ts';
 import { demoCommand } from '../demo.ts';
+import { clientDrillCommand } from './drill.ts';
 import { initCommand } from './init.ts';
 import { clientPurgeDeletedCommand, clientUpgradeSchemaCommand } from './maintenance.ts';
 import { menuCommand } from './menu.ts';
@@ -33,6 +34,7 @@ export const COMMANDS: readonly Command[] = [
   clientDeregisterCommand,
   clientUpgradeSchemaCommand,
   clientPurgeDeletedCommand,
+  clientDrillCommand,
   clientsCommand,
   jobsCommand,
   conflictsCommand,

@@ -52,6 +52,9 @@ describe('cluster configuration', () => {
       FAILED_ROW_RETENTION_DAYS: 30,
       CACHE_EVENTS_RETENTION_HOURS: 24,
       PROGRESS_RETENTION_DAYS: 7,
+      DRILL_RETENTION_DAYS: 30,
+      DRILL_INTERVAL_HOURS: 24,
+      DRILL_CONCURRENCY: 1,
     });
     expect(maintenanceSettings(cfg).retentionSeconds).toEqual({
       skipped_runs: 24 * 3600,
@@ -60,6 +63,7 @@ describe('cluster configuration', () => {
       failed_rows: 30 * 86_400,
       cache_events: 24 * 3600,
       sync_progress: 7 * 86_400,
+      restore_drills: 30 * 86_400,
     });
     const problemsOf = (env: Record<string, string>) => {
       try {
@@ -81,6 +85,13 @@ describe('cluster configuration', () => {
     expect(ranges).toMatch(/CACHE_EVENTS_RETENTION_HOURS: Too small/);
     expect(ranges).toMatch(/MAINTENANCE_BATCH_SIZE: Too big/);
     expect(ranges).toMatch(/CONFLICT_RETENTION_DAYS: Invalid input/);
+    const drills = problemsOf({ DRILL_INTERVAL_HOURS: '-1', DRILL_CONCURRENCY: '17', DRILL_RETENTION_DAYS: '0' });
+    expect(drills).toMatch(/DRILL_INTERVAL_HOURS: Too small/);
+    expect(drills).toMatch(/DRILL_CONCURRENCY: Too big/);
+    expect(drills).toMatch(/DRILL_RETENTION_DAYS: Too small/);
+    expect(
+      loadConfig(clusterConfigSchema, { env: { DATABASE_URL: URL_OK, DRILL_INTERVAL_HOURS: '0' }, cwd: '/x' }),
+    ).toMatchObject({ DRILL_INTERVAL_HOURS: 0 });
   });
 
   it('takes every default from the one table (CONFIG_DEFAULTS)', () => {

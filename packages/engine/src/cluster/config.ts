@@ -38,6 +38,15 @@ export const clusterConfigShape = {
   /** Hosts silent for longer than this are marked offline by the leader (seconds). */
   OFFLINE_AFTER: intFromEnv(10, 86_400).default(CONFIG_DEFAULTS.OFFLINE_AFTER),
   ENABLE_API: booleanFromEnv.default(CONFIG_DEFAULTS.ENABLE_API),
+  // Restore drills (docs/restore.md, "Restore drills") ------------------------------------------------------------
+  /** Hours between two restore drills of a tenant, spread over that period by tenant; 0 turns scheduled drills off. */
+  DRILL_INTERVAL_HOURS: intFromEnv(0, 8760).default(CONFIG_DEFAULTS.DRILL_INTERVAL_HOURS),
+  /** Drills one process runs at once (0: this process runs none). */
+  DRILL_CONCURRENCY: intFromEnv(0, 16).default(CONFIG_DEFAULTS.DRILL_CONCURRENCY),
+  /** Directory for the drills' temporary databases (default: owui-sync-drills in the system temporary directory). */
+  DRILL_DIR: z.string().trim().min(1).optional(),
+  /** Days drill results are kept (each tenant's latest and latest passed drill are always kept). */
+  DRILL_RETENTION_DAYS: intFromEnv(1, 36_500).default(CONFIG_DEFAULTS.DRILL_RETENTION_DAYS),
   // History retention (the leader's maintenance; see docs/operations.md) ---------------------------------------
   /** Prune old history at all (the leader only). */
   MAINTENANCE_ENABLED: booleanFromEnv.default(CONFIG_DEFAULTS.MAINTENANCE_ENABLED),

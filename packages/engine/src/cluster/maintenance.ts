@@ -16,6 +16,9 @@ import type { LeaderElector } from './leader-election.ts';
  * A pass walks every kind, batch after batch with a short pause between, until a batch comes back short; it stops
  * early when the node stops leading or is stopped. pg-boss prunes its own job tables (the queues'
  * deleteAfterSeconds, applied by its supervisor); this module does not touch them.
+ *
+ * restore_drills (sync_state.restore_drills) is pruned by its own function, sync_metadata.prune_drills (migration
+ * 000014), with the same guarantees; each tenant's latest drill and latest passed drill are always kept.
  */
 
 export const HISTORY_KINDS = [
@@ -25,6 +28,7 @@ export const HISTORY_KINDS = [
   'failed_rows',
   'cache_events',
   'sync_progress',
+  'restore_drills',
 ] as const;
 export type HistoryKind = (typeof HISTORY_KINDS)[number];
 
@@ -52,6 +56,7 @@ export function maintenanceSettings(
     | 'FAILED_ROW_RETENTION_DAYS'
     | 'CACHE_EVENTS_RETENTION_HOURS'
     | 'PROGRESS_RETENTION_DAYS'
+    | 'DRILL_RETENTION_DAYS'
     | 'MAINTENANCE_BATCH_SIZE'
     | 'MAINTENANCE_PAUSE_MS'
     | 'MAINTENANCE_INTERVAL'
@@ -66,6 +71,7 @@ export function maintenanceSettings(
       failed_rows: config.FAILED_ROW_RETENTION_DAYS * day,
       cache_events: config.CACHE_EVENTS_RETENTION_HOURS * 3600,
       sync_progress: config.PROGRESS_RETENTION_DAYS * day,
+      restore_drills: config.DRILL_RETENTION_DAYS * day,
     },
     batchSize: config.MAINTENANCE_BATCH_SIZE,
     pauseMs: config.MAINTENANCE_PAUSE_MS,
@@ -125,11 +131,18 @@ export async function pruneHistoryBatch(
 ): Promise<number> {
   return opts.elector.fenced(
     async (client, lease) => {
-      const res = await client.query<{ n: number }>(
-        `SELECT sync_metadata.prune_history($1::text, $2::text, $3::bigint,
-                  make_interval(secs => $4::double precision), $5::integer) AS n`,
-        [kind, opts.cluster, lease.epoch, opts.settings.retentionSeconds[kind], opts.settings.batchSize],
-      );
+      const res =
+        kind === 'restore_drills'
+          ? await client.query<{ n: number }>(
+              `SELECT sync_metadata.prune_drills($1::text, $2::bigint,
+                        make_interval(secs => $3::double precision), $4::integer) AS n`,
+              [opts.cluster, lease.epoch, opts.settings.retentionSeconds[kind], opts.settings.batchSize],
+            )
+          : await client.query<{ n: number }>(
+              `SELECT sync_metadata.prune_history($1::text, $2::text, $3::bigint,
+                        make_interval(secs => $4::double precision), $5::integer) AS n`,
+              [kind, opts.cluster, lease.epoch, opts.settings.retentionSeconds[kind], opts.settings.batchSize],
+            );
       return Number(res.rows[0]?.n ?? 0);
     },
     { cluster: opts.cluster },

@@ -12,6 +12,8 @@ import { retryUntilReady } from './retry.ts';
 import { maintenanceSettings, startMaintenance, type MaintenanceLoop } from './maintenance.ts';
 import { startScheduler, type SchedulerLoop } from './scheduler.ts';
 import { startSyncWorker, type RunTenantSync, type SyncWorker } from './worker.ts';
+import { startDrillWorker, type DrillWorker } from './drill-worker.ts';
+import { defaultDrillDir } from '../drill/drill-files.ts';
 import { reapStaleSyncJobs } from '../sync/bookkeeping.ts';
 import { serviceLoginProblem } from '../service-login.ts';
 
@@ -127,6 +129,7 @@ export async function startClusterRuntime(opts: ClusterRuntimeOptions): Promise<
         cluster: identity.cluster,
         tickSeconds: config.SCHEDULER_INTERVAL,
         offlineAfterSeconds: config.OFFLINE_AFTER,
+        drillIntervalSeconds: config.DRILL_INTERVAL_HOURS * 3600,
         logger,
         metrics,
         reapStaleJobs: () => reapStaleSyncJobs(pool, { hostId, cluster: identity.cluster }),
@@ -161,6 +164,26 @@ export async function startClusterRuntime(opts: ClusterRuntimeOptions): Promise<
         metrics,
       });
     }
+    let drills: DrillWorker | undefined;
+    if (config.DRILL_CONCURRENCY > 0) {
+      try {
+        drills = await startDrillWorker({
+          boss,
+          pool,
+          cluster: identity.cluster,
+          hostId,
+          workerId: `${identity.nodeName}@${identity.hostname}`,
+          concurrency: config.DRILL_CONCURRENCY,
+          drillDir: config.DRILL_DIR ?? defaultDrillDir(),
+          pollingIntervalSeconds: config.QUEUE_POLL_INTERVAL,
+          logger,
+          metrics,
+        });
+      } catch (error) {
+        // A database installed before drills existed has no drill queue yet: syncs go on, drills wait for init.
+        logger.warn({ err: error }, `restore drills not started: ${errorMessage(error)}; run syncctl init (admin)`);
+      }
+    }
     logger.info(
       { cluster: identity.cluster, node: identity.nodeName, hostname: identity.hostname, hostId, pooled, kind },
       `${kind} ${identity.nodeName} started in cluster "${identity.cluster}"`,
@@ -185,6 +208,7 @@ export async function startClusterRuntime(opts: ClusterRuntimeOptions): Promise<
           await worker?.stop({ timeoutMs: config.SHUTDOWN_TIMEOUT * 1000 }).catch((error: unknown) => {
             logger.warn({ err: error }, `stopping the worker: ${errorMessage(error)}`);
           });
+          await drills?.stop({ timeoutMs: config.SHUTDOWN_TIMEOUT * 1000 });
           await boss.stop({ graceful: true, timeout: 5000 }).catch(() => undefined);
           await heartbeat.stop().catch(() => undefined);
           await pool.end().catch(() => undefined);

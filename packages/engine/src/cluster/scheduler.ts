@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
-import { SYNC_QUEUE, type SyncJobPayload } from '../../../schema/src/index.ts';
+import { DRILL_QUEUE, SYNC_QUEUE, type DrillJobPayload, type SyncJobPayload } from '../../../schema/src/index.ts';
 import { LeadershipLostError, errorMessage } from '../errors.ts';
 import type { SyncMetrics } from '../metrics.ts';
 import { OFFLINE_AFTER_SECONDS, markSilentHostsOffline } from './host-registry.ts';
@@ -19,6 +19,12 @@ import { bossExecutor, clusterPriority } from './queue.ts';
  * Slots: a tenant with interval I and offset o (derived from its deployment id, 0 ≤ o < I) is due at the instants
  * t with (t − o) mod I = 0, so tenants sharing an interval spread evenly over it and every leader agrees on them. A
  * tenant never scheduled is due at once if it never synced, else one interval after its last sync.
+ *
+ * Restore drills (drillIntervalSeconds > 0) follow the same scheme in the same transaction, with their own offset
+ * and next_drill_at: every tenant with a backup (synced once, not deregistered) is drilled once per drill interval,
+ * tenants spread evenly over it. A tenant seen for the first time gets its first slot, not an immediate drill, so
+ * turning drills on for a large fleet does not drill every tenant at once. With drills off, the scheduler forgets
+ * the tenants' drill slots (and so their drills_since: they stop counting as overdue).
  */
 
 export type SchedulerTickResult = {
@@ -30,6 +36,8 @@ export type SchedulerTickResult = {
   readonly coalesced: number;
   /** Hosts marked offline (node@hostname). */
   readonly offlineHosts: readonly string[];
+  /** Restore drill jobs inserted (due drills that found one queued coalesce with it). */
+  readonly drillsEnqueued: number;
   /** The pass hit its batch limit: more tenants are due now (the loop runs the next pass at once). */
   readonly more: boolean;
   readonly durationMs: number;
@@ -45,6 +53,8 @@ export type SchedulerTickOptions = {
   /** Most tenants handled per pass (default SCHEDULER_BATCH_SIZE); a full pass is followed by another at once. */
   readonly batchSize?: number;
   readonly offlineAfterSeconds?: number;
+  /** Seconds between two restore drills of a tenant (DRILL_INTERVAL_HOURS × 3600); 0 or absent: no drills. */
+  readonly drillIntervalSeconds?: number;
   readonly logger?: Logger;
   readonly metrics?: SyncMetrics;
 };
@@ -71,6 +81,68 @@ const CLAIM_DUE_SQL = `
     FROM due
    WHERE d.deployment_id = due.deployment_id
   RETURNING d.deployment_id::text AS deployment_id, d.client_name`;
+
+const CLAIM_DRILLS_SQL = `
+  WITH due AS (
+    SELECT d.deployment_id, d.next_drill_at,
+           (hashtext('drill:' || d.deployment_id::text)::bigint & 2147483647) % $3::integer AS slot_offset
+      FROM sync_metadata.client_deployments d
+      JOIN sync_metadata.hosts h ON h.host_id = d.host_id
+     WHERE h.cluster_name = $1::text
+       AND d.status <> 'deregistered'
+       AND d.last_sync_at IS NOT NULL
+       AND (d.next_drill_at IS NULL OR d.next_drill_at <= now())
+     ORDER BY d.next_drill_at NULLS FIRST
+     LIMIT $2::integer
+     FOR UPDATE OF d SKIP LOCKED
+  )
+  UPDATE sync_metadata.client_deployments d
+     SET next_drill_at = to_timestamp(
+           (floor((extract(epoch FROM now()) - due.slot_offset) / $3::integer) + 1) * $3::integer + due.slot_offset),
+         drills_since = coalesce(d.drills_since, now())
+    FROM due
+   WHERE d.deployment_id = due.deployment_id
+  RETURNING d.deployment_id::text AS deployment_id, d.client_name, due.next_drill_at IS NOT NULL AS due`;
+
+const FORGET_DRILLS_SQL = `
+  UPDATE sync_metadata.client_deployments d SET next_drill_at = NULL, drills_since = NULL
+    FROM sync_metadata.hosts h
+   WHERE h.host_id = d.host_id AND h.cluster_name = $1::text AND d.drills_since IS NOT NULL`;
+
+/** Plans and enqueues the due restore drills of one pass, inside the pass's fenced transaction. */
+async function scheduleDrills(
+  client: pg.PoolClient,
+  opts: SchedulerTickOptions,
+  epoch: number,
+  batchSize: number,
+): Promise<{ claimed: number; enqueued: number }> {
+  const interval = Math.floor(opts.drillIntervalSeconds ?? 0);
+  if (interval <= 0) {
+    await client.query(FORGET_DRILLS_SQL, [opts.cluster]);
+    return { claimed: 0, enqueued: 0 };
+  }
+  const claimed = await client.query<{ deployment_id: string; client_name: string; due: boolean }>(CLAIM_DRILLS_SQL, [
+    opts.cluster,
+    batchSize,
+    interval,
+  ]);
+  const requestedAt = new Date().toISOString();
+  const jobs = claimed.rows
+    .filter((row) => row.due)
+    .map((row) => {
+      const data: DrillJobPayload = {
+        deployment_id: row.deployment_id,
+        client_name: row.client_name,
+        triggered_by: 'scheduler',
+        requested_at: requestedAt,
+        epoch,
+      };
+      return { id: randomUUID(), data, singletonKey: row.client_name, priority: clusterPriority(opts.cluster) };
+    });
+  if (jobs.length === 0) return { claimed: claimed.rows.length, enqueued: 0 };
+  const ids = await opts.boss.insert(DRILL_QUEUE, jobs, { db: bossExecutor(client), returnId: true });
+  return { claimed: claimed.rows.length, enqueued: ids?.length ?? 0 };
+}
 
 /**
  * One scheduler pass (see the module comment). Throws LeadershipLostError when this node no longer leads; any other
@@ -103,20 +175,32 @@ export async function runSchedulerTick(opts: SchedulerTickOptions): Promise<Sche
         const ids = await boss.insert(SYNC_QUEUE, jobs, { db: bossExecutor(client), returnId: true });
         enqueued = ids?.length ?? 0;
       }
+      const drills = await scheduleDrills(client, opts, lease.epoch, batchSize);
       const offlineHosts = await markSilentHostsOffline(
         client,
         cluster,
         opts.offlineAfterSeconds ?? OFFLINE_AFTER_SECONDS,
       );
-      return { due: claimed.rows.length, enqueued, coalesced: claimed.rows.length - enqueued, offlineHosts };
+      return {
+        due: claimed.rows.length,
+        enqueued,
+        coalesced: claimed.rows.length - enqueued,
+        offlineHosts,
+        drillsEnqueued: drills.enqueued,
+        drillsMore: drills.claimed >= batchSize,
+      };
     },
     { cluster },
   );
   if (result.enqueued > 0) opts.metrics?.jobsEnqueued.inc({ triggered_by: 'scheduler' }, result.enqueued);
+  if (result.drillsEnqueued > 0) {
+    opts.logger?.info({ drills: result.drillsEnqueued }, `enqueued ${result.drillsEnqueued} restore drill(s)`);
+  }
   if (result.offlineHosts.length > 0) {
     opts.logger?.warn({ hosts: result.offlineHosts }, `marked silent hosts offline: ${result.offlineHosts.join(', ')}`);
   }
-  return { ...result, more: result.due >= batchSize, durationMs: performance.now() - started };
+  const { drillsMore, ...rest } = result;
+  return { ...rest, more: result.due >= batchSize || drillsMore, durationMs: performance.now() - started };
 }
 
 export type SchedulerLoop = { stop(): Promise<void>; tickNow(): Promise<void> };

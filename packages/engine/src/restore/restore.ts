@@ -13,6 +13,7 @@ import { notTombstonedSql } from '../sync/tombstones.ts';
 import { readTargetSchema, type TargetTable } from '../sync/target-schema.ts';
 import { tenantSchemaName } from '../sync/tenant-ddl.ts';
 import { binaryCopyTuples } from './copy-out.ts';
+import { setSnapshotSql } from './snapshot.ts';
 import {
   findDeployment,
   loadSourceSchema,
@@ -44,6 +45,17 @@ export type RestoreOptions = {
   onProgress?: (p: RestoreProgress) => void;
   /** Rows per SQLite transaction (default 20000). */
   batchSize?: number;
+  /** Read the backup in this exported snapshot (pg_export_snapshot of a transaction still open): see drill.ts. */
+  snapshot?: string;
+  /** Called with every row as it is written (the array is reused: read it before returning). */
+  onRow?: (table: RestoredTable, values: readonly SqliteValue[]) => void;
+};
+
+/** A restored table as onRow sees it: its name and the columns written, with how each was decoded. */
+export type RestoredTable = {
+  readonly name: string;
+  readonly columns: readonly string[];
+  readonly kinds: readonly RestoreKind[];
 };
 
 export type RestoreResult = {
@@ -102,6 +114,7 @@ export async function restoreTenant(opts: RestoreOptions): Promise<RestoreResult
   let sqlite: Database.Database | null = null;
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    if (opts.snapshot) await client.query(setSnapshotSql(opts.snapshot));
     await applyScope(client, opts.scope ?? {});
     await client.query("SELECT set_config('DateStyle', 'ISO, YMD', true), set_config('TimeZone', 'UTC', true)");
     const dep = await findDeployment(client, opts.clientName);
@@ -148,6 +161,7 @@ export async function restoreTenant(opts: RestoreOptions): Promise<RestoreResult
       const n = await copyTable(client, sqlite, dep, plan, {
         includeDeleted: Boolean(opts.includeDeleted),
         batchSize,
+        onRow: opts.onRow,
         progress: opts.onProgress
           ? (rowsDone, rowsTotal) =>
               opts.onProgress?.({ table: plan.name, rowsDone, rowsTotal, tableIndex: i, tableCount: plans.length })
@@ -361,6 +375,7 @@ async function copyTable(
     includeDeleted: boolean;
     batchSize: number;
     progress: ((done: number, total: number | null) => void) | undefined;
+    onRow?: RestoreOptions['onRow'];
   },
 ): Promise<number> {
   let total: number | null = null;
@@ -393,6 +408,7 @@ async function copyTable(
       }
       for (let i = 0; i < kinds.length; i += 1) values[i] = decodeField(kinds[i] as RestoreKind, fields[i] ?? null);
       insert.run(values);
+      opts.onRow?.(plan, values);
       n += 1;
       if (n % opts.batchSize === 0) {
         db.exec('COMMIT');

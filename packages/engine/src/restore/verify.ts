@@ -9,6 +9,7 @@ import { checkRegisteredSource } from '../sync/source-path.ts';
 import { readTargetSchema } from '../sync/target-schema.ts';
 import { tenantSchemaName } from '../sync/tenant-ddl.ts';
 import { binaryCopyTuples } from './copy-out.ts';
+import { setSnapshotSql } from './snapshot.ts';
 import { copyOutSql } from './restore.ts';
 import { findDeployment } from './source-schema.ts';
 import { decodeField, keyText, restoreKindFor, rowHash, type RestoreKind } from './values.ts';
@@ -58,6 +59,8 @@ export type VerifyOptions = {
   logger?: Logger;
   /** Store the result as the tenant's last verification (sync_state.verify_results); ignored with sqlitePath. */
   record?: boolean;
+  /** Read the backup in this exported snapshot (pg_export_snapshot of a transaction still open): see drill.ts. */
+  snapshot?: string;
 };
 
 const EXAMPLES = 10;
@@ -76,6 +79,7 @@ export async function verifyTenant(opts: VerifyOptions): Promise<VerifyResult> {
   let snap: SqliteSnapshot | null = null;
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    if (opts.snapshot) await client.query(setSnapshotSql(opts.snapshot));
     await applyScope(client, opts.scope ?? {});
     await client.query("SELECT set_config('DateStyle', 'ISO, YMD', true), set_config('TimeZone', 'UTC', true)");
     const dep = await findDeployment(client, opts.clientName);

@@ -362,7 +362,7 @@ export function toSourceError(filePath: string, error: unknown): Error {
   return new SourceUnusableError(`SQLite file ${filePath} cannot be read (${msg})`, { cause: error });
 }
 
-function readSchema(db: Database.Database): SqliteSchema {
+export function readSchema(db: Database.Database): SqliteSchema {
   const rows = db
     .prepare(
       "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
