@@ -108,6 +108,7 @@ describe('sync_metadata migrations', () => {
       '000010_sqlite_realpath',
       '000011_retention',
       '000012_run_lookups',
+      '000013_row_history',
     ]);
     await withConnection(withUser(url, serviceRole, context.servicePassword), async (c) => {
       await c.query('BEGIN');

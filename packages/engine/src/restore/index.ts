@@ -20,3 +20,14 @@ export {
   type SourceSchemaRecord,
 } from './source-schema.ts';
 export { normalise, rowHash, sqliteDatetimeText, restoreKindFor, type RestoreKind } from './values.ts';
+export {
+  historyWindow,
+  parseRestoreTime,
+  readRowsAt,
+  resolvePointInTime,
+  rowsAtSql,
+  schemaAt,
+  type HistoryWindow,
+  type PointInTime,
+} from './history.ts';
+export { sqliteRevision } from './revision.ts';
