@@ -67,9 +67,20 @@ export function parseCommandArgs(command: Command, args: readonly string[]): Par
   for (const [name, spec] of Object.entries(specs)) {
     options[name] = spec.short ? { type: spec.type, short: spec.short } : { type: spec.type };
   }
+  // A value that starts with a dash and a digit (a relative time such as `--at -2h`) is a value, not an option.
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i += 1) {
+    const arg = args[i] as string;
+    const next = args[i + 1];
+    const name = arg.startsWith('--') ? arg.slice(2) : null;
+    if (name && options[name]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      joined.push(`${arg}=${next}`);
+      i += 1;
+    } else joined.push(arg);
+  }
   let parsed: { values: Record<string, unknown>; positionals: string[] };
   try {
-    parsed = parseArgs({ args: [...args], options, allowPositionals: true, strict: true }) as typeof parsed;
+    parsed = parseArgs({ args: joined, options, allowPositionals: true, strict: true }) as typeof parsed;
   } catch (error) {
     const text = error instanceof Error ? error.message : String(error);
     throw new UsageError(text.replace(/\. To specify a positional argument.*$/s, ''), command.path);

@@ -56,7 +56,7 @@ const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_
  */
 export function parseRestoreTime(text: string, now: Date = new Date()): Date {
   const s = text.trim();
-  const hint = "use an ISO time such as 2026-05-01T13:55:00Z, or a relative one such as -2h, -30m, -7d";
+  const hint = 'use an ISO time such as 2026-05-01T13:55:00Z, or a relative one such as -2h, -30m, -7d';
   if (s === '') throw new InvalidInputError(`--at needs a time; ${hint}`);
   if (s.toLowerCase() === 'now') return now;
   if (s.startsWith('-') || s.startsWith('+')) {
@@ -65,7 +65,8 @@ export function parseRestoreTime(text: string, now: Date = new Date()): Date {
     if (parts.length === 0 || parts.map((p) => p[0]).join('') !== body) {
       throw new InvalidInputError(`"${text}" is not a relative time (units s, m, h, d, w); ${hint}`);
     }
-    if (s.startsWith('+')) throw new InvalidInputError(`"${text}" is in the future; a restore goes back in time: ${hint}`);
+    if (s.startsWith('+'))
+      throw new InvalidInputError(`"${text}" is in the future; a restore goes back in time: ${hint}`);
     const seconds = parts.reduce((sum, p) => sum + Number(p[1]) * (UNITS[p[2] as string] ?? 0), 0);
     return new Date(now.getTime() - seconds * 1000);
   }
@@ -82,7 +83,16 @@ export function parseRestoreTime(text: string, now: Date = new Date()): Date {
     number,
     number,
   ];
-  if (Number.isNaN(d.getTime()) || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59) {
+  if (
+    Number.isNaN(d.getTime()) ||
+    month < 1 ||
+    month > 12 ||
+    day < 1 ||
+    day > 31 ||
+    hour > 23 ||
+    minute > 59 ||
+    second > 59
+  ) {
     throw new InvalidInputError(`"${text}" is not a valid time; ${hint}`);
   }
   if (d.getTime() > now.getTime() + 1000) {
@@ -262,4 +272,39 @@ export async function readRowsAt<R extends pg.QueryResultRow = Record<string, un
   } finally {
     client.release();
   }
+}
+
+/** Longest retention a tenant may ask for (ten years). */
+export const MAX_RETENTION_DAYS = 3650;
+
+/** Parses a retention in whole days (1 … MAX_RETENTION_DAYS) with a clear error. */
+export function parseRetentionDays(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < 1 || n > MAX_RETENTION_DAYS) {
+    throw new InvalidInputError(
+      `retention "${text}" is not a whole number of days between 1 and ${MAX_RETENTION_DAYS} (e.g. 7, 30, 90)`,
+    );
+  }
+  return n;
+}
+
+/**
+ * Sets how many days of row history the tenant keeps (the leader's maintenance prunes older entries). A longer
+ * retention keeps more from now on; what was pruned already does not come back. Service or admin connection, in a
+ * transaction scoped to the tenant's cluster.
+ */
+export async function setHistoryRetention(
+  client: Queryable,
+  clientName: string,
+  days: number,
+): Promise<{ clientName: string; retentionDays: number; previous: number; oldest: Date | null }> {
+  parseRetentionDays(String(days));
+  const dep = await deploymentFor(client, clientName);
+  await client.query(
+    `UPDATE sync_metadata.client_deployments SET history_retention_days = $2::int, updated_at = now()
+      WHERE deployment_id = $1::uuid`,
+    [dep.deployment_id, days],
+  );
+  const window = await historyWindow(client, clientName);
+  return { clientName, retentionDays: days, previous: dep.retention, oldest: window.oldest };
 }

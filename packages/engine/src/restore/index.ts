@@ -27,6 +27,9 @@ export {
   resolvePointInTime,
   rowsAtSql,
   schemaAt,
+  parseRetentionDays,
+  setHistoryRetention,
+  MAX_RETENTION_DAYS,
   type HistoryWindow,
   type PointInTime,
 } from './history.ts';
