@@ -118,7 +118,7 @@ async function main(): Promise<void> {
                                  c.chat::text) AS next
                    FROM sync_state.row_history x LEFT JOIN client_history.chat c ON c.id = x.row_key
                   WHERE x.table_name = 'chat' AND x.data IS NOT NULL) v) AS chat_delta
-         FROM sync_state.row_history h`
+         FROM sync_state.row_history h`,
     );
     const s = size.rows[0];
     if (!s) throw new Error('no history measured');
@@ -138,7 +138,8 @@ async function main(): Promise<void> {
       `chat entries: ${s.chat_entries}, stored ${mb(Number(s.chat_stored))} MB (whole rows, uncompressed ${mb(Number(s.chat_raw))} MB); ` +
         `a delta per edit would hold ≥ ${mb(Number(s.chat_delta))} MB before compression`,
     );
-    for (const r of byTable.rows) console.log(`  ${r.table_name.padEnd(16)} ${r.n.padStart(7)} entries ${mb(Number(r.stored))} MB`);
+    for (const r of byTable.rows)
+      console.log(`  ${r.table_name.padEnd(16)} ${r.n.padStart(7)} entries ${mb(Number(r.stored))} MB`);
     console.log(`at the default retention (7 days): ≈ ${mb(perDay * 7)} MB per tenant like this one`);
     console.log(`incremental run with history (median of ${times.length}): ${median(times).toFixed(0)} ms`);
   } finally {

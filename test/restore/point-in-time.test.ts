@@ -84,10 +84,17 @@ describe('point-in-time restore from the row history', () => {
       writer.refreshSchema();
       const drift = await runTenantSync({ pool: service, clientName: name, scope, triggeredBy: 'test' });
       expect(drift).toMatchObject({ status: 'failed' });
-      await upgradeTenantSchema({ adminPool: admin, clientName: name, sqlitePath: file, serviceRole: db.current.serviceRole });
+      await upgradeTenantSchema({
+        adminPool: admin,
+        clientName: name,
+        sqlitePath: file,
+        serviceRole: db.current.serviceRole,
+      });
       await mark('after the schema upgrade');
       for (const op of ['chatTurn', 'chatArchive', 'chatDelete', 'userActivity']) writer.apply(op);
-      writer.db.prepare("UPDATE chat SET upgrade_note = 'edited' WHERE rowid IN (SELECT rowid FROM chat LIMIT 2)").run();
+      writer.db
+        .prepare("UPDATE chat SET upgrade_note = 'edited' WHERE rowid IN (SELECT rowid FROM chat LIMIT 2)")
+        .run();
       await mark('edits after the upgrade');
       // A run that fails halfway is never a point to return to: the failed run's state is not restored.
       writer.apply('chatTurn');
@@ -106,7 +113,13 @@ describe('point-in-time restore from the row history', () => {
       expect(new Date(r.pointInTime?.runFinishedAt as string).getTime()).toBeLessThanOrEqual(p.at.getTime());
     }
     // Before the upgrade, the restore says the tenant runs another revision today.
-    const old = await restoreTenant({ pool: service, clientName: name, to: scratch.file('old.db'), scope, at: points[1]!.at });
+    const old = await restoreTenant({
+      pool: service,
+      clientName: name,
+      to: scratch.file('old.db'),
+      scope,
+      at: points[1]!.at,
+    });
     expect(old.warnings.join('\n')).toMatch(/now at revision alembic:f00dfeed0001/);
 
     // Replacing a file of another revision (--force) warns; --expect-revision refuses before writing anything.
@@ -118,10 +131,19 @@ describe('point-in-time restore from the row history', () => {
       at: points[1]!.at,
       force: true,
     });
-    expect(replaced.warnings.join('\n')).toMatch(/was at Open WebUI revision alembic:f00dfeed0001; the restored file is at alembic:/);
+    expect(replaced.warnings.join('\n')).toMatch(
+      /was at Open WebUI revision alembic:f00dfeed0001; the restored file is at alembic:/,
+    );
     const target = scratch.file('expect.db');
     await expect(
-      restoreTenant({ pool: service, clientName: name, to: target, scope, at: points[1]!.at, expectRevision: 'alembic:f00dfeed0001' }),
+      restoreTenant({
+        pool: service,
+        clientName: name,
+        to: target,
+        scope,
+        at: points[1]!.at,
+        expectRevision: 'alembic:f00dfeed0001',
+      }),
     ).rejects.toThrow(/is at Open WebUI revision alembic:\w+, not alembic:f00dfeed0001; nothing was written/);
     expect(fs.existsSync(target)).toBe(false);
 
@@ -129,7 +151,12 @@ describe('point-in-time restore from the row history', () => {
     const src = new Database(points[1]!.copy, { readonly: true });
     const chatIds = (src.prepare('SELECT id FROM chat ORDER BY id').pluck().all() as string[]).sort();
     src.close();
-    const at1 = await readRowsAt<{ id: string }>(service, { clientName: name, table: 'chat', at: points[1]!.at, scope });
+    const at1 = await readRowsAt<{ id: string }>(service, {
+      clientName: name,
+      table: 'chat',
+      at: points[1]!.at,
+      scope,
+    });
     expect(at1.rows.map((r) => r.id).sort()).toEqual(chatIds);
   });
 
@@ -157,7 +184,8 @@ describe('point-in-time restore from the row history', () => {
     const id = dep.rows[0]!.deployment_id;
     const count = async () =>
       Number(
-        (await admin.query('SELECT count(*) AS n FROM sync_state.row_history WHERE deployment_id = $1', [id])).rows[0].n,
+        (await admin.query('SELECT count(*) AS n FROM sync_state.row_history WHERE deployment_id = $1', [id])).rows[0]
+          .n,
       );
     expect(await count()).toBeGreaterThan(0);
     // Age everything by 10 days, as if the runs had happened then.
@@ -211,9 +239,13 @@ describe('point-in-time restore from the row history', () => {
     await expect(service.query('DELETE FROM sync_state.row_history')).rejects.toThrow(/permission denied/);
 
     const old = new Date(Date.now() - 9 * 86_400_000);
-    const err = await restoreTenant({ pool: service, clientName: name, to: scratch.file('x.db'), scope, at: old }).catch(
-      (e: Error) => e,
-    );
+    const err = await restoreTenant({
+      pool: service,
+      clientName: name,
+      to: scratch.file('x.db'),
+      scope,
+      at: old,
+    }).catch((e: Error) => e);
     expect(err).toBeInstanceOf(Error);
     const oldest = (await historyWindow(admin, name)).oldest as Date;
     expect((err as Error).message).toContain(`the oldest restorable time is ${oldest.toISOString()}`);

@@ -174,7 +174,10 @@ export async function runMaintenancePass(opts: MaintenanceOptions): Promise<Main
   let batches = 0;
   const halted = () => (opts.shouldStop?.() ?? false) || !opts.elector.isLeader();
   const kinds = [
-    ...HISTORY_KINDS.map((kind) => ({ prune: () => pruneHistoryBatch(opts, kind), add: (n: number) => (deleted[kind] += n) })),
+    ...HISTORY_KINDS.map((kind) => ({
+      prune: () => pruneHistoryBatch(opts, kind),
+      add: (n: number) => (deleted[kind] += n),
+    })),
     ...ROW_HISTORY_KINDS.map((kind) => ({
       prune: () => pruneRowHistoryBatch(opts, kind),
       add: (n: number) => (rowHistoryDeleted[kind] += n),

@@ -14,17 +14,14 @@ export function sqliteRevision(file: string): string | null {
   let db: Database.Database | undefined;
   try {
     db = new Database(file, { readonly: true, fileMustExist: true });
-    const tables = new Set(
-      db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[],
-    );
+    const tables = new Set(db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[]);
     if (tables.has('alembic_version')) {
       const head = db.prepare('SELECT version_num FROM alembic_version LIMIT 1').pluck().get() as string | undefined;
       if (head) return `alembic:${head}`;
     }
     if (tables.has('migratehistory')) {
       const last = db.prepare('SELECT name FROM migratehistory ORDER BY id DESC LIMIT 1').pluck().get() as
-        | string
-        | undefined;
+        string | undefined;
       if (last) return `peewee:${last}`;
     }
     return null;

@@ -84,7 +84,12 @@ export async function captureSourceSchema(opts: {
     );
     // Versioned too, so a restore to a point in time uses the DDL of that time.
     const json = JSON.stringify(objects);
-    await recordDdlVersion(client, dep.deploymentId, { objects: json, hash: ddlHash(json), revision: version }, 'capture');
+    await recordDdlVersion(
+      client,
+      dep.deploymentId,
+      { objects: json, hash: ddlHash(json), revision: version },
+      'capture',
+    );
     await client.query('COMMIT');
     return { objects: objects.length };
   } catch (error) {

@@ -68,7 +68,9 @@ export type SourceDdl = {
 };
 
 /** sqlite_master of an open database, tables first then indexes/views/triggers (internal objects left out). */
-export function readSourceObjects(db: Database.Database): { type: string; name: string; tbl_name: string; sql: string }[] {
+export function readSourceObjects(
+  db: Database.Database,
+): { type: string; name: string; tbl_name: string; sql: string }[] {
   return db
     .prepare(
       `SELECT type, name, tbl_name, sql FROM sqlite_master
