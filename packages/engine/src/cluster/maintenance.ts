@@ -6,7 +6,8 @@ import type { LeaderElector } from './leader-election.ts';
 
 /**
  * The leader's history maintenance: keeps sync_jobs, conflict_log, failed_rows, cache_events and leftover
- * sync_progress rows bounded by age. Runs on every node and acts only while its node leads, like the scheduler.
+ * sync_progress rows bounded by age, and the row history of point-in-time restores by each tenant's retention
+ * (sync_metadata.prune_row_history, migration 000013). Runs on every node and acts only while its node leads, like the scheduler.
  *
  * The service roles cannot DELETE. Each batch calls sync_metadata.prune_history (migration 000011), an admin-owned
  * function that deletes at most one batch of one kind of history, only rows of this cluster, only rows older than
