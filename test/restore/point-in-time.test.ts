@@ -67,12 +67,21 @@ describe('point-in-time restore from the row history', () => {
       points.push({ at: new Date(), copy, what, revision: sqliteRevision(copy) });
       await sleep(5);
     };
+    // One chat changed column by column in successive runs, then deleted: its state at each point comes from a
+    // chain of history entries.
+    const chained = writer.db.prepare('SELECT id FROM chat ORDER BY id LIMIT 1').pluck().get() as string;
+    const change = (sql: string) => writer.db.prepare(sql).run(chained);
     try {
       await mark('initial state');
+      change("UPDATE chat SET title = 'first rename' WHERE id = ?");
       for (const op of ['chatTurn', 'chatTurn', 'chatRename', 'userSettings', 'chatSameSizeEdit']) writer.apply(op);
       await mark('edits');
+      change("UPDATE chat SET chat = json_set(chat, '$.title', 'body edit'), archived = 1 WHERE id = ?");
       for (const op of ['chatDelete', 'chatDeleteAllOfUser', 'rekeyed', 'tags']) writer.apply(op);
       await mark('deletes and re-keyed rows');
+      change("UPDATE chat SET title = 'second rename' WHERE id = ?");
+      await mark('another rename');
+      change('DELETE FROM chat WHERE id = ?');
       writer.apply('chatImport');
       writer.apply('chatTurn');
       await mark('an import and a turn');
@@ -100,6 +109,7 @@ describe('point-in-time restore from the row history', () => {
       writer.close();
     }
     expect(new Set(points.map((p) => p.revision)).size).toBe(2);
+    expect(points.length).toBe(7);
 
     for (const [i, p] of points.entries()) {
       const to = scratch.file(`at-${i}.db`);
@@ -124,7 +134,7 @@ describe('point-in-time restore from the row history', () => {
     const replaced = await restoreTenant({
       pool: service,
       clientName: name,
-      to: points[5]!.copy,
+      to: points[6]!.copy,
       scope,
       at: points[1]!.at,
       force: true,

@@ -1,13 +1,14 @@
 -- Row history for point-in-time restore.
 --
 -- A tenant's backup tables hold only the latest version of every row. Every sync run now also keeps, in
--- sync_state.row_history, what each row was just before the run changed it: the version it replaced (an update),
--- the version it tombstoned (a delete in the source), or "absent" (data NULL: the row was inserted, or re-inserted
--- after a delete). With the runs that completed (sync_state.history_runs) and the source's DDL as each run saw it
--- (sync_state.source_schema_versions), a restore can rebuild the tenant exactly as any recorded run saw it:
+-- sync_state.row_history, what each row was just before the run changed it: the old values of the columns an
+-- update changed, the whole row it tombstoned (a delete in the source), or "absent" (data NULL: the row was
+-- inserted, or re-inserted after a delete). With the runs that completed (sync_state.history_runs) and the
+-- source's DDL as each run saw it (sync_state.source_schema_versions), a restore can rebuild the tenant exactly as
+-- any recorded run saw it. A row's state at time C, from its entries with replaced_at > C, oldest first:
 --
---   a row's state at time C is the earliest history entry of its key with replaced_at > C, if there is one
---   (data NULL: the row did not exist), and otherwise the row as the backup holds it now (absent if tombstoned).
+--   none: the row as the backup holds it now (absent if tombstoned); the first is data NULL: absent;
+--   otherwise each column from the earliest entry holding it, else from the backup table.
 --
 -- The service roles may INSERT here but never DELETE. History older than the tenant's retention
 -- (client_deployments.history_retention_days, default 7) is pruned by the live leader through
@@ -27,7 +28,8 @@ CREATE TABLE IF NOT EXISTS sync_state.row_history (
     -- When the version below stopped being the row's version (the writing transaction's time).
     replaced_at   timestamptz NOT NULL,
     job_id        uuid,
-    -- The row before replaced_at, column name → value (json columns as their exact text); NULL: no row.
+    -- The row before replaced_at, column name → value (json columns as their exact text): the columns an update
+    -- changed, every column for a delete; NULL: no row.
     data          jsonb
 );
 CREATE INDEX IF NOT EXISTS row_history_table_idx ON sync_state.row_history (deployment_id, table_name, replaced_at);

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { qualified, quoteIdent, quoteLiteral } from '@owui-sync/schema';
 import { applyScope, type DbScope, type Queryable } from '../db.ts';
 import { ConflictError, InvalidInputError, NotFoundError } from '../errors.ts';
-import { historyColumnSql } from '../sync/row-history.ts';
+import { historyColumnSql, keyFromTextSql } from '../sync/row-history.ts';
 import { keyExpression } from '../sync/table-plan.ts';
 import { readTargetSchema, type TargetTable } from '../sync/target-schema.ts';
 import type { SourceObject } from './source-schema.ts';
@@ -20,8 +20,10 @@ import type { SourceObject } from './source-schema.ts';
  *   historyWindow(client, clientName)                → the oldest and latest restorable times, the retention
  *
  * Call resolvePointInTime and run the SELECTs in one REPEATABLE READ transaction so they see one state of the
- * backup. A row's state at the run's end C is its earliest history entry replaced after C (data NULL: no row), else
- * the row as the backup table holds it now (none if tombstoned).
+ * backup. A row's state at the run's end C comes from its history entries replaced after C, oldest first: when there
+ * is none, the row as the backup table holds it now (none if tombstoned); when the first is "no row" (data NULL), no
+ * row; otherwise each column's value is the one in the earliest entry holding that column (an update keeps the old
+ * values of the columns it changed, a delete the whole row), else the backup table's current value.
  */
 
 export type PointInTime = {
@@ -208,18 +210,32 @@ export function rowsAtSql(pit: PointInTime, table: TargetTable, columns?: readon
   const later = `h.deployment_id = ${dep} AND h.table_name = ${tbl} AND h.replaced_at > ${cut}`;
   const current = cols.map((c) => `t.${quoteIdent(c.name)}`).join(', ');
   const fromHistory = cols
-    .map((c) => `${historyColumnSql('h.data', c.name, c.type)} AS ${quoteIdent(c.name)}`)
+    .map(
+      (c) =>
+        `CASE WHEN m.data ? '${c.name.replaceAll("'", "''")}' THEN ${historyColumnSql('m.data', c.name, c.type)} ` +
+        `ELSE t.${quoteIdent(c.name)} END AS ${quoteIdent(c.name)}`,
+    )
     .join(', ');
-  return `SELECT ${current} FROM ${qualified(pit.schemaName, table.name)} t
+  const keyTypes = table.key.map((k) => table.columns.find((c) => c.name === k)?.type ?? 'text');
+  const target = qualified(pit.schemaName, table.name);
+  return `SELECT ${current} FROM ${target} t
      WHERE NOT EXISTS (SELECT 1 FROM sync_state.row_state r WHERE r.deployment_id = ${dep} AND r.table_name = ${tbl}
                           AND r.deleted_at IS NOT NULL AND r.row_key = ${keyExpression('t', table.key)})
        AND NOT EXISTS (SELECT 1 FROM sync_state.row_history h WHERE ${later}
                           AND h.row_key = ${keyExpression('t', table.key)})
     UNION ALL
     SELECT ${fromHistory} FROM (
-      SELECT DISTINCT ON (h.row_key) h.data FROM sync_state.row_history h WHERE ${later}
-       ORDER BY h.row_key, h.replaced_at, h.history_id) h
-     WHERE h.data IS NOT NULL`;
+      SELECT f.row_key, coalesce(v.data, '{}'::jsonb) AS data FROM (
+        SELECT DISTINCT ON (h.row_key) h.row_key, h.data IS NULL AS absent FROM sync_state.row_history h
+         WHERE ${later} ORDER BY h.row_key, h.replaced_at, h.history_id) f
+      LEFT JOIN (
+        SELECT x.row_key, jsonb_object_agg(x.key, x.value) AS data FROM (
+          SELECT DISTINCT ON (h.row_key, kv.key) h.row_key, kv.key, kv.value
+            FROM sync_state.row_history h CROSS JOIN LATERAL jsonb_each(h.data) kv
+           WHERE ${later} ORDER BY h.row_key, kv.key, h.replaced_at, h.history_id) x
+         GROUP BY x.row_key) v ON v.row_key = f.row_key
+      WHERE NOT f.absent) m
+    LEFT JOIN ${target} t ON ${keyFromTextSql('t', table.key, keyTypes, 'm.row_key')}`;
 }
 
 /** The source's DDL as recorded at or before the point in time (the earliest version when none is that old). */

@@ -37,6 +37,30 @@ export function historyDataSql(alias: string, columns: readonly string[], types:
   return parts.length === 0 ? `'{}'::jsonb` : parts.join(' || ');
 }
 
+/**
+ * The old values (row `oldAlias`) of the columns that differ in the new version (row `newAlias`), as history data:
+ * an update keeps only what it changed, so a `last_read_at` or a title change does not copy a whole chat body.
+ * Values are compared in their text form, so nothing that is stored differently counts as equal (-0 and 0, say).
+ */
+export function historyChangesSql(
+  oldAlias: string,
+  newAlias: string,
+  columns: readonly string[],
+  types: readonly string[],
+): string {
+  if (columns.length === 0) return `'{}'::jsonb`;
+  return `(${columns
+    .map((c, i) => {
+      const o = `${oldAlias}.${quoteIdent(c)}`;
+      const n = `${newAlias}.${quoteIdent(c)}`;
+      const same = ['json', 'double precision', 'real'].includes(types[i] ?? '')
+        ? `(${o})::text IS NOT DISTINCT FROM (${n})::text`
+        : `${o} IS NOT DISTINCT FROM ${n}`;
+      return `CASE WHEN ${same} THEN '{}'::jsonb ELSE ${historyDataSql(oldAlias, [c], [types[i] ?? 'text'])} END`;
+    })
+    .join(' || ')})`;
+}
+
 /** A column read back from history data `h.data`, in the column's own type. */
 export function historyColumnSql(dataExpr: string, column: string, type: string): string {
   return `(${dataExpr} ->> '${column.replaceAll("'", "''")}')::${type}`;

@@ -1,7 +1,7 @@
 import { qualified, quoteIdent } from '@owui-sync/schema';
 import type { SqliteTable } from './sqlite-reader.ts';
 import type { TargetTable } from './target-schema.ts';
-import { HISTORY_INSERT, historyDataSql, keyFromTextSql } from './row-history.ts';
+import { HISTORY_INSERT, historyChangesSql, historyDataSql, keyFromTextSql } from './row-history.ts';
 import { kindForType, type ValueKind } from './value-codec.ts';
 
 /**
@@ -165,12 +165,15 @@ export function buildPlan(schemaName: string, target: TargetTable, source: Sqlit
       WHERE $4::boolean AND f.deployment_id = $1::uuid AND f.table_name = $2::text AND f.resolved_at IS NULL
         AND f.row_key IN (SELECT w.__k FROM w)`;
 
-  // What each written row was before this statement (CTEs see the table as it was): the live version it replaces,
-  // or nothing (an insert; a re-insert after a delete, whose last version the tombstone already kept).
+  // What each written row was before this statement (CTEs see the table as it was): the old values of the columns
+  // the update changes (an update that changes nothing is not kept), or nothing (an insert; a re-insert after a
+  // delete, whose last version the tombstone already kept whole).
   const history = `${HISTORY_INSERT}
-      SELECT $1::uuid, $2::text, w.__k, now(), $3::uuid,
-             CASE WHEN w.__present AND w.__del IS NULL THEN ${historyDataSql('o', columns, types)} END
-        FROM w LEFT JOIN ${t} o ON ${key.map((k) => `o.${quoteIdent(k)} = w.${quoteIdent(k)}`).join(' AND ')}`;
+      SELECT $1::uuid, $2::text, x.k, now(), $3::uuid, x.d FROM (
+        SELECT w.__k AS k, (w.__present AND w.__del IS NULL) AS upd,
+               CASE WHEN w.__present AND w.__del IS NULL THEN ${historyChangesSql('o', 'w', columns, types)} END AS d
+          FROM w LEFT JOIN ${t} o ON ${key.map((k) => `o.${quoteIdent(k)} = w.${quoteIdent(k)}`).join(' AND ')}) x
+       WHERE NOT x.upd OR x.d <> '{}'::jsonb`;
 
   const write = `WITH src AS MATERIALIZED (
       SELECT ${srcCols}, ${hashStage} AS __h, ${keyExpression('s', key)} AS __k FROM pg_temp.${STAGE} s
