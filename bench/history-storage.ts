@@ -135,7 +135,7 @@ async function main(): Promise<void> {
     );
     console.log(`history values stored:          ${mb(Number(s.stored))} MB (uncompressed ${mb(Number(s.raw))} MB)`);
     console.log(
-      `chat entries: ${s.chat_entries}, stored ${mb(Number(s.chat_stored))} MB (whole rows, uncompressed ${mb(Number(s.chat_raw))} MB); ` +
+      `chat entries: ${s.chat_entries}, stored ${mb(Number(s.chat_stored))} MB (uncompressed ${mb(Number(s.chat_raw))} MB); ` +
         `a delta per edit would hold ≥ ${mb(Number(s.chat_delta))} MB before compression`,
     );
     for (const r of byTable.rows)
