@@ -4,7 +4,7 @@ import { ConflictError, InvalidInputError, NotFoundError } from '../errors.ts';
 import { withTransaction, type DbScope } from '../db.ts';
 import type { RunContext } from './table-sync.ts';
 import { STAGE, keyExpression, type TablePlan } from './table-plan.ts';
-import { HISTORY_INSERT } from './row-history.ts';
+import { HISTORY_INSERT, historyDataSql } from './row-history.ts';
 import { readTargetSchema } from './target-schema.ts';
 
 /**
@@ -474,6 +474,18 @@ export async function resolveConflict(opts: {
           .filter((c) => !target.key.includes(c.name))
           .map((c) => `${quoteIdent(c.name)} = ${typed('d.v', c.name)}`);
         if (set.length > 0) {
+          // The version a person's decision replaces is kept in the row history too (no run: no job id).
+          await client.query(
+            `${HISTORY_INSERT}
+             SELECT $3::uuid, $4::text, ${keyExpression('t', target.key)}, now(), NULL,
+                    ${historyDataSql(
+                      't',
+                      target.columns.map((c) => c.name),
+                      target.columns.map((c) => c.type),
+                    )}
+               FROM ${t} t WHERE ${keyMatch} AND $1::bigint IS NOT NULL`,
+            [opts.logId, row.row_key, row.deployment_id, row.table_name],
+          );
           await client.query(
             `UPDATE ${t} t SET ${set.join(', ')} FROM (SELECT ${dataParam} AS v) d WHERE ${keyMatch} AND $1::bigint IS NOT NULL`,
             resolution === 'source' ? [opts.logId, row.row_key] : [opts.logId, row.row_key, JSON.stringify(opts.data)],
