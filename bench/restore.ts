@@ -2,8 +2,10 @@
  * Restore benchmark: restore of the ~250 MB generated Open WebUI tenant (BENCH_SCALE, era 0.11.0) to a new SQLite
  * file, against the full sync of the same tenant measured in the same run (target: restore ≤ 2× the full sync);
  * then a restore drill of the same tenant (restore into a temporary file, compare, bookkeeping and Open WebUI
- * checks), against that restore (target: drill ≤ 2× the plain restore). Each full sync, restore and drill runs in its
- * own Node process, so peak RSS is that operation's own.
+ * checks), against that restore (target: drill ≤ 2× the plain restore); and a point-in-time restore (`restore --at`,
+ * the state right after the full sync, with a few hours of Open WebUI's writes synced since) against that plain
+ * restore (target: ≤ 1.5×). Each full sync, restore and drill runs in its own Node process, so peak RSS is that
+ * operation's own.
  *
  *   npx tsx bench/restore.ts                 # 3 repetitions, medians
  *   BENCH_REPS=5 BENCH_SQLITE=/path/webui.db npx tsx bench/restore.ts
@@ -14,7 +16,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,10 +27,14 @@ import { runDrill } from '../packages/engine/src/drill/index.ts';
 import { captureSourceSchema, restoreTenant } from '../packages/engine/src/restore/index.ts';
 import { provisionTenant, runTenantSync } from '../packages/engine/src/sync/index.ts';
 import { BENCH_SCALE, generateOpenWebUIDatabase } from '../packages/fixtures/src/index.ts';
+import { OpenWebUIWriter } from '../test/engine/openwebui-writer.ts';
 
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REPS = Number(process.env.BENCH_REPS ?? 3);
 const TARGET_RATIO = 2;
+const TARGET_AT_RATIO = 1.5;
+/** Chat turns written (and synced) between the full sync and the point-in-time restore. */
+const EDITS = Number(process.env.BENCH_AT_EDITS ?? 1000);
 
 const withDb = (url: string, db: string) => Object.assign(new URL(url), { pathname: `/${db}` }).toString();
 const withUser = (url: string, user: string, password: string) =>
@@ -79,7 +85,14 @@ async function childMain(mode: string): Promise<void> {
         ? await runTenantSync({ pool, clientName, scope, triggeredBy: 'bench', fullSync: true })
         : mode === '--child-drill'
           ? await runDrill({ pool, clientName, scope, drillDir: path.dirname(to), triggeredBy: 'bench' })
-          : await restoreTenant({ pool, clientName, scope, to, force: true });
+          : await restoreTenant({
+              pool,
+              clientName,
+              scope,
+              to,
+              force: true,
+              ...(process.env.BENCH_CHILD_AT ? { at: new Date(process.env.BENCH_CHILD_AT) } : {}),
+            });
     const ms = now() - t;
     const status = readFileSync('/proc/self/status', 'utf8');
     const hwmKb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? process.resourceUsage().maxRSS);
@@ -121,16 +134,22 @@ async function main(): Promise<void> {
     const restoreRss: number[] = [];
     const drills: number[] = [];
     const drillRss: number[] = [];
+    const restoresAt: number[] = [];
+    const service = createPool(serviceUrl, { max: 4 });
     let rows = 0;
     let outMb = 0;
     for (let r = 0; r < REPS; r += 1) {
       const name = `restore-${r}`;
+      // Each repetition writes to its own copy (the point-in-time part edits it).
+      const repFile = path.join(dir, `webui-${r}.db`);
+      copyFileSync(file, repFile);
+      if (existsSync(`${file}-wal`)) copyFileSync(`${file}-wal`, `${repFile}-wal`);
       await admin.query(
         `INSERT INTO sync_metadata.client_deployments (client_name, host_id, sqlite_path, schema_name, sync_enabled, status)
          VALUES ($1, $2, $3, $4, true, 'active')`,
-        [name, hostId, file, `client_${name.replaceAll('-', '_')}`],
+        [name, hostId, repFile, `client_${name.replaceAll('-', '_')}`],
       );
-      await provisionTenant({ adminPool: admin, clientName: name, sqlitePath: file, serviceRole: role });
+      await provisionTenant({ adminPool: admin, clientName: name, sqlitePath: repFile, serviceRole: role });
       await captureSourceSchema({ pool: admin, clientName: name });
       const env = { BENCH_CHILD_URL: serviceUrl, BENCH_CHILD_CLIENT: name, BENCH_CHILD_HOST: hostId };
       await admin.query('CHECKPOINT');
@@ -150,11 +169,36 @@ async function main(): Promise<void> {
       if (!drill.passed) throw new Error(`drill failed: ${drill.failure ?? JSON.stringify(d.detail)}`);
       drills.push(d.ms);
       drillRss.push(d.peakRssMb);
+      // A few hours of Open WebUI's writes after the full sync, synced in several runs, then restore --at the time
+      // right after the full sync: every changed or deleted row comes from the history.
+      const at = new Date();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const writer = new OpenWebUIWriter(repFile, 11 + r);
+      try {
+        for (let run = 0; run < 10; run += 1) {
+          writer.apply('userActivity');
+          for (let i = 0; i < EDITS / 10; i += 1) writer.apply('chatTurn');
+          for (const op of ['chatRename', 'chatFlags', 'chatDelete', 'tags', 'channelMessages']) writer.apply(op);
+          const inc = await runTenantSync({ pool: service, clientName: name, scope: { hostId }, triggeredBy: 'bench' });
+          if (inc.status !== 'success') throw new Error(`incremental sync failed: ${inc.error}`);
+        }
+      } finally {
+        writer.close();
+      }
+      await admin.query('CHECKPOINT');
+      const ra = await inChild('restore', { ...env, BENCH_CHILD_TO: to, BENCH_CHILD_AT: at.toISOString() });
+      restoresAt.push(ra.ms);
+      rmSync(to, { force: true });
+      rmSync(repFile, { force: true });
+      rmSync(`${repFile}-wal`, { force: true });
+      rmSync(`${repFile}-shm`, { force: true });
       console.log(
         `rep ${r + 1}: full sync ${(s.ms / 1000).toFixed(2)} s, restore ${(rr.ms / 1000).toFixed(2)} s ` +
           `(ratio ${(rr.ms / s.ms).toFixed(2)}), restore peak RSS ${rr.peakRssMb.toFixed(0)} MB, ` +
           `drill ${(d.ms / 1000).toFixed(2)} s (ratio to restore ${(d.ms / rr.ms).toFixed(2)}), drill peak RSS ` +
-          `${d.peakRssMb.toFixed(0)} MB`,
+          `${d.peakRssMb.toFixed(0)} MB, ` +
+          `restore --at ${(ra.ms / 1000).toFixed(2)} s (ratio to restore ${(ra.ms / rr.ms).toFixed(2)}, ` +
+          `${(ra.detail as { rowsRestored?: number }).rowsRestored ?? 0} rows)`,
       );
     }
     const ratio = median(restores) / median(syncs);
@@ -172,6 +216,12 @@ async function main(): Promise<void> {
       `drill / restore:          ${drillRatio.toFixed(2)}× (target ≤ ${TARGET_RATIO}×) ${drillRatio <= TARGET_RATIO ? 'OK' : 'MISSED'}`,
     );
     console.log(`drill peak RSS (median):   ${median(drillRss).toFixed(0)} MB`);
+    const atRatio = median(restoresAt) / median(restores);
+    console.log(`restore --at (median):    ${(median(restoresAt) / 1000).toFixed(2)} s (${EDITS} chat turns since)`);
+    console.log(
+      `restore --at / restore:   ${atRatio.toFixed(2)}× (target ≤ ${TARGET_AT_RATIO}×) ${atRatio <= TARGET_AT_RATIO ? 'OK' : 'MISSED'}`,
+    );
+    await service.end();
   } finally {
     await admin?.end();
     await root.query(`DROP DATABASE IF EXISTS ${quoteIdent(dbName)} WITH (FORCE)`).catch(() => undefined);

@@ -71,13 +71,48 @@ describe('syncctl restore / verify', () => {
     ]);
   });
 
-  it('--at explains why a point-in-time restore is not possible', async () => {
-    const r = await syncctl(['restore', 'acme', '--to', scratch.file('x.db'), '--at', '2026-01-01T00:00:00Z'], {
+  it('restore --at: a past state with its revision; times outside the history and bad times fail clearly', async () => {
+    // The first test registered and synced "acme" and then changed one title in the source without syncing.
+    const before = new Date().toISOString();
+    const synced = await syncctl(['client', 'sync', 'acme'], { env: env() });
+    expect(synced.code, synced.stderr).toBe(0);
+    const to = scratch.file('at.db');
+    const r = await syncctl(['restore', 'acme', '--to', to, '--at', before, '--json'], { env: env() });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json()).toMatchObject({ integrityCheck: 'ok', pointInTime: { requested: before } });
+    const d = new Database(to, { readonly: true });
+    expect(d.prepare("SELECT count(*) FROM chat WHERE title = 'changed'").pluck().get()).toBe(0);
+    d.close();
+    const now = await syncctl(['restore', 'acme', '--to', scratch.file('now.db'), '--at', '-0s'], { env: env() });
+    expect(now.code, now.stderr).toBe(0);
+    expect(now.stdout).toMatch(/As of .*: the last sync run at or before/);
+    expect(now.stdout).toMatch(/Open WebUI schema revision: alembic:\w+/);
+
+    const old = await syncctl(['restore', 'acme', '--to', scratch.file('x.db'), '--at', '2026-01-01T00:00:00Z'], {
       env: env(),
     });
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/--at\) is not possible: the backup keeps only the latest version/);
+    expect(old.code).toBe(1);
+    expect(old.stderr).toMatch(/cannot be restored to 2026-01-01T00:00:00.000Z: the oldest restorable time is \d{4}-/);
+    for (const bad of ['yesterday', '-2x', '2026-02-30T25:00']) {
+      const b = await syncctl(['restore', 'acme', '--to', scratch.file('x.db'), '--at', bad], { env: env() });
+      expect(b.code, bad).toBe(1);
+      expect(b.stderr, bad).toMatch(/is not a (valid |relative )?time.*-2h, -30m, -7d/);
+    }
+    const both = await syncctl(['restore', 'acme', '--to', scratch.file('x.db'), '--at', '-1m', '--include-deleted'], {
+      env: env(),
+    });
+    expect(both.stderr).toMatch(/--include-deleted cannot be combined with --at/);
     expect(fs.existsSync(scratch.file('x.db'))).toBe(false);
+
+    const ret = await syncctl(['client', 'retention', 'acme', '30', '--json'], { env: env() });
+    expect(ret.code, ret.stderr).toBe(0);
+    expect(ret.json()).toMatchObject({ clientName: 'acme', retentionDays: 30, previous: 7 });
+    const badDays = await syncctl(['client', 'retention', 'acme', '0'], { env: env() });
+    expect(badDays.code).toBe(1);
+    expect(badDays.stderr).toMatch(/not a whole number of days between 1 and 3650/);
+    const help = await syncctl(['client', 'retention', '--help'], { env: env() });
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/point-in-time/);
   });
 
   it('every command has --help', async () => {

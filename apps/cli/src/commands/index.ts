@@ -20,6 +20,7 @@ import { menuCommand } from './menu.ts';
 import { clientRegisterCommand, clientSyncCommand, conflictsResolveCommand } from './register-sync.ts';
 import { nodeCommand, workerCommand } from './processes.ts';
 import { restoreCommand, verifyCommand } from './restore.ts';
+import { clientRetentionCommand } from './retention.ts';
 
 /** Every `syncctl` command, in the order help lists them. */
 export const COMMANDS: readonly Command[] = [
@@ -30,6 +31,7 @@ export const COMMANDS: readonly Command[] = [
   clientSyncCommand,
   clientStatusCommand,
   clientIntervalCommand,
+  clientRetentionCommand,
   clientConflictsConfigCommand,
   clientDeregisterCommand,
   clientUpgradeSchemaCommand,

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { InvalidInputError } from '../../../../packages/engine/src/errors.ts';
 import {
   captureSourceSchema,
+  parseRestoreTime,
   restoreTenant,
   verifyTenant,
   type VerifyResult,
@@ -22,7 +23,10 @@ export const restoreCommand: Command = {
     'PRAGMA integrity_check passes; it is readable by its owner only (mode 0600: it holds password hashes).\n' +
     'An existing PATH (also a symbolic link, even one pointing nowhere) is replaced only with --force; the\n' +
     "tenant's own registered file only while the tenant is paused, with --force.\n" +
-    'There is no --at: the backup keeps only the latest version of each row.\n' +
+    'With --at TIME the tenant is restored as the last sync run completed at or before TIME saw it, with the\n' +
+    'schema (DDL) of that time, from the history every run keeps (syncctl client retention NAME DAYS, default 7).\n' +
+    'The result names the Open WebUI schema revision the file is at, and warns when the file it replaces or the\n' +
+    "tenant's current Open WebUI is at another one; --expect-revision refuses before writing anything.\n" +
     'See docs/restore.md for cutting a tenant over to the restored file.',
   positionals: [NAME],
   options: {
@@ -31,13 +35,20 @@ export const restoreCommand: Command = {
     'include-deleted': { type: 'boolean', description: 'also restore rows deleted in the source (tombstoned)' },
     at: {
       type: 'string',
-      placeholder: 'TIMESTAMP',
-      description: 'not available: the backup keeps only the latest version of each row (see docs/restore.md)',
+      placeholder: 'TIME',
+      description: 'restore as of TIME: ISO (2026-05-01T13:55:00Z) or relative (-2h, -30m, -7d); default now',
+    },
+    'expect-revision': {
+      type: 'string',
+      placeholder: 'REV',
+      description: 'refuse unless the restored file is at this Open WebUI revision (e.g. alembic:3781e22d8b01)',
     },
   },
   examples: [
     'syncctl restore acme-corp --to /srv/restore/webui.db',
     'syncctl restore acme-corp --to ./webui.db --force --include-deleted',
+    'syncctl restore acme-corp --to ./webui-1355.db --at 2026-05-01T13:55:00Z',
+    'syncctl restore acme-corp --to ./webui-2h.db --at -2h --json',
   ],
   async run(ctx, { positionals, values }) {
     const name = positionals[0] as string;
@@ -45,16 +56,15 @@ export const restoreCommand: Command = {
     if (typeof to !== 'string' || to.length === 0) {
       throw new InvalidInputError(`say where to write the file: syncctl restore ${name} --to PATH`);
     }
-    if (values.at !== undefined) {
-      throw new InvalidInputError(
-        'restoring to a point in time (--at) is not possible: the backup keeps only the latest version of each row ' +
-          'and the tombstones of deleted rows (see docs/restore.md); restore the latest state, or add --include-deleted',
-      );
+    const at = values.at === undefined ? undefined : parseRestoreTime(String(values.at));
+    const expectRevision = values['expect-revision'];
+    if (expectRevision !== undefined && (typeof expectRevision !== 'string' || expectRevision.trim() === '')) {
+      throw new InvalidInputError('--expect-revision needs a revision, e.g. alembic:3781e22d8b01');
     }
     const { pool } = ctx.readPool();
     const tty = Boolean(ctx.io.stderr.isTTY) && !ctx.json;
     const progress = tty ? progressPrinter(ctx.io.stderr) : undefined;
-    if (!ctx.json) ctx.err(`Restoring "${name}" to ${to} …`);
+    if (!ctx.json) ctx.err(`Restoring "${name}"${at ? ` as of ${at.toISOString()}` : ''} to ${to} …`);
     let r;
     try {
       r = await restoreTenant({
@@ -64,6 +74,8 @@ export const restoreCommand: Command = {
         scope: { cluster: ctx.cluster },
         force: Boolean(values.force),
         includeDeleted: Boolean(values['include-deleted']),
+        ...(at ? { at } : {}),
+        ...(typeof expectRevision === 'string' ? { expectRevision: expectRevision.trim() } : {}),
         logger: ctx.logger,
         ...(progress ? { onProgress: progress.update } : {}),
       });
@@ -75,6 +87,13 @@ export const restoreCommand: Command = {
         `✅ Restored "${name}" to ${r.path}: ${r.rowsRestored} rows in ${Object.keys(r.tables).length} tables, ` +
           `integrity_check ${r.integrityCheck}, ${duration(r.durationSeconds)}`,
       ];
+      if (r.pointInTime) {
+        lines.push(
+          `   As of ${r.pointInTime.runFinishedAt}: the last sync run at or before ${r.pointInTime.requested} ` +
+            `(job ${r.pointInTime.jobId})`,
+        );
+      }
+      lines.push(`   Open WebUI schema revision: ${r.openwebuiRevision ?? 'unknown'}`);
       if (r.rowsLeftOutDeleted > 0) {
         lines.push(
           `   ${r.rowsLeftOutDeleted} rows deleted in the source were left out (--include-deleted keeps them)`,

@@ -6,7 +6,8 @@ import type { LeaderElector } from './leader-election.ts';
 
 /**
  * The leader's history maintenance: keeps sync_jobs, conflict_log, failed_rows, cache_events and leftover
- * sync_progress rows bounded by age. Runs on every node and acts only while its node leads, like the scheduler.
+ * sync_progress rows bounded by age, and the row history of point-in-time restores by each tenant's retention
+ * (sync_metadata.prune_row_history, migration 000013). Runs on every node and acts only while its node leads, like the scheduler.
  *
  * The service roles cannot DELETE. Each batch calls sync_metadata.prune_history (migration 000011), an admin-owned
  * function that deletes at most one batch of one kind of history, only rows of this cluster, only rows older than
@@ -31,6 +32,13 @@ export const HISTORY_KINDS = [
   'restore_drills',
 ] as const;
 export type HistoryKind = (typeof HISTORY_KINDS)[number];
+
+/**
+ * Row history for point-in-time restores (migration 000013), pruned by sync_metadata.prune_row_history: each tenant
+ * keeps its own retention (client_deployments.history_retention_days, `syncctl client retention NAME DAYS`).
+ */
+export const ROW_HISTORY_KINDS = ['row_history', 'history_runs', 'schema_versions'] as const;
+export type RowHistoryKind = (typeof ROW_HISTORY_KINDS)[number];
 
 /** The smallest retention prune_history accepts (it refuses anything shorter). */
 export const MIN_RETENTION_SECONDS = 3600;
@@ -107,6 +115,8 @@ export function validateMaintenanceSettings(settings: MaintenanceSettings): Main
 export type MaintenancePassResult = {
   /** Rows deleted per kind. */
   readonly deleted: Readonly<Record<HistoryKind, number>>;
+  /** Row history entries, runs and DDL versions deleted (each tenant's own retention). */
+  readonly rowHistoryDeleted: Readonly<Record<RowHistoryKind, number>>;
   readonly batches: number;
   /** The pass ended before every kind was done (stopped, or leadership lost). */
   readonly interrupted: boolean;
@@ -149,6 +159,23 @@ export async function pruneHistoryBatch(
   );
 }
 
+/** One fenced batch of row history past its tenant's retention (at most `batchSize` rows); returns how many. */
+export async function pruneRowHistoryBatch(
+  opts: Pick<MaintenanceOptions, 'elector' | 'cluster' | 'settings'>,
+  kind: RowHistoryKind,
+): Promise<number> {
+  return opts.elector.fenced(
+    async (client, lease) => {
+      const res = await client.query<{ n: number }>(
+        'SELECT sync_metadata.prune_row_history($1::text, $2::text, $3::bigint, $4::integer) AS n',
+        [kind, opts.cluster, lease.epoch, opts.settings.batchSize],
+      );
+      return Number(res.rows[0]?.n ?? 0);
+    },
+    { cluster: opts.cluster },
+  );
+}
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -157,19 +184,30 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  */
 export async function runMaintenancePass(opts: MaintenanceOptions): Promise<MaintenancePassResult> {
   const deleted = Object.fromEntries(HISTORY_KINDS.map((k) => [k, 0])) as Record<HistoryKind, number>;
+  const rowHistoryDeleted = Object.fromEntries(ROW_HISTORY_KINDS.map((k) => [k, 0])) as Record<RowHistoryKind, number>;
   let batches = 0;
   const halted = () => (opts.shouldStop?.() ?? false) || !opts.elector.isLeader();
-  for (const kind of HISTORY_KINDS) {
+  const kinds = [
+    ...HISTORY_KINDS.map((kind) => ({
+      prune: () => pruneHistoryBatch(opts, kind),
+      add: (n: number) => (deleted[kind] += n),
+    })),
+    ...ROW_HISTORY_KINDS.map((kind) => ({
+      prune: () => pruneRowHistoryBatch(opts, kind),
+      add: (n: number) => (rowHistoryDeleted[kind] += n),
+    })),
+  ];
+  for (const kind of kinds) {
     for (let n = 0; n < (opts.maxBatchesPerKind ?? Number.POSITIVE_INFINITY); n += 1) {
-      if (halted()) return { deleted, batches, interrupted: true };
-      const count = await pruneHistoryBatch(opts, kind);
+      if (halted()) return { deleted, rowHistoryDeleted, batches, interrupted: true };
+      const count = await kind.prune();
       batches += 1;
-      deleted[kind] += count;
+      kind.add(count);
       if (count < opts.settings.batchSize) break;
       if (opts.settings.pauseMs > 0) await sleep(opts.settings.pauseMs);
     }
   }
-  return { deleted, batches, interrupted: false };
+  return { deleted, rowHistoryDeleted, batches, interrupted: false };
 }
 
 export type MaintenanceLoop = { stop(): Promise<void>; runNow(): Promise<void> };
@@ -193,9 +231,12 @@ export function startMaintenance(
     if (stopped || !opts.elector.isLeader()) return;
     try {
       const r = await runMaintenancePass({ ...opts, shouldStop: () => stopped });
-      const total = Object.values(r.deleted).reduce((a, b) => a + b, 0);
+      const total = [...Object.values(r.deleted), ...Object.values(r.rowHistoryDeleted)].reduce((a, b) => a + b, 0);
       if (total > 0) {
-        opts.logger.info({ deleted: r.deleted, batches: r.batches }, `history maintenance deleted ${total} old row(s)`);
+        opts.logger.info(
+          { deleted: r.deleted, rowHistory: r.rowHistoryDeleted, batches: r.batches },
+          `history maintenance deleted ${total} old row(s)`,
+        );
       }
     } catch (error) {
       if (error instanceof LeadershipLostError) {

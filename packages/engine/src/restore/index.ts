@@ -28,3 +28,17 @@ export { chatExportFile, chatExportItem, type ChatExportItem } from './chat-expo
 export { exportFileName } from './recover-files.ts';
 export { USER_TABLES } from './recover-sqlite.ts';
 export { normalise, rowHash, sqliteDatetimeText, restoreKindFor, type RestoreKind } from './values.ts';
+export {
+  historyWindow,
+  parseRestoreTime,
+  readRowsAt,
+  resolvePointInTime,
+  rowsAtSql,
+  schemaAt,
+  parseRetentionDays,
+  setHistoryRetention,
+  MAX_RETENTION_DAYS,
+  type HistoryWindow,
+  type PointInTime,
+} from './history.ts';
+export { sqliteRevision } from './revision.ts';

@@ -14,6 +14,8 @@ import { readTargetSchema, type TargetTable } from '../sync/target-schema.ts';
 import { tenantSchemaName } from '../sync/tenant-ddl.ts';
 import { binaryCopyTuples } from './copy-out.ts';
 import { setSnapshotSql } from './snapshot.ts';
+import { historyWindow, resolvePointInTime, rowsAtSql, schemaAt, type PointInTime } from './history.ts';
+import { revisionWarnings, sqliteRevision } from './revision.ts';
 import {
   findDeployment,
   loadSourceSchema,
@@ -45,6 +47,10 @@ export type RestoreOptions = {
   onProgress?: (p: RestoreProgress) => void;
   /** Rows per SQLite transaction (default 20000). */
   batchSize?: number;
+  /** Restore the tenant as the last run completed at or before this time saw it (see history.ts). */
+  at?: Date;
+  /** Refuse (before writing anything) unless the restored database is at this Open WebUI revision. */
+  expectRevision?: string;
   /** Read the backup in this exported snapshot (pg_export_snapshot of a transaction still open): see drill.ts. */
   snapshot?: string;
   /** Called with every row as it is written (the array is reused: read it before returning). */
@@ -68,6 +74,10 @@ export type RestoreResult = {
   /** 'captured': the source's own DDL; 'reconstructed': rebuilt from PostgreSQL; 'mixed': some of each. */
   ddl: 'captured' | 'reconstructed' | 'mixed';
   openwebuiVersion: string | null;
+  /** Open WebUI schema revision the restored file is at ('alembic:…', 'peewee:…'), if known. */
+  openwebuiRevision: string | null;
+  /** With `at`: the run whose state was restored. */
+  pointInTime?: { requested: string; runFinishedAt: string; jobId: string };
   integrityCheck: string;
   /** Things the operator should know: an unfinished full sync, rows the sync could not write, a failed last sync. */
   warnings: string[];
@@ -92,6 +102,11 @@ export async function restoreTenant(opts: RestoreOptions): Promise<RestoreResult
   const logger = opts.logger ?? silentLogger();
   tenantSchemaName(opts.clientName);
   const to = path.resolve(opts.to);
+  if (opts.at && opts.includeDeleted) {
+    throw new InvalidInputError(
+      '--include-deleted cannot be combined with --at: a point-in-time restore gives the rows that existed then',
+    );
+  }
   const dir = path.dirname(to);
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
     throw new InvalidInputError(`directory ${dir} does not exist; create it first or choose another --to path`);
@@ -119,7 +134,23 @@ export async function restoreTenant(opts: RestoreOptions): Promise<RestoreResult
     await client.query("SELECT set_config('DateStyle', 'ISO, YMD', true), set_config('TimeZone', 'UTC', true)");
     const dep = await findDeployment(client, opts.clientName);
     await assertNotLiveTarget(client, dep, to, Boolean(opts.force));
-    const captured = await loadSourceSchema(client, dep.deploymentId);
+    const pit = opts.at ? await resolvePointInTime(client, opts.clientName, opts.at) : null;
+    const window = await historyWindow(client, opts.clientName);
+    const versioned = pit ? await schemaAt(client, pit) : null;
+    const latest = await loadSourceSchema(client, dep.deploymentId);
+    const captured = versioned
+      ? { objects: versioned.objects, openwebuiVersion: versioned.openwebuiVersion }
+      : latest && { objects: latest.objects, openwebuiVersion: latest.openwebuiVersion };
+    // The revision the restored rows carry: that of the run restored to, else of the latest run, else of the capture.
+    const revision = pit ? pit.revision : (window.latestRevision ?? captured?.openwebuiVersion ?? null);
+    if (opts.expectRevision !== undefined && opts.expectRevision !== revision) {
+      throw new ConflictError(
+        `the backup${pit ? ` at ${pit.runFinishedAt.toISOString()}` : ''} is at Open WebUI revision ${revision ?? 'unknown'}, ` +
+          `not ${opts.expectRevision}; nothing was written (restore without --expect-revision, or choose another time)`,
+        { revision },
+      );
+    }
+    const replacedRevision = existing && existing.isFile() ? sqliteRevision(to) : undefined;
     const target = await readTargetSchema(client, dep.schemaName);
     if (target.tables.size === 0) {
       throw new ConflictError(
@@ -144,10 +175,13 @@ export async function restoreTenant(opts: RestoreOptions): Promise<RestoreResult
       captured?.objects ?? null,
       target.tables,
       logger,
+      // A DDL version recorded by a run (or a capture) is exactly the schema of its time: no table is rebuilt.
+      versioned !== null && versioned.origin !== 'legacy',
     );
 
     const tombstones = await tombstoneCounts(client, dep.deploymentId);
-    const warnings = await backupWarnings(client, dep.deploymentId, opts.clientName);
+    const warnings = pit ? [] : await backupWarnings(client, dep.deploymentId, opts.clientName);
+    warnings.push(...revisionWarnings({ revision, latestRevision: window.latestRevision, pit, to, replacedRevision }));
     for (const w of warnings) logger.warn({ client: opts.clientName }, w);
     const result: Record<string, number> = {};
     let rowsRestored = 0;
@@ -159,6 +193,7 @@ export async function restoreTenant(opts: RestoreOptions): Promise<RestoreResult
         continue;
       }
       const n = await copyTable(client, sqlite, dep, plan, {
+        pit,
         includeDeleted: Boolean(opts.includeDeleted),
         batchSize,
         onRow: opts.onRow,
@@ -169,7 +204,7 @@ export async function restoreTenant(opts: RestoreOptions): Promise<RestoreResult
       });
       result[plan.name] = n;
       rowsRestored += n;
-      if (!opts.includeDeleted) leftOut += tombstones.get(plan.name) ?? 0;
+      if (!opts.includeDeleted && !pit) leftOut += tombstones.get(plan.name) ?? 0;
     }
     await client.query('COMMIT');
 
@@ -187,7 +222,10 @@ export async function restoreTenant(opts: RestoreOptions): Promise<RestoreResult
     for (const suffix of ['-wal', '-shm', '-journal']) fs.rmSync(to + suffix, { force: true });
     fs.renameSync(tmp, to);
     const ddl = usedCaptured && usedReconstructed ? 'mixed' : usedCaptured ? 'captured' : 'reconstructed';
-    logger.info({ client: opts.clientName, path: to, rows: rowsRestored, ddl }, `restored ${opts.clientName}`);
+    logger.info(
+      { client: opts.clientName, path: to, rows: rowsRestored, ddl, revision, at: pit?.runFinishedAt },
+      `restored ${opts.clientName}`,
+    );
     return {
       clientName: opts.clientName,
       path: to,
@@ -196,6 +234,16 @@ export async function restoreTenant(opts: RestoreOptions): Promise<RestoreResult
       rowsLeftOutDeleted: leftOut,
       ddl,
       openwebuiVersion: captured?.openwebuiVersion ?? null,
+      openwebuiRevision: revision,
+      ...(pit
+        ? {
+            pointInTime: {
+              requested: pit.requested.toISOString(),
+              runFinishedAt: pit.runFinishedAt.toISOString(),
+              jobId: pit.jobId,
+            },
+          }
+        : {}),
       integrityCheck: integrity,
       warnings,
       durationSeconds: (performance.now() - started) / 1000,
@@ -306,6 +354,7 @@ async function createTables(
   captured: SourceObject[] | null,
   targets: ReadonlyMap<string, TargetTable>,
   logger: Logger,
+  exact = false,
 ): Promise<{ plans: TablePlanR[]; indexes: SourceObject[]; usedCaptured: boolean; usedReconstructed: boolean }> {
   const plans: TablePlanR[] = [];
   const later: SourceObject[] = [];
@@ -318,7 +367,7 @@ async function createTables(
     const t = targets.get(o.name) ?? null;
     const cols = tableColumns(db, o.name);
     const missing = t ? t.columns.filter((c) => !cols.includes(c.name)).map((c) => c.name) : [];
-    if (missing.length > 0) {
+    if (missing.length > 0 && !exact) {
       // The backup gained columns after the DDL was captured (schema upgrade): rebuild this table from PostgreSQL.
       logger.warn({ table: o.name, missing }, 'captured DDL is older than the backup table; rebuilt from PostgreSQL');
       db.exec(`DROP TABLE ${quoteIdent(o.name)}`);
@@ -331,7 +380,8 @@ async function createTables(
     later.push(...(captured ?? []).filter((x) => x.type !== 'table' && x.tbl_name === o.name));
   }
   for (const [name, t] of targets) {
-    if (done.has(name)) continue;
+    // Tables created after the DDL of that time (a later schema upgrade) did not exist then.
+    if (done.has(name) || (exact && capturedTables.length > 0)) continue;
     const objects = await reconstructTableDdl(client, dep.schemaName, name);
     usedReconstructed = true;
     for (const o of objects.filter((x) => x.type === 'table')) db.exec(o.sql);
@@ -372,6 +422,7 @@ async function copyTable(
   dep: Deployment,
   plan: TablePlanR,
   opts: {
+    pit: PointInTime | null;
     includeDeleted: boolean;
     batchSize: number;
     progress: ((done: number, total: number | null) => void) | undefined;
@@ -394,7 +445,13 @@ async function copyTable(
       .map(() => '?')
       .join(', ')})`,
   );
-  const stream = client.query(copyStreams.to(copyOutSql(dep.schemaName, dep.deploymentId, plan, opts)));
+  const sql =
+    opts.pit && plan.table && plan.table.key.length > 0
+      ? `COPY (SELECT ${plan.columns
+          .map((c, i) => selectExpression('t', c, plan.kinds[i] as RestoreKind))
+          .join(', ')} FROM (${rowsAtSql(opts.pit, plan.table, plan.columns)}) t) TO STDOUT (FORMAT binary)`
+      : copyOutSql(dep.schemaName, dep.deploymentId, plan, opts);
+  const stream = client.query(copyStreams.to(sql));
   const kinds = plan.kinds;
   const values: SqliteValue[] = new Array<SqliteValue>(kinds.length);
   let n = 0;

@@ -4,6 +4,7 @@ import { quoteIdent } from '@owui-sync/schema';
 import { applyScope, type Queryable } from '../db.ts';
 import { NotFoundError } from '../errors.ts';
 import { SqliteSnapshot, detectOpenWebUIVersion, toSourceError } from '../sync/sqlite-reader.ts';
+import { ddlHash, readSourceObjects, recordDdlVersion } from '../sync/row-history.ts';
 
 /** One sqlite_master row of the source, in creation order. */
 export type SourceObject = {
@@ -44,14 +45,7 @@ export async function findDeployment(client: Queryable, clientName: string): Pro
 
 /** sqlite_master of an open database, tables first then indexes/triggers/views (internal objects left out). */
 export function readSqliteMaster(db: Database.Database): SourceObject[] {
-  const rows = db
-    .prepare(
-      `SELECT type, name, tbl_name, sql FROM sqlite_master
-        WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
-        ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 WHEN 'view' THEN 2 ELSE 3 END, rowid`,
-    )
-    .all() as SourceObject[];
-  return rows;
+  return readSourceObjects(db) as SourceObject[];
 }
 
 /**
@@ -87,6 +81,14 @@ export async function captureSourceSchema(opts: {
        ON CONFLICT (deployment_id) DO UPDATE SET objects = EXCLUDED.objects,
          openwebui_version = EXCLUDED.openwebui_version, journal_mode = EXCLUDED.journal_mode, captured_at = now()`,
       [dep.deploymentId, JSON.stringify(objects), version, snap.journalMode],
+    );
+    // Versioned too, so a restore to a point in time uses the DDL of that time.
+    const json = JSON.stringify(objects);
+    await recordDdlVersion(
+      client,
+      dep.deploymentId,
+      { objects: json, hash: ddlHash(json), revision: version },
+      'capture',
     );
     await client.query('COMMIT');
     return { objects: objects.length };

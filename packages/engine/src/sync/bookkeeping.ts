@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import { withTransaction, type DbScope, type Queryable } from '../db.ts';
+import { recordHistoryRun, type SourceDdl } from './row-history.ts';
 
 /**
  * sync_metadata bookkeeping of a run: the tenant's claim (one running sync per tenant, renewed while running, not a
@@ -194,6 +195,8 @@ export type JobOutcome = RunCounts & {
   details: Record<string, unknown>;
   sourceFingerprint: string | null;
   fullSyncCompleted: boolean;
+  /** The snapshot's DDL and revision, for the row history (absent when the run read no snapshot). */
+  history?: SourceDdl | undefined;
 };
 
 /** Writes the final sync_jobs row, the tenant's last_sync_* columns, and releases the claim. */
@@ -238,6 +241,10 @@ export async function finishJob(
           WHERE deployment_id = $1::uuid AND sync_claim_job_id = $2::uuid`,
         [deploymentId, jobId, outcome.status, outcome.fullSyncCompleted, outcome.sourceFingerprint],
       );
+      // A run that did not fail is a point a restore can return to (a skipped run saw what the one before saw).
+      if (outcome.status !== 'failed' && outcome.history) {
+        await recordHistoryRun(client, deploymentId, jobId, outcome.history);
+      }
     },
     scope,
   );

@@ -4,6 +4,7 @@ import { ConflictError, InvalidInputError, NotFoundError } from '../errors.ts';
 import { withTransaction, type DbScope } from '../db.ts';
 import type { RunContext } from './table-sync.ts';
 import { STAGE, keyExpression, type TablePlan } from './table-plan.ts';
+import { HISTORY_INSERT, historyDataSql } from './row-history.ts';
 import { readTargetSchema } from './target-schema.ts';
 
 /**
@@ -133,6 +134,9 @@ export async function resolveChunkConflicts(
         await client.query(mergeWriteSql(plan, Object.keys(merged.get(key) ?? {})), [
           key,
           JSON.stringify(merged.get(key) ?? {}),
+          ctx.deploymentId,
+          plan.name,
+          ctx.jobId,
         ]);
         written += 1;
       }
@@ -180,6 +184,11 @@ function sourceWriteSql(plan: TablePlan): string {
   return `WITH w AS MATERIALIZED (
       SELECT ${exprs.join(', ')}, ${plan.sql.hashStage} AS __h, ${kS} AS __k
         FROM pg_temp.${STAGE} s WHERE ${kS} = ANY($4::text[])
+    ), hv AS (
+      ${HISTORY_INSERT}
+      SELECT $1::uuid, $2::text, w.__k, now(), $3::uuid, ${plan.sql.historyData}
+        FROM w JOIN ${plan.target} t ON ${plan.key.map((k) => `t.${quoteIdent(k)} = w.${quoteIdent(k)}`).join(' AND ')}
+      RETURNING 1
     ), ins AS (
       INSERT INTO ${plan.target} (${cols}) SELECT ${cols} FROM w
       ON CONFLICT (${plan.key.map(quoteIdent).join(', ')}) ${set} RETURNING 1
@@ -212,7 +221,12 @@ function mergeWriteSql(plan: TablePlan, columns: string[]): string {
       (c) => `${quoteIdent(c)} = ($2::jsonb ->> '${c.replaceAll("'", "''")}')::${plan.types[plan.columns.indexOf(c)]}`,
     )
     .join(', ');
-  return `UPDATE ${plan.target} t SET ${set} WHERE ${keyExpression('t', plan.key)} = $1::text`;
+  // The version the merge replaces is kept in the row history first.
+  return `WITH hv AS (
+      ${HISTORY_INSERT}
+      SELECT $3::uuid, $4::text, $1::text, now(), $5::uuid, ${plan.sql.historyData}
+        FROM ${plan.target} t WHERE ${keyExpression('t', plan.key)} = $1::text RETURNING 1)
+    UPDATE ${plan.target} t SET ${set} WHERE ${keyExpression('t', plan.key)} = $1::text`;
 }
 
 async function logConflicts(
@@ -481,6 +495,18 @@ export async function resolveConflict(opts: {
           .filter((c) => !target.key.includes(c.name))
           .map((c) => `${quoteIdent(c.name)} = ${typed('d.v', c.name)}`);
         if (set.length > 0) {
+          // The version a person's decision replaces is kept in the row history too (no run: no job id).
+          await client.query(
+            `${HISTORY_INSERT}
+             SELECT $3::uuid, $4::text, ${keyExpression('t', target.key)}, now(), NULL,
+                    ${historyDataSql(
+                      't',
+                      target.columns.map((c) => c.name),
+                      target.columns.map((c) => c.type),
+                    )}
+               FROM ${t} t WHERE ${keyMatch} AND $1::bigint IS NOT NULL`,
+            [opts.logId, row.row_key, row.deployment_id, row.table_name],
+          );
           await client.query(
             `UPDATE ${t} t SET ${set.join(', ')} FROM (SELECT ${dataParam} AS v) d WHERE ${keyMatch} AND $1::bigint IS NOT NULL`,
             resolution === 'source' ? [opts.logId, row.row_key] : [opts.logId, row.row_key, JSON.stringify(opts.data)],

@@ -43,6 +43,7 @@ import { loadCellChunks, loadPageChunks, loadPageHeader, savePageState } from '.
 import { buildPlan, decodeKeyValues, type TablePlan } from './table-plan.ts';
 import { describeDrift, findDrift, parentsFirst, readTargetSchema, schemaExists } from './target-schema.ts';
 import { assertOpenWebUI } from './tenant-ddl.ts';
+import { sourceDdl, type SourceDdl } from './row-history.ts';
 
 export type SyncProgress = {
   table: string;
@@ -158,12 +159,14 @@ export async function runTenantSync(opts: RunTenantSyncOptions): Promise<SyncRun
   let error: string | null = null;
   let fullSyncCompleted = false;
   let fingerprint: string | null = null;
+  let history: SourceDdl | undefined;
   const details: Record<string, unknown> = {};
   try {
     const out = await syncDeployment({ opts, dep: deployment, jobId, stats, signal: internal.signal, logger });
     syncType = out.syncType;
     fullSyncCompleted = out.fullSyncCompleted;
     fingerprint = out.fingerprint;
+    history = out.history;
     if (out.skipped) details.skipped = 'source unchanged since the last run';
     if (stats.capture) details.capture = { ...stats.capture, keySetComparisons: stats.keySetComparisons ?? 0 };
   } catch (e) {
@@ -208,6 +211,7 @@ export async function runTenantSync(opts: RunTenantSyncOptions): Promise<SyncRun
     details,
     sourceFingerprint: fingerprint,
     fullSyncCompleted,
+    history,
   };
   try {
     await recordOutcome(opts, deployment.deploymentId, jobId, outcome, claimTtl, logger);
@@ -316,6 +320,7 @@ type SyncOutcome = {
   fullSyncCompleted: boolean;
   fingerprint: string | null;
   skipped: boolean;
+  history?: SourceDdl;
 };
 
 /**
@@ -399,6 +404,7 @@ async function syncFromSnapshot(inPlace: boolean, run: SyncRun): Promise<SyncOut
       throw toSourceError(dep.sqlitePath, e);
     }
     assertOpenWebUI(dep.sqlitePath, sourceSchema);
+    const history = sourceDdl(snapshot.db, sourceSchema);
     if (!(await schemaExists(client, dep.schemaName))) {
       throw new SchemaDriftError(
         `tenant schema ${dep.schemaName} does not exist; run: syncctl client upgrade-schema ${dep.clientName}`,
@@ -556,7 +562,7 @@ async function syncFromSnapshot(inPlace: boolean, run: SyncRun): Promise<SyncOut
       // keeps the state recorded before it began (older than any of its tables, so the next run finds at least
       // every change since), or none, and then the next run compares every table in full.
       // Its file fingerprint is not recorded either, so the next run is not skipped as "unchanged".
-      if (skippedDone) return { syncType, fullSyncCompleted: true, fingerprint: null, skipped: false };
+      if (skippedDone) return { syncType, fullSyncCompleted: true, fingerprint: null, skipped: false, history };
       const state = capture?.state ?? (builder as StateBuilder).finish();
       const tSave = performance.now();
       await savePageState(client, dep.deploymentId, jobId, state);
@@ -568,7 +574,7 @@ async function syncFromSnapshot(inPlace: boolean, run: SyncRun): Promise<SyncOut
     if (unmatched.length > 0) {
       throw new SchemaDriftError(`every table was synced except ${unmatched.join('; ')}`);
     }
-    return { syncType, fullSyncCompleted: syncType === 'full', fingerprint, skipped: false };
+    return { syncType, fullSyncCompleted: syncType === 'full', fingerprint, skipped: false, history };
   } catch (e) {
     broken = isBrokenConnection(e);
     if (e && typeof e === 'object') (e as { syncType?: string }).syncType = syncType;

@@ -1,6 +1,7 @@
 import { qualified, quoteIdent } from '@owui-sync/schema';
 import type { SqliteTable } from './sqlite-reader.ts';
 import type { TargetTable } from './target-schema.ts';
+import { HISTORY_INSERT, historyChangesSql, historyDataSql, keyFromTextSql } from './row-history.ts';
 import { kindForType, type ValueKind } from './value-codec.ts';
 
 /**
@@ -44,6 +45,10 @@ export type TablePlan = {
     readonly keysDdl: string;
     readonly copyKeys: string;
     readonly tombstone: string;
+    /** Tombstones the live rows whose keys are $4 (text[]), keeping their last versions in the history. */
+    readonly tombstoneKeys: string;
+    /** The target row `t` as row history data (see row-history.ts). */
+    readonly historyData: string;
     readonly rowKeyOfStage: string;
     readonly snapshotStage: string;
     readonly snapshotTarget: string;
@@ -160,10 +165,20 @@ export function buildPlan(schemaName: string, target: TargetTable, source: Sqlit
       WHERE $4::boolean AND f.deployment_id = $1::uuid AND f.table_name = $2::text AND f.resolved_at IS NULL
         AND f.row_key IN (SELECT w.__k FROM w)`;
 
+  // What each written row was before this statement (CTEs see the table as it was): the old values of the columns
+  // the update changes (an update that changes nothing is not kept), or nothing (an insert; a re-insert after a
+  // delete, whose last version the tombstone already kept whole).
+  const history = `${HISTORY_INSERT}
+      SELECT $1::uuid, $2::text, x.k, now(), $3::uuid, x.d FROM (
+        SELECT w.__k AS k, (w.__present AND w.__del IS NULL) AS upd,
+               CASE WHEN w.__present AND w.__del IS NULL THEN ${historyChangesSql('o', 'w', columns, types)} END AS d
+          FROM w LEFT JOIN ${t} o ON ${key.map((k) => `o.${quoteIdent(k)} = w.${quoteIdent(k)}`).join(' AND ')}) x
+       WHERE NOT x.upd OR x.d <> '{}'::jsonb`;
+
   const write = `WITH src AS MATERIALIZED (
       SELECT ${srcCols}, ${hashStage} AS __h, ${keyExpression('s', key)} AS __k FROM pg_temp.${STAGE} s
     ), cls AS MATERIALIZED (
-      SELECT src.*, CASE
+      SELECT src.*, r.deleted_at AS __del, coalesce(tt.__present, false) AS __present, CASE
           WHEN r.source_hash = src.__h AND r.deleted_at IS NULL AND tt.__present THEN 'same'
           WHEN r.target_hash IS NOT NULL AND tt.__present AND tt.__th <> r.target_hash AND tt.__th <> src.__h
             THEN 'conflict'
@@ -183,7 +198,8 @@ export function buildPlan(schemaName: string, target: TargetTable, source: Sqlit
     ins AS (
       INSERT INTO ${t} AS t (${colList}) SELECT ${colList} FROM w ${onConflict} RETURNING 1
     ), rs AS (${rowState} RETURNING 1),
-    fr AS (${resolveFailed} RETURNING 1)
+    fr AS (${resolveFailed} RETURNING 1),
+    hv AS (${history} RETURNING 1)
     SELECT (SELECT count(*) FROM ins)::int AS written, (SELECT count(*) FROM w)::int AS changed,
            (SELECT count(*) FROM cls WHERE __c = 'same')::int AS same,
            (SELECT count(*) FROM rs)::int AS tracked, (SELECT count(*) FROM fr)::int AS recovered,
@@ -204,11 +220,23 @@ export function buildPlan(schemaName: string, target: TargetTable, source: Sqlit
     type: types[columns.indexOf(k)] ?? 'text',
     kind: kinds[columns.indexOf(k)] ?? 'text',
   }));
-  const tombstone = `UPDATE sync_state.row_state r
+  // A tombstone keeps the row's last version in the history (the backup table keeps it too, until purged).
+  const keyTypes = key.map((k) => types[columns.indexOf(k)] ?? 'text');
+  const keepDeleted = `hv AS (${HISTORY_INSERT}
+      SELECT $1::uuid, $2::text, d.row_key, now(), $3::uuid, ${historyDataSql('o', columns, types)}
+        FROM d JOIN ${t} o ON ${keyFromTextSql('o', key, keyTypes, 'd.row_key')} RETURNING 1)`;
+  const tombstone = `WITH d AS (UPDATE sync_state.row_state r
         SET deleted_at = now(), deleted_job_id = $3::uuid, updated_at = now()
       WHERE r.deployment_id = $1::uuid AND r.table_name = $2::text AND r.deleted_at IS NULL
         AND NOT EXISTS (SELECT 1 FROM pg_temp.${KEYS} k WHERE ${keyExpression('k', key)} = r.row_key)
-      RETURNING r.row_key`;
+      RETURNING r.row_key), ${keepDeleted}
+    SELECT d.row_key FROM d`;
+  const tombstoneKeys = `WITH d AS (UPDATE sync_state.row_state r
+        SET deleted_at = now(), deleted_job_id = $3::uuid, updated_at = now()
+      WHERE r.deployment_id = $1::uuid AND r.table_name = $2::text AND r.deleted_at IS NULL
+        AND r.row_key = ANY($4::text[])
+      RETURNING r.row_key), ${keepDeleted}
+    SELECT d.row_key FROM d`;
 
   return {
     name: target.name,
@@ -275,6 +303,8 @@ export function buildPlan(schemaName: string, target: TargetTable, source: Sqlit
         .join(', ')}) ON COMMIT DROP`,
       copyKeys: `COPY pg_temp.${KEYS} (${key.map(quoteIdent).join(', ')}) FROM STDIN (FORMAT binary)`,
       tombstone,
+      tombstoneKeys,
+      historyData: historyDataSql('t', columns, types),
       rowKeyOfStage: keyExpression('s', key),
       snapshotStage: snapshot('s'),
       snapshotTarget: snapshot('t'),

@@ -111,11 +111,7 @@ async function tombstoneRemoved(
   if (gone.length !== missing) return null;
   await client.query('BEGIN');
   try {
-    const res = await client.query(
-      `UPDATE sync_state.row_state SET deleted_at = now(), deleted_job_id = $3::uuid, updated_at = now()
-        WHERE deployment_id = $1::uuid AND table_name = $2::text AND deleted_at IS NULL AND row_key = ANY($4::text[])`,
-      [ctx.deploymentId, plan.name, ctx.jobId, gone],
-    );
+    const res = await client.query(plan.sql.tombstoneKeys, [ctx.deploymentId, plan.name, ctx.jobId, gone]);
     await saveProgress(client, ctx.deploymentId, plan.name, ctx.jobId, { deletesChecked: true });
     await client.query('COMMIT');
     const n = res.rowCount ?? 0;
