@@ -27,6 +27,19 @@ export const clusterConfigShape = {
    */
   DATABASE_POOLER: z.enum(POOLER_MODES).default('auto'),
   DB_POOL_SIZE: intFromEnv(2, 200).default(10),
+  /**
+   * Seconds a pooled connection lives before it is closed and replaced (0 = forever). Each PostgreSQL backend
+   * caches the definitions of every table it touched; a worker touches all tenants' 43 tables, so recycling
+   * its connections keeps that cache, and the backend's memory, bounded.
+   */
+  DB_CONNECTION_LIFETIME: intFromEnv(0, 86_400).default(300),
+  // Fairness (see docs/operations.md, Sizing) ------------------------------------------------------------------
+  /** A tenant whose slowest of its last five runs took at least this many seconds is scheduled as large. */
+  LARGE_TENANT_SECONDS: intFromEnv(1, 86_400).default(60),
+  /** Most runs of large tenants at once in the whole cluster (keep it below the cluster's total slots). */
+  LARGE_TENANT_CONCURRENCY: intFromEnv(1, 1000).default(1),
+  /** Most runs at once in the whole cluster of tenants whose last run failed. */
+  FAILING_TENANT_CONCURRENCY: intFromEnv(1, 1000).default(1),
   /** Seconds a graceful stop waits for running syncs before handing them back to the queue. */
   SHUTDOWN_TIMEOUT: intFromEnv(1, 3600).default(30),
   /**

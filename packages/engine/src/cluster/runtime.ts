@@ -53,6 +53,7 @@ export async function startClusterRuntime(opts: ClusterRuntimeOptions): Promise<
   const pool = createPool(connectionString, {
     max: config.DB_POOL_SIZE,
     applicationName: `owui-sync-${kind}`,
+    maxLifetimeSeconds: config.DB_CONNECTION_LIFETIME,
     logger,
   });
   const cleanup: (() => Promise<void>)[] = [async () => pool.end()];
@@ -120,6 +121,7 @@ export async function startClusterRuntime(opts: ClusterRuntimeOptions): Promise<
         cluster: identity.cluster,
         tickSeconds: config.SCHEDULER_INTERVAL,
         offlineAfterSeconds: config.OFFLINE_AFTER,
+        largeTenantSeconds: config.LARGE_TENANT_SECONDS,
         logger,
         metrics,
         reapStaleJobs: () => reapStaleSyncJobs(pool, { hostId, cluster: identity.cluster }),
@@ -150,6 +152,7 @@ export async function startClusterRuntime(opts: ClusterRuntimeOptions): Promise<
         pollingIntervalSeconds: config.QUEUE_POLL_INTERVAL,
         claimTtlSeconds: config.SYNC_CLAIM_TTL,
         batchSize: config.BATCH_SIZE,
+        groups: { large: config.LARGE_TENANT_CONCURRENCY, failing: config.FAILING_TENANT_CONCURRENCY },
         logger,
         metrics,
       });

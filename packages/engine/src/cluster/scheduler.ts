@@ -14,7 +14,9 @@ import { bossExecutor, clusterPriority } from './queue.ts';
  * The scheduler runs on every node and acts only while its node leads. Each tick, in one fenced transaction:
  * claims the tenants whose next slot has come (sync enabled, not paused or deregistered), moves each one's
  * next_sync_at to its following slot, inserts one queue job per tenant (coalescing with a job already queued), and
- * marks hosts silent for five minutes offline. If the lease was lost the transaction does nothing at all.
+ * marks hosts silent for five minutes offline. If the lease was lost the transaction does nothing at all. Jobs of
+ * tenants whose recent runs were slow, or whose last run failed, carry a fairness group (SYNC_GROUPS) that workers
+ * cap, so small healthy tenants always find a free slot.
  *
  * Slots: a tenant with interval I and offset o (derived from its deployment id, 0 ≤ o < I) is due at the instants
  * t with (t − o) mod I = 0, so tenants sharing an interval spread evenly over it and every leader agrees on them. A
@@ -38,6 +40,17 @@ export type SchedulerTickResult = {
 /** Most tenants one pass enqueues; a larger backlog (e.g. the first start) is cleared by back-to-back passes. */
 export const SCHEDULER_BATCH_SIZE = 1000;
 
+/**
+ * Fairness groups of scheduled jobs (pg-boss `group`): a tenant whose recent runs were slow goes in `large`, one
+ * whose last run failed in `failing`; the rest run ungrouped. Workers cap each group's running jobs cluster-wide
+ * (see syncGroupConcurrency in worker.ts), so slow or failing tenants never hold every slot.
+ */
+export const SYNC_GROUPS = { large: 'large', failing: 'failing' } as const;
+export type SyncGroup = (typeof SYNC_GROUPS)[keyof typeof SYNC_GROUPS];
+
+/** Default of LARGE_TENANT_SECONDS: a tenant whose slowest of its last runs took this long counts as large. */
+export const LARGE_TENANT_SECONDS = 60;
+
 export type SchedulerTickOptions = {
   readonly elector: Pick<LeaderElector, 'fenced'>;
   readonly boss: PgBoss;
@@ -45,16 +58,33 @@ export type SchedulerTickOptions = {
   /** Most tenants handled per pass (default SCHEDULER_BATCH_SIZE); a full pass is followed by another at once. */
   readonly batchSize?: number;
   readonly offlineAfterSeconds?: number;
+  /**
+   * A tenant whose slowest of its last RECENT_RUNS runs took at least this many seconds is enqueued in the `large`
+   * group (default LARGE_TENANT_SECONDS).
+   */
+  readonly largeTenantSeconds?: number;
   readonly logger?: Logger;
   readonly metrics?: SyncMetrics;
 };
 
+/** How many of a tenant's latest runs decide whether it is large (its last full sync is usually among them). */
+const RECENT_RUNS = 5;
+
+// The recent runs are read through sync_jobs_deployment_idx: a few index entries per due tenant.
 const CLAIM_DUE_SQL = `
   WITH due AS (
     SELECT d.deployment_id,
-           (hashtext(d.deployment_id::text)::bigint & 2147483647) % d.sync_interval AS slot_offset
+           (hashtext(d.deployment_id::text)::bigint & 2147483647) % d.sync_interval AS slot_offset,
+           coalesce(recent.slowest >= $3::numeric, false) AS large,
+           d.last_sync_status = 'failed' AS failing
       FROM sync_metadata.client_deployments d
       JOIN sync_metadata.hosts h ON h.host_id = d.host_id
+      LEFT JOIN LATERAL (
+        SELECT max(r.duration_seconds) AS slowest
+          FROM (SELECT j.duration_seconds FROM sync_metadata.sync_jobs j
+                 WHERE j.deployment_id = d.deployment_id
+                 ORDER BY j.started_at DESC LIMIT ${RECENT_RUNS}) r
+      ) recent ON true
      WHERE h.cluster_name = $1::text
        AND d.sync_enabled
        AND d.status NOT IN ('paused', 'deregistered')
@@ -70,7 +100,14 @@ const CLAIM_DUE_SQL = `
              * d.sync_interval + due.slot_offset)
     FROM due
    WHERE d.deployment_id = due.deployment_id
-  RETURNING d.deployment_id::text AS deployment_id, d.client_name`;
+  RETURNING d.deployment_id::text AS deployment_id, d.client_name, due.large, due.failing`;
+
+/** The fairness group of a due tenant's job, or undefined for an ordinary one (failing wins over large). */
+function groupOf(row: { large: boolean; failing: boolean }): { id: SyncGroup; tier: SyncGroup } | undefined {
+  if (row.failing) return { id: SYNC_GROUPS.failing, tier: SYNC_GROUPS.failing };
+  if (row.large) return { id: SYNC_GROUPS.large, tier: SYNC_GROUPS.large };
+  return undefined;
+}
 
 /**
  * One scheduler pass (see the module comment). Throws LeadershipLostError when this node no longer leads; any other
@@ -82,10 +119,12 @@ export async function runSchedulerTick(opts: SchedulerTickOptions): Promise<Sche
   const batchSize = opts.batchSize ?? SCHEDULER_BATCH_SIZE;
   const result = await opts.elector.fenced(
     async (client: pg.PoolClient, lease: Lease) => {
-      const claimed = await client.query<{ deployment_id: string; client_name: string }>(CLAIM_DUE_SQL, [
-        cluster,
-        batchSize,
-      ]);
+      const claimed = await client.query<{
+        deployment_id: string;
+        client_name: string;
+        large: boolean;
+        failing: boolean;
+      }>(CLAIM_DUE_SQL, [cluster, batchSize, opts.largeTenantSeconds ?? LARGE_TENANT_SECONDS]);
       let enqueued = 0;
       if (claimed.rows.length > 0) {
         const requestedAt = new Date().toISOString();
@@ -98,7 +137,14 @@ export async function runSchedulerTick(opts: SchedulerTickOptions): Promise<Sche
             requested_at: requestedAt,
             epoch: lease.epoch,
           };
-          return { id: randomUUID(), data, singletonKey: row.client_name, priority: clusterPriority(cluster) };
+          const group = groupOf(row);
+          return {
+            id: randomUUID(),
+            data,
+            singletonKey: row.client_name,
+            priority: clusterPriority(cluster),
+            ...(group ? { group } : {}),
+          };
         });
         const ids = await boss.insert(SYNC_QUEUE, jobs, { db: bossExecutor(client), returnId: true });
         enqueued = ids?.length ?? 0;
