@@ -173,7 +173,10 @@ export async function startSyncWorker(opts: SyncWorkerOptions): Promise<SyncWork
       logger.info({ client: payload.client_name, job: job.id }, `skipped sync job: ${skip}`);
       return { skipped: skip };
     }
-    const merged = await absorbWaitingRetries(boss, job.id, payload.client_name, logger);
+    // A retry is itself the tenant's one waiting retry (one job per state and tenant): none other can wait, so
+    // the look-up is skipped.
+    const merged =
+      job.retryCount > 0 ? { fullSync: false } : await absorbWaitingRetries(boss, job.id, payload.client_name, logger);
     const stopper = new AbortController();
     running.set(job.id, stopper);
     try {
