@@ -253,3 +253,44 @@ export async function provisionFleet(opts: {
   );
   return { seconds: (performance.now() - started) / 1000, batches: batches.length };
 }
+
+/** Private (unshared) memory of a process in bytes: what one PostgreSQL backend adds on its own. */
+function privateBytes(pid: number): number {
+  try {
+    const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(rollup)?.[1] ?? 0) * 1024;
+    return kb('Private_Clean') + kb('Private_Dirty');
+  } catch {
+    return NaN;
+  }
+}
+
+export type RelcacheProbe = { readonly tenants: number; readonly startBytes: number; readonly endBytes: number };
+
+/**
+ * How a backend's memory grows with the tenants it touches: one new service-role connection plans a query on
+ * every table of `tenants` tenants (planning opens each table and its indexes, as a sync does) and its backend's
+ * private memory is read before and after. The slope is the relation cache per touched tenant.
+ */
+export async function relcacheProbe(serviceUrl: string, schemas: readonly string[]): Promise<RelcacheProbe> {
+  const client = new pg.Client({ connectionString: serviceUrl });
+  await client.connect();
+  try {
+    const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    const tables = await client.query<{ schemaname: string; tablename: string }>(
+      'SELECT schemaname, tablename FROM pg_tables WHERE schemaname = ANY($1::text[])',
+      [schemas],
+    );
+    const startBytes = privateBytes(pid);
+    const bySchema = new Map<string, string[]>();
+    for (const t of tables.rows) {
+      const list = bySchema.get(t.schemaname) ?? [];
+      list.push(`SELECT * FROM ${quoteIdent(t.schemaname)}.${quoteIdent(t.tablename)} LIMIT 0`);
+      bySchema.set(t.schemaname, list);
+    }
+    for (const statements of bySchema.values()) await client.query(statements.join('; '));
+    return { tenants: bySchema.size, startBytes, endBytes: privateBytes(pid) };
+  } finally {
+    await client.end();
+  }
+}

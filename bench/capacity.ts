@@ -8,7 +8,7 @@
  *   npx tsx bench/capacity.ts [--tenants 2000] [--interval 300] [--seconds 600] [--change-share 0.05]
  *     [--workers 2] [--concurrency 2] [--big 2] [--big-chats 3000] [--big-changes 1000] [--failing 1]
  *     [--large-seconds 10] [--provision-batch 5] [--provision-concurrency 2] [--reuse] [--provision-only]
- *     [--drop-reused]
+ *     [--drop-reused] [--connection-lifetime 300] [--probe-tenants 400]
  *
  * Uses BENCH_DATABASE_URL / TEST_DATABASE_URL (superuser) or postgres://postgres@127.0.0.1:5432/postgres, creates
  * its own database and service role, and drops both at the end, also when interrupted (SIGINT/SIGTERM); a run
@@ -24,6 +24,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { createPool } from '../packages/engine/src/db.ts';
+import { tenantSchemaName } from '../packages/engine/src/sync/index.ts';
 import { generateOpenWebUIDatabase } from '../packages/fixtures/src/index.ts';
 import { install, quoteIdent, SYNC_DEAD_LETTER_QUEUE, SYNC_QUEUE } from '../packages/schema/src/index.ts';
 import {
@@ -32,6 +33,7 @@ import {
   fleetTenants,
   markKeptReady,
   provisionFleet,
+  relcacheProbe,
   sweepStale,
   withDb,
   type Tenant,
@@ -56,6 +58,8 @@ const { values: args } = parseArgs({
     reuse: { type: 'boolean', default: false },
     'provision-only': { type: 'boolean', default: false },
     'drop-reused': { type: 'boolean', default: false },
+    'probe-tenants': { type: 'string', default: '400' },
+    'connection-lifetime': { type: 'string', default: '300' },
   },
 });
 
@@ -286,6 +290,7 @@ async function main(): Promise<void> {
       HEARTBEAT_INTERVAL: '10',
       SCHEDULER_INTERVAL: '5',
       LARGE_TENANT_SECONDS: String(args['large-seconds']),
+      DB_CONNECTION_LIFETIME: String(args['connection-lifetime']),
     };
     const portBase = 19_000 + Math.floor(Math.random() * 1000);
     procs.push(startProcess('node-a', 'node', { ...base, ROLE: 'node-a', API_PORT: String(portBase) }, portBase));
@@ -540,6 +545,19 @@ async function main(): Promise<void> {
         `(${jobRows.jobs} sync_jobs rows), pgboss ${mb(Number(sizes.boss))} (${jobRows.boss} job rows), database ${mb(Number(sizes.db))}`,
     );
     out(`  /metrics series (node-a): ${series}`);
+    const probeCount = Math.min(Number(args['probe-tenants']), healthy.length);
+    if (probeCount > 0) {
+      const probe = await relcacheProbe(
+        serviceUrl,
+        healthy.slice(0, probeCount).map((n) => tenantSchemaName(n)),
+      );
+      const perTenant = (probe.endBytes - probe.startBytes) / probe.tenants;
+      out(
+        `  one backend touching ${probe.tenants} tenants' tables: private memory ${mb(probe.startBytes)} → ` +
+          `${mb(probe.endBytes)}, ${(perTenant / 1024).toFixed(0)} KB per tenant ` +
+          `(× ${tenants} tenants = ${mb(perTenant * tenants)} per backend that touches them all)`,
+      );
+    }
     await adminPool.end();
   } finally {
     await cleanup();
