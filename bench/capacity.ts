@@ -7,7 +7,7 @@
  *
  *   npx tsx bench/capacity.ts [--tenants 2000] [--interval 300] [--seconds 600] [--change-share 0.05]
  *     [--workers 2] [--concurrency 2] [--big 2] [--big-chats 3000] [--big-changes 1000] [--failing 1]
- *     [--large-seconds 10] [--provision-batch 5] [--provision-concurrency 2] [--reuse] [--provision-only]
+ *     [--large-seconds 10] [--provision-batch 1] [--provision-concurrency 8] [--reuse] [--provision-only]
  *     [--drop-reused] [--connection-lifetime 300] [--probe-tenants 400]
  *
  * Uses BENCH_DATABASE_URL / TEST_DATABASE_URL (superuser) or postgres://postgres@127.0.0.1:5432/postgres, creates
@@ -52,8 +52,8 @@ const { values: args } = parseArgs({
     'big-changes': { type: 'string', default: '1000' },
     failing: { type: 'string', default: '1' },
     'large-seconds': { type: 'string', default: '10' },
-    'provision-batch': { type: 'string', default: '5' },
-    'provision-concurrency': { type: 'string', default: '2' },
+    'provision-batch': { type: 'string', default: '1' },
+    'provision-concurrency': { type: 'string', default: '8' },
     'warmup-timeout': { type: 'string', default: '2400' },
     reuse: { type: 'boolean', default: false },
     'provision-only': { type: 'boolean', default: false },
