@@ -310,8 +310,11 @@ async function main(): Promise<void> {
     const healthy = all.filter((t) => t.kind !== 'failing').map((t) => t.name);
     for (;;) {
       const r = await adminPool.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM sync_metadata.client_deployments
-          WHERE last_sync_status IN ('success', 'conflict') AND client_name = ANY($1::text[])`,
+        // Synced once at least: a tenant whose next run is under way shows 'running' meanwhile.
+        `SELECT count(*)::int AS n FROM sync_metadata.client_deployments d
+          WHERE d.client_name = ANY($1::text[])
+            AND EXISTS (SELECT 1 FROM sync_metadata.sync_jobs j
+                         WHERE j.deployment_id = d.deployment_id AND j.status IN ('success', 'conflict'))`,
         [healthy],
       );
       if (r.rows[0]!.n >= healthy.length) break;
