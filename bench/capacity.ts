@@ -177,7 +177,9 @@ async function main(): Promise<void> {
     })());
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
-      console.error(`${signal}: stopping the processes and removing the benchmark's database and files`);
+      console.error(
+        `${signal}: stopping the processes${place.reuse ? '' : " and removing the benchmark's database and files"}`,
+      );
       void cleanup().finally(() => process.exit(130));
     });
   }
