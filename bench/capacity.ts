@@ -7,7 +7,7 @@
  *
  *   npx tsx bench/capacity.ts [--tenants 2000] [--interval 300] [--seconds 600] [--change-share 0.05]
  *     [--workers 2] [--concurrency 2] [--big 2] [--big-chats 3000] [--big-changes 1000] [--failing 1]
- *     [--large-seconds 10] [--provision-batch 1] [--provision-concurrency 8] [--reuse] [--provision-only]
+ *     [--large-mb 10] [--provision-batch 1] [--provision-concurrency 8] [--reuse] [--provision-only]
  *     [--drop-reused] [--connection-lifetime 300] [--probe-tenants 400]
  *
  * Uses BENCH_DATABASE_URL / TEST_DATABASE_URL (superuser) or postgres://postgres@127.0.0.1:5432/postgres, creates
@@ -51,7 +51,7 @@ const { values: args } = parseArgs({
     'big-chats': { type: 'string', default: '3000' },
     'big-changes': { type: 'string', default: '1000' },
     failing: { type: 'string', default: '1' },
-    'large-seconds': { type: 'string', default: '10' },
+    'large-mb': { type: 'string', default: '10' },
     'provision-batch': { type: 'string', default: '1' },
     'provision-concurrency': { type: 'string', default: '8' },
     'warmup-timeout': { type: 'string', default: '2400' },
@@ -291,7 +291,7 @@ async function main(): Promise<void> {
       LEASE_DURATION: '30',
       HEARTBEAT_INTERVAL: '10',
       SCHEDULER_INTERVAL: '5',
-      LARGE_TENANT_SECONDS: String(args['large-seconds']),
+      LARGE_TENANT_MB: String(args['large-mb']),
       DB_CONNECTION_LIFETIME: String(args['connection-lifetime']),
     };
     const portBase = 19_000 + Math.floor(Math.random() * 1000);

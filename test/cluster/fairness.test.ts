@@ -12,7 +12,7 @@ import { killAllProcesses, sleep, startApp, waitUntil, type AppProcess } from '.
 /**
  * Fairness with real processes: two slots, two big tenants whose every run is a full sync of a 40 MB database
  * (their progress is reset after each run, so the next scheduled run starts over), a tenant whose file is gone, and
- * small tenants due every few seconds. The big tenants' recorded durations put them in the `large` group, capped at
+ * small tenants due every few seconds. The big tenants' recorded file size (41 MB, above LARGE_TENANT_MB) puts them in the `large` group, capped at
  * one running job, so one slot always serves the small tenants; the failing tenant retries on its own job.
  */
 
@@ -48,7 +48,7 @@ describe('fairness: slow and failing tenants do not hold up the others', () => {
       SCHEDULER_INTERVAL: '1',
       QUEUE_SUPERVISE_INTERVAL: '1',
       SYNC_CLAIM_TTL: '5',
-      LARGE_TENANT_SECONDS: '3',
+      LARGE_TENANT_MB: '10',
       LARGE_TENANT_CONCURRENCY: '1',
       FAILING_TENANT_CONCURRENCY: '1',
       API_PORT: '0',
@@ -118,7 +118,7 @@ describe('fairness: slow and failing tenants do not hold up the others', () => {
     ];
     await Promise.all(procs.map((p) => p.waitForLog(/started in cluster/, 30_000)));
 
-    // Warm-up: every healthy tenant synced once; the big tenants' first (full) runs are their recorded history.
+    // Warm-up: every healthy tenant synced once, which records each file's size.
     await waitUntil(
       'every healthy tenant synced once',
       async () => {
@@ -184,7 +184,10 @@ describe('fairness: slow and failing tenants do not hold up the others', () => {
     const summary = `${JSON.stringify(runs.rows)}; big runs at once: ${bigRuns.rows[0]!.overlap}`;
     // The big tenants really were slow and kept running: full syncs during the window, none dropped.
     const bigFull = runs.rows.filter((r) => big.includes(r.client_name) && r.sync_type === 'full');
-    expect(bigFull.reduce((a, r) => a + r.n, 0), summary).toBeGreaterThanOrEqual(2);
+    expect(
+      bigFull.reduce((a, r) => a + r.n, 0),
+      summary,
+    ).toBeGreaterThanOrEqual(2);
     const slowest = await adminPool.query<{ s: number }>(
       `SELECT max(duration_seconds)::float8 AS s FROM sync_metadata.sync_jobs WHERE client_name = ANY($1::text[])`,
       [big],

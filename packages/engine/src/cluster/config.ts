@@ -34,8 +34,8 @@ export const clusterConfigShape = {
    */
   DB_CONNECTION_LIFETIME: intFromEnv(0, 86_400).default(300),
   // Fairness (see docs/operations.md, Sizing) ------------------------------------------------------------------
-  /** A tenant whose slowest of its last five runs took at least this many seconds is scheduled as large. */
-  LARGE_TENANT_SECONDS: intFromEnv(1, 86_400).default(60),
+  /** A tenant whose SQLite file had at least this many MB at its last run is scheduled as large. */
+  LARGE_TENANT_MB: intFromEnv(1, 1_000_000).default(256),
   /** Most runs of large tenants at once in the whole cluster (keep it below the cluster's total slots). */
   LARGE_TENANT_CONCURRENCY: intFromEnv(1, 1000).default(1),
   /** Most runs at once in the whole cluster of tenants whose last run failed. */

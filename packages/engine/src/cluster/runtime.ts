@@ -121,7 +121,7 @@ export async function startClusterRuntime(opts: ClusterRuntimeOptions): Promise<
         cluster: identity.cluster,
         tickSeconds: config.SCHEDULER_INTERVAL,
         offlineAfterSeconds: config.OFFLINE_AFTER,
-        largeTenantSeconds: config.LARGE_TENANT_SECONDS,
+        largeTenantMb: config.LARGE_TENANT_MB,
         logger,
         metrics,
         reapStaleJobs: () => reapStaleSyncJobs(pool, { hostId, cluster: identity.cluster }),

@@ -15,7 +15,7 @@ import { bossExecutor, clusterPriority } from './queue.ts';
  * claims the tenants whose next slot has come (sync enabled, not paused or deregistered), moves each one's
  * next_sync_at to its following slot, inserts one queue job per tenant (coalescing with a job already queued), and
  * marks hosts silent for five minutes offline. If the lease was lost the transaction does nothing at all. Jobs of
- * tenants whose recent runs were slow, or whose last run failed, carry a fairness group (SYNC_GROUPS) that workers
+ * tenants whose SQLite file is large, or whose last run failed, carry a fairness group (SYNC_GROUPS) that workers
  * cap, so small healthy tenants always find a free slot.
  *
  * Slots: a tenant with interval I and offset o (derived from its deployment id, 0 ≤ o < I) is due at the instants
@@ -41,15 +41,19 @@ export type SchedulerTickResult = {
 export const SCHEDULER_BATCH_SIZE = 1000;
 
 /**
- * Fairness groups of scheduled jobs (pg-boss `group`): a tenant whose recent runs were slow goes in `large`, one
+ * Fairness groups of scheduled jobs (pg-boss `group`): a tenant whose SQLite file is large goes in `large`, one
  * whose last run failed in `failing`; the rest run ungrouped. Workers cap each group's running jobs cluster-wide
  * (see syncGroupConcurrency in worker.ts), so slow or failing tenants never hold every slot.
  */
 export const SYNC_GROUPS = { large: 'large', failing: 'failing' } as const;
 export type SyncGroup = (typeof SYNC_GROUPS)[keyof typeof SYNC_GROUPS];
 
-/** Default of LARGE_TENANT_SECONDS: a tenant whose slowest of its last runs took this long counts as large. */
-export const LARGE_TENANT_SECONDS = 60;
+/**
+ * Default of LARGE_TENANT_MB: a tenant whose SQLite file had at least this many MB at its last run counts as large.
+ * The size, not a run's duration, decides: on an overloaded machine every run is slow, and classing tenants by
+ * duration would then cap most of the fleet.
+ */
+export const LARGE_TENANT_MB = 256;
 
 export type SchedulerTickOptions = {
   readonly elector: Pick<LeaderElector, 'fenced'>;
@@ -59,32 +63,24 @@ export type SchedulerTickOptions = {
   readonly batchSize?: number;
   readonly offlineAfterSeconds?: number;
   /**
-   * A tenant whose slowest of its last RECENT_RUNS runs took at least this many seconds is enqueued in the `large`
-   * group (default LARGE_TENANT_SECONDS).
+   * A tenant whose SQLite file had at least this many MB at its last successful run (page size × page count, as
+   * recorded by change capture) is enqueued in the `large` group (default LARGE_TENANT_MB).
    */
-  readonly largeTenantSeconds?: number;
+  readonly largeTenantMb?: number;
   readonly logger?: Logger;
   readonly metrics?: SyncMetrics;
 };
 
-/** How many of a tenant's latest runs decide whether it is large (its last full sync is usually among them). */
-const RECENT_RUNS = 5;
-
-// The recent runs are read through sync_jobs_deployment_idx: a few index entries per due tenant.
+// The recorded size is one primary-key look-up per due tenant (sync_state.source_pages).
 const CLAIM_DUE_SQL = `
   WITH due AS (
     SELECT d.deployment_id,
            (hashtext(d.deployment_id::text)::bigint & 2147483647) % d.sync_interval AS slot_offset,
-           coalesce(recent.slowest >= $3::numeric, false) AS large,
+           coalesce(sp.page_size::bigint * sp.page_count >= $3::bigint, false) AS large,
            d.last_sync_status = 'failed' AS failing
       FROM sync_metadata.client_deployments d
       JOIN sync_metadata.hosts h ON h.host_id = d.host_id
-      LEFT JOIN LATERAL (
-        SELECT max(r.duration_seconds) AS slowest
-          FROM (SELECT j.duration_seconds FROM sync_metadata.sync_jobs j
-                 WHERE j.deployment_id = d.deployment_id
-                 ORDER BY j.started_at DESC LIMIT ${RECENT_RUNS}) r
-      ) recent ON true
+      LEFT JOIN sync_state.source_pages sp ON sp.deployment_id = d.deployment_id
      WHERE h.cluster_name = $1::text
        AND d.sync_enabled
        AND d.status NOT IN ('paused', 'deregistered')
@@ -124,7 +120,7 @@ export async function runSchedulerTick(opts: SchedulerTickOptions): Promise<Sche
         client_name: string;
         large: boolean;
         failing: boolean;
-      }>(CLAIM_DUE_SQL, [cluster, batchSize, opts.largeTenantSeconds ?? LARGE_TENANT_SECONDS]);
+      }>(CLAIM_DUE_SQL, [cluster, batchSize, Math.round((opts.largeTenantMb ?? LARGE_TENANT_MB) * 1024 * 1024)]);
       let enqueued = 0;
       if (claimed.rows.length > 0) {
         const requestedAt = new Date().toISOString();

@@ -67,7 +67,7 @@ export type SyncWorker = {
 
 /** Most jobs of each fairness group running at once in the whole cluster (every worker must use the same). */
 export type SyncGroupLimits = {
-  /** Tenants whose recent runs were slow (LARGE_TENANT_CONCURRENCY, default 1). */
+  /** Tenants with a large SQLite file (LARGE_TENANT_CONCURRENCY, default 1). */
   readonly large: number;
   /** Tenants whose last run failed (FAILING_TENANT_CONCURRENCY, default 1). */
   readonly failing: number;
