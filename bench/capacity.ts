@@ -55,6 +55,7 @@ const { values: args } = parseArgs({
     'provision-batch': { type: 'string', default: '1' },
     'provision-concurrency': { type: 'string', default: '8' },
     'warmup-timeout': { type: 'string', default: '2400' },
+    help: { type: 'boolean', default: false },
     reuse: { type: 'boolean', default: false },
     'provision-only': { type: 'boolean', default: false },
     'drop-reused': { type: 'boolean', default: false },
@@ -137,7 +138,25 @@ function startProcess(name: string, app: 'node' | 'worker', env: Record<string, 
   return { name, child, port, log };
 }
 
+const USAGE = `npm run bench:capacity -- [options]   steady-state capacity of a whole cluster (docs/benchmarks.md)
+
+  --tenants N              tenants in the fleet (2000)            --interval S        sync interval, seconds (300)
+  --seconds S              length of the steady phase (600)       --change-share F    tenants changed per interval (0.05)
+  --workers N              worker processes besides the 2 nodes (2) --concurrency N   slots per process (2)
+  --big N / --big-chats N  big tenants and their chats (2 / 3000) --big-changes N     chats a big tenant edits per interval (1000)
+  --failing N              tenants whose file is missing (1)      --large-mb N        LARGE_TENANT_MB for the run (10)
+  --connection-lifetime S  DB_CONNECTION_LIFETIME (300)           --probe-tenants N   tenants of the relation-cache probe (400)
+  --provision-batch N      tenants per provisioning transaction (1) --provision-concurrency N  transactions at once (8)
+  --reuse                  keep the provisioned, warmed-up fleet and start from it next time (same shape)
+  --provision-only         provision (and keep, with --reuse), then stop
+  --drop-reused            remove the kept fleet of this shape
+  --warmup-timeout S       give up when the first syncs take longer (2400)`;
+
 async function main(): Promise<void> {
+  if (args.help) {
+    console.log(USAGE);
+    return;
+  }
   const tenants = Number(args.tenants);
   const interval = Number(args.interval);
   const seconds = Number(args.seconds);
