@@ -71,13 +71,28 @@ export type SchedulerTickOptions = {
   readonly metrics?: SyncMetrics;
 };
 
-// The recorded size is one primary-key look-up per due tenant (sync_state.source_pages).
+/**
+ * Failing tenants are capped only while few fail: at most this many, or this share of the cluster's scheduled
+ * tenants. When more fail at once the cause is shared (storage, network, the database) and a cap would only slow
+ * the whole fleet's recovery down to one slot, so their jobs then run ungrouped.
+ */
+export const ISOLATED_FAILURES = { count: 10, share: 0.05 } as const;
+
+// The recorded size is one primary-key look-up per due tenant (sync_state.source_pages); the failing count is one
+// pass over the cluster's deployments per scheduler pass.
 const CLAIM_DUE_SQL = `
-  WITH due AS (
+  WITH fleet AS (
+    SELECT count(*) FILTER (WHERE d.last_sync_status = 'failed') <= greatest(
+             ${ISOLATED_FAILURES.count}, count(*) * ${ISOLATED_FAILURES.share}) AS isolated
+      FROM sync_metadata.client_deployments d
+      JOIN sync_metadata.hosts h ON h.host_id = d.host_id
+     WHERE h.cluster_name = $1::text AND d.sync_enabled AND d.status NOT IN ('paused', 'deregistered')
+  ),
+  due AS (
     SELECT d.deployment_id,
            (hashtext(d.deployment_id::text)::bigint & 2147483647) % d.sync_interval AS slot_offset,
            coalesce(sp.page_size::bigint * sp.page_count >= $3::bigint, false) AS large,
-           d.last_sync_status = 'failed' AS failing
+           coalesce(d.last_sync_status = 'failed' AND (SELECT isolated FROM fleet), false) AS failing
       FROM sync_metadata.client_deployments d
       JOIN sync_metadata.hosts h ON h.host_id = d.host_id
       LEFT JOIN sync_state.source_pages sp ON sp.deployment_id = d.deployment_id
