@@ -54,8 +54,28 @@ function alive(pid: number): boolean {
 }
 
 /**
+ * Processes (the node and worker processes a killed run started) whose DATABASE_URL points at `database`: they
+ * outlive their parent and keep retrying a database that is about to go.
+ */
+function processesOf(database: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const env = readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0');
+      const url = env.find((v) => v.startsWith('DATABASE_URL='));
+      if (url && new URL(url.slice('DATABASE_URL='.length)).pathname === `/${database}`) pids.push(Number(entry));
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return pids;
+}
+
+/**
  * Drops databases and roles and removes directories of earlier runs whose process is gone (killed before it
- * cleaned up). Kept (`--reuse`) fleets are named without a pid and never swept. Returns what was removed.
+ * cleaned up), after stopping the node and worker processes such a run left running. Kept (`--reuse`) fleets are
+ * named without a pid and never swept. Returns what was removed.
  */
 export async function sweepStale(adminUrl: string): Promise<string[]> {
   const removed: string[] = [];
@@ -67,6 +87,10 @@ export async function sweepStale(adminUrl: string): Promise<string[]> {
   for (const { datname } of dbs.rows as { datname: string }[]) {
     const pid = owner(datname, DB_PREFIX);
     if (pid === null || alive(pid)) continue;
+    for (const orphan of processesOf(datname)) {
+      process.kill(orphan, 'SIGKILL');
+      removed.push(`process ${orphan} of ${datname}`);
+    }
     await admin(adminUrl, `DROP DATABASE IF EXISTS ${quoteIdent(datname)} WITH (FORCE)`);
     removed.push(`database ${datname}`);
   }
