@@ -5,43 +5,75 @@
  * for a fixed time and prints runs/s, lag, per-process CPU and RSS, PostgreSQL backend memory, catalog and
  * sync_metadata sizes and the series count of /metrics.
  *
- *   npx tsx bench/capacity.ts [--tenants 2000] [--interval 60] [--seconds 180] [--change-share 0.05]
- *     [--workers 2] [--concurrency 2] [--big 2] [--big-chats 3000] [--failing 1] [--provision-concurrency 4]
+ *   npx tsx bench/capacity.ts [--tenants 2000] [--interval 300] [--seconds 600] [--change-share 0.05]
+ *     [--workers 2] [--concurrency 2] [--big 2] [--big-chats 3000] [--big-changes 1000] [--failing 1]
+ *     [--large-mb 10] [--provision-batch 1] [--provision-concurrency 8] [--reuse] [--provision-only]
+ *     [--drop-reused] [--connection-lifetime 300] [--probe-tenants 400]
  *
  * Uses BENCH_DATABASE_URL / TEST_DATABASE_URL (superuser) or postgres://postgres@127.0.0.1:5432/postgres, creates
- * its own database and service role, and drops both at the end.
+ * its own database and service role, and drops both at the end, also when interrupted (SIGINT/SIGTERM); a run
+ * killed outright leaves them for the next run to sweep. With `--reuse` the provisioned and warmed-up fleet is kept
+ * (database, role and files named after its shape) and the next `--reuse` run of the same shape starts from it;
+ * `--drop-reused` removes it.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
-import pg from 'pg';
 import { createPool } from '../packages/engine/src/db.ts';
-import { provisionTenant, tenantSchemaName } from '../packages/engine/src/sync/index.ts';
+import { tenantSchemaName } from '../packages/engine/src/sync/index.ts';
 import { generateOpenWebUIDatabase } from '../packages/fixtures/src/index.ts';
-import { install, quoteIdent, SYNC_QUEUE } from '../packages/schema/src/index.ts';
+import { install, quoteIdent, SYNC_DEAD_LETTER_QUEUE, SYNC_QUEUE } from '../packages/schema/src/index.ts';
+import {
+  admin,
+  fleetPlace,
+  fleetTenants,
+  markKeptReady,
+  provisionFleet,
+  relcacheProbe,
+  sweepStale,
+  withDb,
+  type Tenant,
+} from './capacity-fleet.ts';
+import {
+  cpuTicks,
+  machineTicks,
+  mb,
+  memory,
+  percentile,
+  sizeOf,
+  startProcess,
+  stopProcesses,
+  type Proc,
+} from './capacity-measure.ts';
 
 const { values: args } = parseArgs({
   options: {
     tenants: { type: 'string', default: '2000' },
-    interval: { type: 'string', default: '60' },
-    seconds: { type: 'string', default: '180' },
+    interval: { type: 'string', default: '300' },
+    seconds: { type: 'string', default: '600' },
     'change-share': { type: 'string', default: '0.05' },
     workers: { type: 'string', default: '2' },
     concurrency: { type: 'string', default: '2' },
     big: { type: 'string', default: '2' },
     'big-chats': { type: 'string', default: '3000' },
+    'big-changes': { type: 'string', default: '1000' },
     failing: { type: 'string', default: '1' },
-    'provision-concurrency': { type: 'string', default: '4' },
-    'warmup-timeout': { type: 'string', default: '1800' },
+    'large-mb': { type: 'string', default: '10' },
+    'provision-batch': { type: 'string', default: '1' },
+    'provision-concurrency': { type: 'string', default: '8' },
+    'warmup-timeout': { type: 'string', default: '2400' },
+    help: { type: 'boolean', default: false },
+    reuse: { type: 'boolean', default: false },
+    'provision-only': { type: 'boolean', default: false },
+    'drop-reused': { type: 'boolean', default: false },
+    'probe-tenants': { type: 'string', default: '400' },
+    'connection-lifetime': { type: 'string', default: '300' },
   },
 });
 
-const ROOT = path.resolve(import.meta.dirname, '..');
 const ADMIN =
   process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const CLUSTER = 'bench';
@@ -49,95 +81,25 @@ const HOST = 'bench';
 const CLK_TCK = 100;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const i = Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1));
-  return s[i]!;
-}
-const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+const USAGE = `npm run bench:capacity -- [options]   steady-state capacity of a whole cluster (docs/benchmarks.md)
 
-function withDb(url: string, db: string, user?: { name: string; password: string }): string {
-  const u = new URL(url);
-  u.pathname = `/${db}`;
-  if (user) {
-    u.username = user.name;
-    u.password = user.password;
-  }
-  return u.toString();
-}
-
-async function admin(url: string, sql: string, params: unknown[] = []): Promise<pg.QueryResult> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return await c.query(sql, params);
-  } finally {
-    await c.end();
-  }
-}
-
-/** utime+stime in clock ticks, or null when the process is gone. */
-function cpuTicks(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return null;
-  }
-}
-
-/** Resident and proportional set size of a process in bytes (0 when gone). */
-function memory(pid: number): { rss: number; pss: number } {
-  try {
-    const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
-    const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(rollup)?.[1] ?? 0) * 1024;
-    return { rss: kb('Rss'), pss: kb('Pss') };
-  } catch {
-    return { rss: 0, pss: 0 };
-  }
-}
-
-/** Busy and total jiffies of the whole machine. */
-function machineTicks(): { busy: number; total: number } {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/).slice(1).map(Number);
-  const idle = (line[3] ?? 0) + (line[4] ?? 0);
-  const total = line.reduce((a, b) => a + b, 0);
-  return { busy: total - idle, total };
-}
-
-type Proc = { name: string; child: ChildProcess; port: number | null; log: string[] };
-
-function startProcess(name: string, app: 'node' | 'worker', env: Record<string, string>, port: number | null): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, `apps/${app}/src/main.ts`)], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const log: string[] = [];
-  const keep = (d: Buffer) => {
-    for (const line of d.toString().split('\n')) if (line.trim()) log.push(line);
-    if (log.length > 200) log.splice(0, log.length - 200);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  return { name, child, port, log };
-}
-
-async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < items.length) {
-        const item = items[next++]!;
-        await fn(item);
-      }
-    }),
-  );
-}
+  --tenants N              tenants in the fleet (2000)            --interval S        sync interval, seconds (300)
+  --seconds S              length of the steady phase (600)       --change-share F    tenants changed per interval (0.05)
+  --workers N              worker processes besides the 2 nodes (2) --concurrency N   slots per process (2)
+  --big N / --big-chats N  big tenants and their chats (2 / 3000) --big-changes N     chats a big tenant edits per interval (1000)
+  --failing N              tenants whose file is missing (1)      --large-mb N        LARGE_TENANT_MB for the run (10)
+  --connection-lifetime S  DB_CONNECTION_LIFETIME (300)           --probe-tenants N   tenants of the relation-cache probe (400)
+  --provision-batch N      tenants per provisioning transaction (1) --provision-concurrency N  transactions at once (8)
+  --reuse                  keep the provisioned, warmed-up fleet and start from it next time (same shape)
+  --provision-only         provision (and keep, with --reuse), then stop
+  --drop-reused            remove the kept fleet of this shape
+  --warmup-timeout S       give up when the first syncs take longer (2400)`;
 
 async function main(): Promise<void> {
+  if (args.help) {
+    console.log(USAGE);
+    return;
+  }
   const tenants = Number(args.tenants);
   const interval = Number(args.interval);
   const seconds = Number(args.seconds);
@@ -146,11 +108,16 @@ async function main(): Promise<void> {
   const concurrency = Number(args.concurrency);
   const bigCount = Number(args.big);
   const failingCount = Number(args.failing);
-  const suffix = randomBytes(4).toString('hex');
-  const dbName = `owui_bench_capacity_${suffix}`;
-  const role = { name: `owui_bench_svc_${suffix}`, password: randomBytes(12).toString('hex') };
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'owui-bench-capacity-'));
-  await admin(ADMIN, `CREATE DATABASE ${quoteIdent(dbName)}`);
+  for (const gone of await sweepStale(ADMIN)) console.error(`  removed leftover of an interrupted run: ${gone}`);
+  const place = fleetPlace({ tenants, big: bigCount, failing: failingCount, reuse: args.reuse });
+  const { dbName, role, dir } = place;
+  if (args['drop-reused']) {
+    await admin(ADMIN, `DROP DATABASE IF EXISTS ${quoteIdent(dbName)} WITH (FORCE)`);
+    await admin(ADMIN, `DROP ROLE IF EXISTS ${quoteIdent(role.name)}`);
+    rmSync(dir, { recursive: true, force: true });
+    console.log(`dropped the kept fleet ${dbName}`);
+    return;
+  }
   const adminUrl = withDb(ADMIN, dbName);
   const serviceUrl = withDb(ADMIN, dbName, role);
   const procs: Proc[] = [];
@@ -159,105 +126,121 @@ async function main(): Promise<void> {
     report.push(line);
     console.log(line);
   };
+  let cleaned: Promise<void> | undefined;
+  // Stops the processes and, unless the fleet is kept, drops the database and role and removes the files.
+  const cleanup = () =>
+    (cleaned ??= (async () => {
+      stopping = true;
+      await stopProcesses(procs);
+      if (place.reuse) return;
+      await admin(ADMIN, `DROP DATABASE IF EXISTS ${quoteIdent(dbName)} WITH (FORCE)`).catch(() => undefined);
+      await admin(ADMIN, `DROP ROLE IF EXISTS ${quoteIdent(role.name)}`).catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
+    })());
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      console.error(
+        `${signal}: stopping the processes${place.reuse ? '' : " and removing the benchmark's database and files"}`,
+      );
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+  const all: Tenant[] = fleetTenants(dir, tenants, bigCount, failingCount);
+  const small = path.join(dir, 'template-small.db');
+  const big = path.join(dir, 'template-big.db');
   try {
-    await install({ adminUrl, serviceRole: role.name, servicePassword: role.password });
+    let fixtureSeconds = 0;
+    let provisioning = 'reused the kept fleet';
+    let t0 = performance.now();
+    if (!place.kept) {
+      // A kept fleet whose warm-up never finished is provisioned again from scratch.
+      await admin(ADMIN, `DROP DATABASE IF EXISTS ${quoteIdent(dbName)} WITH (FORCE)`);
+      await admin(ADMIN, `DROP ROLE IF EXISTS ${quoteIdent(role.name)}`);
+      await admin(ADMIN, `CREATE DATABASE ${quoteIdent(dbName)}`);
+      await install({ adminUrl, serviceRole: role.name, servicePassword: role.password });
+    }
     const adminPool = createPool(adminUrl, { max: Number(args['provision-concurrency']) + 2 });
 
     // --- Fixtures --------------------------------------------------------------------------------------------
-    let t0 = performance.now();
-    const small = path.join(dir, 'template-small.db');
-    generateOpenWebUIDatabase({
-      path: small,
-      era: '0.11.0',
-      scale: { users: 4, chats: 20, chatBodyBytes: 2000, chatMessagesPerChat: 3, channelMessages: 30, rowsPerTable: 3 },
-      seed: 7,
-      journalMode: 'wal',
-    });
-    const big = path.join(dir, 'template-big.db');
-    const bigChats = Number(args['big-chats']);
-    if (bigCount > 0) {
+    if (!place.kept) {
       generateOpenWebUIDatabase({
-        path: big,
+        path: small,
         era: '0.11.0',
         scale: {
-          users: 50,
-          chats: bigChats,
-          chatBodyBytes: 8192,
-          chatMessagesPerChat: 2,
-          channels: 10,
-          channelMessages: bigChats * 10,
-          tags: 500,
-          files: 200,
-          rowsPerTable: 50,
+          users: 4,
+          chats: 20,
+          chatBodyBytes: 2000,
+          chatMessagesPerChat: 3,
+          channelMessages: 30,
+          rowsPerTable: 3,
         },
-        seed: 8,
+        seed: 7,
         journalMode: 'wal',
       });
-    }
-    const sizeOf = (f: string) => {
-      const db = new Database(f, { readonly: true });
-      try {
-        return (
-          (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number)
-        );
-      } finally {
-        db.close();
+      if (bigCount > 0) {
+        const bigChats = Number(args['big-chats']);
+        generateOpenWebUIDatabase({
+          path: big,
+          era: '0.11.0',
+          scale: {
+            users: 50,
+            chats: bigChats,
+            chatBodyBytes: 8192,
+            chatMessagesPerChat: 2,
+            channels: 10,
+            channelMessages: bigChats * 10,
+            tags: 500,
+            files: 200,
+            rowsPerTable: 50,
+          },
+          seed: 8,
+          journalMode: 'wal',
+        });
       }
-    };
+      fixtureSeconds = (performance.now() - t0) / 1000;
+
+      // --- Provisioning ----------------------------------------------------------------------------------------
+      const figures = await provisionFleet({
+        adminUrl,
+        adminPool,
+        serviceRole: role.name,
+        tenants: all,
+        templates: { small, big, failing: small },
+        cluster: CLUSTER,
+        host: HOST,
+        interval,
+        batch: Number(args['provision-batch']),
+        concurrency: Number(args['provision-concurrency']),
+        progress: (done) => {
+          if (done % 1000 < Number(args['provision-batch'])) {
+            console.error(`  provisioned ${done}/${tenants} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+          }
+        },
+      });
+      provisioning =
+        `provisioning ${figures.seconds.toFixed(1)} s (${((figures.seconds / tenants) * 1000).toFixed(1)} ms/tenant, ` +
+        `${figures.batches} batches of ${args['provision-batch']}, ${args['provision-concurrency']} at a time)`;
+      // The failing tenants' files disappear: every run fails ("file not found") and is retried.
+      for (const t of all.filter((x) => x.kind === 'failing')) {
+        for (const f of [t.file, `${t.file}-wal`, `${t.file}-shm`]) rmSync(f, { force: true });
+      }
+      await adminPool.query('ANALYZE');
+    } else {
+      // The kept fleet runs at this run's interval; slots are recomputed from each tenant's last sync.
+      await adminPool.query('UPDATE sync_metadata.client_deployments SET sync_interval = $1, next_sync_at = NULL', [
+        interval,
+      ]);
+    }
     const smallBytes = sizeOf(small);
     const bigBytes = bigCount > 0 ? sizeOf(big) : 0;
-    type Tenant = { name: string; file: string; kind: 'small' | 'big' | 'failing' };
-    const all: Tenant[] = [];
-    for (let i = 1; i <= tenants; i += 1) {
-      const kind = i <= bigCount ? 'big' : i <= bigCount + failingCount ? 'failing' : 'small';
-      const name = `${kind === 'small' ? 't' : kind}${i}`;
-      const file = path.join(dir, `${name}.db`);
-      copyFileSync(kind === 'big' ? big : small, file);
-      all.push({ name, file, kind });
-    }
-    const fixtureSeconds = (performance.now() - t0) / 1000;
-
-    // --- Provisioning ------------------------------------------------------------------------------------------
-    await adminPool.query(
-      `INSERT INTO sync_metadata.hosts (host_id, hostname, cluster_name, node_name)
-       VALUES (sync_metadata.host_identity($1, $2, 'node-a'), $2, $1, 'node-a') ON CONFLICT (host_id) DO NOTHING`,
-      [CLUSTER, HOST],
-    );
-    t0 = performance.now();
-    let provisioned = 0;
-    let grantRetries = 0;
-    await pool(all, Number(args['provision-concurrency']), async (t) => {
-      // Concurrent GRANTs on the shared bookkeeping schema can collide ("tuple concurrently updated"): retry.
-      for (let attempt = 1; ; attempt += 1) {
-        try {
-          await provisionTenant({ adminPool, clientName: t.name, sqlitePath: t.file, serviceRole: role.name });
-          break;
-        } catch (error) {
-          const code = (error as { code?: string }).code;
-          if (attempt >= 10 || (code !== 'XX000' && code !== '40P01')) throw error;
-          grantRetries += 1;
-          await sleep(20 * attempt);
-        }
-      }
-      await adminPool.query(
-        `INSERT INTO sync_metadata.client_deployments
-           (client_name, host_id, sqlite_path, schema_name, sync_enabled, status, sync_interval)
-         VALUES ($1, sync_metadata.host_identity($4, $5, 'node-a'), $2, $3, true, 'active', $6)`,
-        [t.name, t.file, tenantSchemaName(t.name), CLUSTER, HOST, interval],
+    if (args['provision-only']) {
+      const r = await adminPool.query<{ relations: number }>('SELECT count(*)::int AS relations FROM pg_class');
+      out(
+        `${tenants} tenants: fixtures ${fixtureSeconds.toFixed(1)} s; ${provisioning}; ${r.rows[0]!.relations} relations`,
       );
-      provisioned += 1;
-      if (provisioned % 500 === 0) {
-        console.error(`  provisioned ${provisioned}/${tenants} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
-      }
-    });
-    const provisionSeconds = (performance.now() - t0) / 1000;
-    // The failing tenants' files turn into garbage: every run fails and is retried.
-    for (const t of all.filter((x) => x.kind === 'failing')) {
-      writeFileSync(t.file, randomBytes(8192));
-      rmSync(`${t.file}-wal`, { force: true });
-      rmSync(`${t.file}-shm`, { force: true });
+      await adminPool.end();
+      return;
     }
-    await adminPool.query('ANALYZE');
 
     // --- Processes ---------------------------------------------------------------------------------------------
     const base = {
@@ -270,6 +253,8 @@ async function main(): Promise<void> {
       LEASE_DURATION: '30',
       HEARTBEAT_INTERVAL: '10',
       SCHEDULER_INTERVAL: '5',
+      LARGE_TENANT_MB: String(args['large-mb']),
+      DB_CONNECTION_LIFETIME: String(args['connection-lifetime']),
     };
     const portBase = 19_000 + Math.floor(Math.random() * 1000);
     procs.push(startProcess('node-a', 'node', { ...base, ROLE: 'node-a', API_PORT: String(portBase) }, portBase));
@@ -289,8 +274,11 @@ async function main(): Promise<void> {
     const healthy = all.filter((t) => t.kind !== 'failing').map((t) => t.name);
     for (;;) {
       const r = await adminPool.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM sync_metadata.client_deployments
-          WHERE last_sync_status IN ('success', 'conflict') AND client_name = ANY($1::text[])`,
+        // Synced once at least: a tenant whose next run is under way shows 'running' meanwhile.
+        `SELECT count(*)::int AS n FROM sync_metadata.client_deployments d
+          WHERE d.client_name = ANY($1::text[])
+            AND EXISTS (SELECT 1 FROM sync_metadata.sync_jobs j
+                         WHERE j.deployment_id = d.deployment_id AND j.status IN ('success', 'conflict'))`,
         [healthy],
       );
       if (r.rows[0]!.n >= healthy.length) break;
@@ -300,6 +288,7 @@ async function main(): Promise<void> {
       await sleep(2000);
     }
     const warmupSeconds = (performance.now() - t0) / 1000;
+    if (place.reuse && !place.kept) markKeptReady(place);
 
     // --- Steady phase ------------------------------------------------------------------------------------------
     const lastSuccess = new Map<string, number>();
@@ -332,14 +321,13 @@ async function main(): Promise<void> {
     const pgCpuStart = postgresTicks();
     const countRuns = async () =>
       (
-        await adminPool.query<{ completed: number; failed: number }>(
-          `SELECT count(*) FILTER (WHERE state = 'completed')::int AS completed,
-                  count(*) FILTER (WHERE state IN ('failed', 'retry'))::int AS failed
-             FROM pgboss.job WHERE name = $1`,
+        await adminPool.query<{ completed: number }>(
+          `SELECT count(*) FILTER (WHERE state = 'completed')::int AS completed FROM pgboss.job WHERE name = $1`,
           [SYNC_QUEUE],
         )
       ).rows[0]!;
     const runsStart = await countRuns();
+    const phaseStartedAt = new Date();
     const maxRss = new Map<string, number>();
     let maxPgRss = 0;
     let maxPgPss = 0;
@@ -365,8 +353,23 @@ async function main(): Promise<void> {
     const perSecond = (small_.length * changeShare) / interval;
     let owed = 0;
     let lastSample = 0;
+    let lastBigChange = -Infinity;
     while (performance.now() - steadyStart < seconds * 1000) {
       const tick = performance.now();
+      if (tick - lastBigChange >= interval * 1000) {
+        // Once an interval every big tenant edits many chats: its next run has megabytes to copy.
+        lastBigChange = tick;
+        for (const t of all.filter((x) => x.kind === 'big')) {
+          const db = new Database(t.file);
+          try {
+            db.prepare(
+              `UPDATE chat SET updated_at = ? WHERE id IN (SELECT id FROM chat ORDER BY random() LIMIT ?)`,
+            ).run(Math.floor(Date.now() / 1000), Number(args['big-changes']));
+          } finally {
+            db.close();
+          }
+        }
+      }
       owed += perSecond;
       while (owed >= 1) {
         owed -= 1;
@@ -404,9 +407,24 @@ async function main(): Promise<void> {
     const benchCpu = process.cpuUsage(benchCpuStart);
     const failingJobs = (
       await adminPool.query<{ status: string; n: number }>(
-        `SELECT status, count(*)::int AS n FROM sync_metadata.sync_jobs WHERE client_name LIKE 'failing%' GROUP BY status`,
+        `SELECT status, count(*)::int AS n FROM sync_metadata.sync_jobs
+          WHERE client_name LIKE 'failing%' AND started_at >= $1 GROUP BY status`,
+        [phaseStartedAt],
       )
     ).rows;
+    // Every attempt that failed during the phase is a failed sync_jobs row; pg-boss keeps a retried job in one row
+    // (its retry_count grows), so its state counts would miss them.
+    const attempts = (
+      await adminPool.query<{ failed: number; healthy_failed: number; retried: number; dead: number }>(
+        `SELECT (SELECT count(*)::int FROM sync_metadata.sync_jobs WHERE status = 'failed' AND started_at >= $1) AS failed,
+                (SELECT count(*)::int FROM sync_metadata.sync_jobs
+                  WHERE status = 'failed' AND started_at >= $1 AND client_name NOT LIKE 'failing%') AS healthy_failed,
+                (SELECT coalesce(sum(retry_count), 0)::int FROM pgboss.job
+                  WHERE name = $2 AND started_on >= $1) AS retried,
+                (SELECT count(*)::int FROM pgboss.job WHERE name = $3 AND created_on >= $1) AS dead`,
+        [phaseStartedAt, SYNC_QUEUE, SYNC_DEAD_LETTER_QUEUE],
+      )
+    ).rows[0]!;
     const cpuEnd = new Map(pids().map((p) => [p.name, cpuTicks(p.pid) ?? 0]));
     const pgMem = await pgMemory();
     const wallEnd = Date.now() / 1000;
@@ -442,7 +460,6 @@ async function main(): Promise<void> {
     } catch {
       // reported as NaN
     }
-    const failedRuns = runsEnd.failed - runsStart.failed;
     const bigLags = lags.filter((l) => l.name.startsWith('big')).map((l) => l.lag);
     const machine = (machineEnd.busy - machineStart.busy) / (machineEnd.total - machineStart.total);
 
@@ -452,13 +469,12 @@ async function main(): Promise<void> {
         `${failingCount} failing), interval ${interval} s, ${changeShare * 100}% changed per interval, ` +
         `${workers} workers + 2 nodes × ${concurrency} slots`,
     );
-    out(
-      `  fixtures ${fixtureSeconds.toFixed(1)} s; provisioning ${provisionSeconds.toFixed(1)} s (${((provisionSeconds / tenants) * 1000).toFixed(1)} ms/tenant, ${grantRetries} retried)`,
-    );
+    out(`  fixtures ${fixtureSeconds.toFixed(1)} s; ${provisioning}`);
     out(`  warm-up (first full sync of every tenant) ${warmupSeconds.toFixed(1)} s`);
     out(
       `  steady phase ${elapsed.toFixed(0)} s: ${writes} writer changes, ${runs} runs completed = ${(runs / elapsed).toFixed(1)} runs/s ` +
-        `(needed ${(tenants / interval).toFixed(1)}), ${failedRuns} failed attempts`,
+        `(needed ${(tenants / interval).toFixed(1)}), ${attempts.failed} failed attempts ` +
+        `(${attempts.healthy_failed} of healthy tenants), ${attempts.retried} queue retries, ${attempts.dead} dead-lettered`,
     );
     out(
       `  lag (since last successful run), small tenants: p50 ${percentile(smallLags, 50).toFixed(1)} s, ` +
@@ -496,26 +512,22 @@ async function main(): Promise<void> {
         `(${jobRows.jobs} sync_jobs rows), pgboss ${mb(Number(sizes.boss))} (${jobRows.boss} job rows), database ${mb(Number(sizes.db))}`,
     );
     out(`  /metrics series (node-a): ${series}`);
+    const probeCount = Math.min(Number(args['probe-tenants']), healthy.length);
+    if (probeCount > 0) {
+      const probe = await relcacheProbe(
+        serviceUrl,
+        healthy.slice(0, probeCount).map((n) => tenantSchemaName(n)),
+      );
+      const perTenant = (probe.endBytes - probe.startBytes) / probe.tenants;
+      out(
+        `  one backend touching ${probe.tenants} tenants' tables: private memory ${mb(probe.startBytes)} → ` +
+          `${mb(probe.endBytes)}, ${(perTenant / 1024).toFixed(0)} KB per tenant ` +
+          `(× ${tenants} tenants = ${mb(perTenant * tenants)} per backend that touches them all)`,
+      );
+    }
     await adminPool.end();
   } finally {
-    stopping = true;
-    for (const p of procs) p.child.kill('SIGTERM');
-    await Promise.all(
-      procs.map(
-        (p) =>
-          new Promise((res) => {
-            if (p.child.exitCode !== null || p.child.signalCode !== null) return res(null);
-            const timer = setTimeout(() => p.child.kill('SIGKILL'), 40_000);
-            p.child.once('exit', () => {
-              clearTimeout(timer);
-              res(null);
-            });
-          }),
-      ),
-    );
-    await admin(ADMIN, `DROP DATABASE IF EXISTS ${quoteIdent(dbName)} WITH (FORCE)`).catch(() => undefined);
-    await admin(ADMIN, `DROP ROLE IF EXISTS ${quoteIdent(role.name)}`).catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
+    await cleanup();
   }
 }
 

@@ -20,6 +20,8 @@ export type PoolOptions = {
   readonly applicationName?: string;
   readonly logger?: Logger;
   readonly connectionTimeoutMillis?: number;
+  /** Seconds a connection lives before it is replaced (0 or unset: forever); bounds each backend's caches. */
+  readonly maxLifetimeSeconds?: number;
 };
 
 /** A pg pool whose idle-client errors are logged instead of crashing the process. */
@@ -31,6 +33,7 @@ export function createPool(connectionString: string, options: PoolOptions = {}):
     connectionTimeoutMillis: options.connectionTimeoutMillis ?? 10_000,
     idleTimeoutMillis: 30_000,
     keepAlive: true,
+    ...(options.maxLifetimeSeconds ? { maxLifetimeSeconds: options.maxLifetimeSeconds } : {}),
   });
   pool.on('error', (error) => {
     options.logger?.warn({ err: error }, `idle database connection failed: ${errorMessage(error)}`);

@@ -33,6 +33,19 @@ export const clusterConfigShape = {
    */
   DATABASE_POOLER: z.enum(POOLER_MODES).default(CONFIG_DEFAULTS.DATABASE_POOLER),
   DB_POOL_SIZE: intFromEnv(2, 200).default(CONFIG_DEFAULTS.DB_POOL_SIZE),
+  /**
+   * Seconds a pooled connection lives before it is closed and replaced (0 = forever). Each PostgreSQL backend
+   * caches the definitions of every table it touched; a worker touches all tenants' 43 tables, so recycling
+   * its connections keeps that cache, and the backend's memory, bounded.
+   */
+  DB_CONNECTION_LIFETIME: intFromEnv(0, 86_400).default(CONFIG_DEFAULTS.DB_CONNECTION_LIFETIME),
+  // Fairness (see docs/operations.md, Sizing) ------------------------------------------------------------------
+  /** A tenant whose SQLite file had at least this many MB at its last run is scheduled as large. */
+  LARGE_TENANT_MB: intFromEnv(1, 1_000_000).default(CONFIG_DEFAULTS.LARGE_TENANT_MB),
+  /** Most runs of large tenants at once in the whole cluster (keep it below the cluster's total slots). */
+  LARGE_TENANT_CONCURRENCY: intFromEnv(1, 1000).default(CONFIG_DEFAULTS.LARGE_TENANT_CONCURRENCY),
+  /** Most runs at once in the whole cluster of tenants whose last run failed. */
+  FAILING_TENANT_CONCURRENCY: intFromEnv(1, 1000).default(CONFIG_DEFAULTS.FAILING_TENANT_CONCURRENCY),
   /** Seconds a graceful stop waits for running syncs before handing them back to the queue. */
   SHUTDOWN_TIMEOUT: intFromEnv(1, 3600).default(CONFIG_DEFAULTS.SHUTDOWN_TIMEOUT),
   /** Hosts silent for longer than this are marked offline by the leader (seconds). */

@@ -56,6 +56,7 @@ export async function startClusterRuntime(opts: ClusterRuntimeOptions): Promise<
   const pool = createPool(connectionString, {
     max: config.DB_POOL_SIZE,
     applicationName: `owui-sync-${kind}`,
+    maxLifetimeSeconds: config.DB_CONNECTION_LIFETIME,
     logger,
   });
   const cleanup: (() => Promise<void>)[] = [async () => pool.end()];
@@ -130,6 +131,7 @@ export async function startClusterRuntime(opts: ClusterRuntimeOptions): Promise<
         tickSeconds: config.SCHEDULER_INTERVAL,
         offlineAfterSeconds: config.OFFLINE_AFTER,
         drillIntervalSeconds: config.DRILL_INTERVAL_HOURS * 3600,
+        largeTenantMb: config.LARGE_TENANT_MB,
         logger,
         metrics,
         reapStaleJobs: () => reapStaleSyncJobs(pool, { hostId, cluster: identity.cluster }),
@@ -160,6 +162,7 @@ export async function startClusterRuntime(opts: ClusterRuntimeOptions): Promise<
         pollingIntervalSeconds: config.QUEUE_POLL_INTERVAL,
         claimTtlSeconds: config.SYNC_CLAIM_TTL,
         batchSize: config.BATCH_SIZE,
+        groups: { large: config.LARGE_TENANT_CONCURRENCY, failing: config.FAILING_TENANT_CONCURRENCY },
         logger,
         metrics,
       });

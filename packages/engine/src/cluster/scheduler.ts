@@ -14,7 +14,9 @@ import { bossExecutor, clusterPriority } from './queue.ts';
  * The scheduler runs on every node and acts only while its node leads. Each tick, in one fenced transaction:
  * claims the tenants whose next slot has come (sync enabled, not paused or deregistered), moves each one's
  * next_sync_at to its following slot, inserts one queue job per tenant (coalescing with a job already queued), and
- * marks hosts silent for five minutes offline. If the lease was lost the transaction does nothing at all.
+ * marks hosts silent for five minutes offline. If the lease was lost the transaction does nothing at all. Jobs of
+ * tenants whose SQLite file is large, or whose last run failed, carry a fairness group (SYNC_GROUPS) that workers
+ * cap, so small healthy tenants always find a free slot.
  *
  * Slots: a tenant with interval I and offset o (derived from its deployment id, 0 ≤ o < I) is due at the instants
  * t with (t − o) mod I = 0, so tenants sharing an interval spread evenly over it and every leader agrees on them. A
@@ -46,6 +48,21 @@ export type SchedulerTickResult = {
 /** Most tenants one pass enqueues; a larger backlog (e.g. the first start) is cleared by back-to-back passes. */
 export const SCHEDULER_BATCH_SIZE = 1000;
 
+/**
+ * Fairness groups of scheduled jobs (pg-boss `group`): a tenant whose SQLite file is large goes in `large`, one
+ * whose last run failed in `failing`; the rest run ungrouped. Workers cap each group's running jobs cluster-wide
+ * (see syncGroupConcurrency in worker.ts), so slow or failing tenants never hold every slot.
+ */
+export const SYNC_GROUPS = { large: 'large', failing: 'failing' } as const;
+export type SyncGroup = (typeof SYNC_GROUPS)[keyof typeof SYNC_GROUPS];
+
+/**
+ * Default of LARGE_TENANT_MB: a tenant whose SQLite file had at least this many MB at its last run counts as large.
+ * The size, not a run's duration, decides: on an overloaded machine every run is slow, and classing tenants by
+ * duration would then cap most of the fleet.
+ */
+export const LARGE_TENANT_MB = 256;
+
 export type SchedulerTickOptions = {
   readonly elector: Pick<LeaderElector, 'fenced'>;
   readonly boss: PgBoss;
@@ -55,16 +72,40 @@ export type SchedulerTickOptions = {
   readonly offlineAfterSeconds?: number;
   /** Seconds between two restore drills of a tenant (DRILL_INTERVAL_HOURS × 3600); 0 or absent: no drills. */
   readonly drillIntervalSeconds?: number;
+  /**
+   * A tenant whose SQLite file had at least this many MB at its last successful run (page size × page count, as
+   * recorded by change capture) is enqueued in the `large` group (default LARGE_TENANT_MB).
+   */
+  readonly largeTenantMb?: number;
   readonly logger?: Logger;
   readonly metrics?: SyncMetrics;
 };
 
+/**
+ * Failing tenants are capped only while few fail: at most this many, or this share of the cluster's scheduled
+ * tenants. When more fail at once the cause is shared (storage, network, the database) and a cap would only slow
+ * the whole fleet's recovery down to one slot, so their jobs then run ungrouped.
+ */
+export const ISOLATED_FAILURES = { count: 10, share: 0.05 } as const;
+
+// The recorded size is one primary-key look-up per due tenant (sync_state.source_pages); the failing count is one
+// pass over the cluster's deployments per scheduler pass.
 const CLAIM_DUE_SQL = `
-  WITH due AS (
-    SELECT d.deployment_id,
-           (hashtext(d.deployment_id::text)::bigint & 2147483647) % d.sync_interval AS slot_offset
+  WITH fleet AS (
+    SELECT count(*) FILTER (WHERE d.last_sync_status = 'failed') <= greatest(
+             ${ISOLATED_FAILURES.count}, count(*) * ${ISOLATED_FAILURES.share}) AS isolated
       FROM sync_metadata.client_deployments d
       JOIN sync_metadata.hosts h ON h.host_id = d.host_id
+     WHERE h.cluster_name = $1::text AND d.sync_enabled AND d.status NOT IN ('paused', 'deregistered')
+  ),
+  due AS (
+    SELECT d.deployment_id,
+           (hashtext(d.deployment_id::text)::bigint & 2147483647) % d.sync_interval AS slot_offset,
+           coalesce(sp.page_size::bigint * sp.page_count >= $3::bigint, false) AS large,
+           coalesce(d.last_sync_status = 'failed' AND (SELECT isolated FROM fleet), false) AS failing
+      FROM sync_metadata.client_deployments d
+      JOIN sync_metadata.hosts h ON h.host_id = d.host_id
+      LEFT JOIN sync_state.source_pages sp ON sp.deployment_id = d.deployment_id
      WHERE h.cluster_name = $1::text
        AND d.sync_enabled
        AND d.status NOT IN ('paused', 'deregistered')
@@ -80,7 +121,14 @@ const CLAIM_DUE_SQL = `
              * d.sync_interval + due.slot_offset)
     FROM due
    WHERE d.deployment_id = due.deployment_id
-  RETURNING d.deployment_id::text AS deployment_id, d.client_name`;
+  RETURNING d.deployment_id::text AS deployment_id, d.client_name, due.large, due.failing`;
+
+/** The fairness group of a due tenant's job, or undefined for an ordinary one (failing wins over large). */
+function groupOf(row: { large: boolean; failing: boolean }): { id: SyncGroup; tier: SyncGroup } | undefined {
+  if (row.failing) return { id: SYNC_GROUPS.failing, tier: SYNC_GROUPS.failing };
+  if (row.large) return { id: SYNC_GROUPS.large, tier: SYNC_GROUPS.large };
+  return undefined;
+}
 
 const CLAIM_DRILLS_SQL = `
   WITH due AS (
@@ -154,10 +202,12 @@ export async function runSchedulerTick(opts: SchedulerTickOptions): Promise<Sche
   const batchSize = opts.batchSize ?? SCHEDULER_BATCH_SIZE;
   const result = await opts.elector.fenced(
     async (client: pg.PoolClient, lease: Lease) => {
-      const claimed = await client.query<{ deployment_id: string; client_name: string }>(CLAIM_DUE_SQL, [
-        cluster,
-        batchSize,
-      ]);
+      const claimed = await client.query<{
+        deployment_id: string;
+        client_name: string;
+        large: boolean;
+        failing: boolean;
+      }>(CLAIM_DUE_SQL, [cluster, batchSize, Math.round((opts.largeTenantMb ?? LARGE_TENANT_MB) * 1024 * 1024)]);
       let enqueued = 0;
       if (claimed.rows.length > 0) {
         const requestedAt = new Date().toISOString();
@@ -170,7 +220,14 @@ export async function runSchedulerTick(opts: SchedulerTickOptions): Promise<Sche
             requested_at: requestedAt,
             epoch: lease.epoch,
           };
-          return { id: randomUUID(), data, singletonKey: row.client_name, priority: clusterPriority(cluster) };
+          const group = groupOf(row);
+          return {
+            id: randomUUID(),
+            data,
+            singletonKey: row.client_name,
+            priority: clusterPriority(cluster),
+            ...(group ? { group } : {}),
+          };
         });
         const ids = await boss.insert(SYNC_QUEUE, jobs, { db: bossExecutor(client), returnId: true });
         enqueued = ids?.length ?? 0;

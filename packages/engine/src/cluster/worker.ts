@@ -8,6 +8,7 @@ import { errorMessage } from '../errors.ts';
 import type { SyncMetrics } from '../metrics.ts';
 import type { RunTenantSyncOptions } from '../sync/run.ts';
 import { bossSettings, clusterPriority } from './queue.ts';
+import { SYNC_GROUPS } from './scheduler.ts';
 
 /**
  * Sync workers: pg-boss hands out one job at a time per slot (its fetch uses FOR UPDATE SKIP LOCKED, and the
@@ -48,6 +49,8 @@ export type SyncWorkerOptions = {
   readonly claimTtlSeconds?: number;
   /** Rows per transaction (BATCH_SIZE). */
   readonly batchSize?: number;
+  /** Cluster-wide caps of the fairness groups' running jobs (see syncGroupConcurrency). */
+  readonly groups?: SyncGroupLimits;
   readonly logger: Logger;
   readonly metrics?: SyncMetrics;
 };
@@ -61,6 +64,29 @@ export type SyncWorker = {
    */
   stop(options?: { timeoutMs?: number }): Promise<void>;
 };
+
+/** Most jobs of each fairness group running at once in the whole cluster (every worker must use the same). */
+export type SyncGroupLimits = {
+  /** Tenants with a large SQLite file (LARGE_TENANT_CONCURRENCY, default 1). */
+  readonly large: number;
+  /** Tenants whose last run failed (FAILING_TENANT_CONCURRENCY, default 1). */
+  readonly failing: number;
+};
+
+/**
+ * pg-boss's group concurrency for the sync queue: counted in the database over all workers of the cluster, so a
+ * fleet with two 2 GB tenants and eight slots keeps at least seven slots for everyone else while both are due.
+ * Jobs without a group (most tenants) are not limited.
+ */
+export function syncGroupConcurrency(limits: SyncGroupLimits): {
+  default: number;
+  tiers: Record<string, number>;
+} {
+  return {
+    default: Math.min(limits.large, limits.failing),
+    tiers: { [SYNC_GROUPS.large]: limits.large, [SYNC_GROUPS.failing]: limits.failing },
+  };
+}
 
 type TenantState = { sync_enabled: boolean; status: string } | undefined;
 
@@ -147,7 +173,10 @@ export async function startSyncWorker(opts: SyncWorkerOptions): Promise<SyncWork
       logger.info({ client: payload.client_name, job: job.id }, `skipped sync job: ${skip}`);
       return { skipped: skip };
     }
-    const merged = await absorbWaitingRetries(boss, job.id, payload.client_name, logger);
+    // A retry is itself the tenant's one waiting retry (one job per state and tenant): none other can wait, so
+    // the look-up is skipped.
+    const merged =
+      job.retryCount > 0 ? { fullSync: false } : await absorbWaitingRetries(boss, job.id, payload.client_name, logger);
     const stopper = new AbortController();
     running.set(job.id, stopper);
     try {
@@ -197,6 +226,7 @@ export async function startSyncWorker(opts: SyncWorkerOptions): Promise<SyncWork
         notifyPollingIntervalSeconds: Math.max(2, pollingIntervalSeconds),
         minPriority: priority,
         maxPriority: priority,
+        groupConcurrency: syncGroupConcurrency(opts.groups ?? { large: 1, failing: 1 }),
       },
       async (jobs) => {
         const [job] = jobs;
