@@ -120,7 +120,7 @@ describe('API: deleted rows and chat recovery', () => {
         404,
         /no chat "chat-00001" of user/,
       ],
-      ['POST', '/api/v1/tenants/acme/recover', { user: 'u1', at: '-2h' }, 422, /needs row history \(not available\)/],
+      ['POST', '/api/v1/tenants/acme/recover', { user: 'u1', at: '-2h' }, 409, /oldest restorable time/],
       ['POST', '/api/v1/tenants/acme/recover', { user: 'u1', at: 'last tuesday' }, 422, /cannot read the time/],
       ['POST', '/api/v1/tenants/ghost/recover', { user: 'u1' }, 404, /not registered/],
       ['POST', '/api/v1/tenants/Bad%20Name/recover', { user: 'u1' }, 400, /name/],

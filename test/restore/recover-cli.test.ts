@@ -85,10 +85,7 @@ describe('syncctl recover / deleted', () => {
       [['recover', 'acme', '--user', 'u1'], /--out FILE or --to DIR/],
       [['recover', 'acme', '--user', 'u1', '--out', 'a.json', '--to', '.'], /either --out FILE or --to DIR/],
       [['recover', 'acme', '--user', 'u1', '--to', scratch.file('missing')], /does not exist/],
-      [
-        ['recover', 'acme', '--user', 'u1', '--out', scratch.file('x.json'), '--at', '-2h'],
-        /needs row history \(not available\)/,
-      ],
+      [['recover', 'acme', '--user', 'u1', '--out', scratch.file('x.json'), '--at', '-2h'], /oldest restorable time/],
       [
         ['recover', 'acme', '--user', 'u1', '--out', scratch.file('x.json'), '--at', 'yesterday'],
         /cannot read the time "yesterday"/,

@@ -128,13 +128,13 @@ describe('selective recovery of a user’s chats', () => {
     await expect(recover({ user: 'u1', sqlite: `${source()}-wal`, force: true })).rejects.toThrow(/live SQLite/);
   });
 
-  it('--at: now works, an earlier time needs history, bad times are refused', async () => {
+  it('--at: now works, a time before the history names the oldest restorable time, bad times are refused', async () => {
     const now = await recover({ user: 'u1', at: parseRecoverTime('now') });
     expect(now.chats).toHaveLength(5);
     await expect(recover({ user: 'u1', at: parseRecoverTime('-2h') })).rejects.toThrow(
-      /point-in-time recovery needs row history \(not available\)/,
+      /cannot be restored to .*: the oldest restorable time is /,
     );
-    await expect(recover({ user: 'u1', at: parseRecoverTime('-1d') })).rejects.toThrow(/needs row history/);
+    await expect(recover({ user: 'u1', at: parseRecoverTime('-1d') })).rejects.toThrow(/oldest restorable time/);
     await expect(recover({ user: 'u1', at: new Date(Date.now() + 3_600_000) })).rejects.toThrow(/in the future/);
   });
 
@@ -327,5 +327,56 @@ describe('selective recovery of a user’s chats', () => {
       user: u as string,
     });
     expect(importAsOpenWebUI(full.exportJson).length).toBe(4);
+  });
+});
+
+describe('selective recovery at a past time (row history)', () => {
+  const db = useTestDatabase();
+  const scratch = scratchDir('owui-recover-at-');
+  let admin: pg.Pool;
+  let service: pg.Pool;
+  afterAll(async () => {
+    await service?.end();
+    await admin?.end();
+    scratch.cleanup();
+  });
+
+  it('returns the chats as the last run before that time saw them: renamed ones with their old title, deleted ones', async () => {
+    admin = createPool(db.current.adminUrl, { max: 2 });
+    service = createPool(db.current.serviceUrl, { max: 4 });
+    const file = scratch.file('pit.db');
+    makeMiniOpenWebUI(file, { chats: 10 }); // even chats are Ada's (u1)
+    const pools = { admin, service, serviceRole: db.current.serviceRole, adminUrl: db.current.adminUrl };
+    const { hostId } = await backUp(pools, 'pit', file);
+    const recover = (opts: Partial<Parameters<typeof recoverUserChats>[0]> & { user: string }) =>
+      recoverUserChats({ pool: service, clientName: 'pit', scope: { hostId }, ...opts });
+    const before = await recover({ user: 'u1' });
+    const titles = new Map(before.chats.map((c) => [c.id, c.title]));
+    await new Promise((r) => setTimeout(r, 50));
+    const t = new Date();
+    // More than a second before the recovery (a time within a second of now means the current backup).
+    await new Promise((r) => setTimeout(r, 1100));
+    // After T: one chat renamed from the sidebar (updated_at left alone), one deleted, one new.
+    const [renamed = '', deleted = ''] = before.chats.map((c) => c.id).sort();
+    exec(
+      file,
+      `UPDATE chat SET title = 'renamed later' WHERE id = '${renamed}';
+       DELETE FROM chat WHERE id = '${deleted}';
+       INSERT INTO chat (id, user_id, title, chat, created_at, updated_at, share_id, archived)
+         SELECT 'chat-new', user_id, 'new later', chat, created_at, updated_at, NULL, 0 FROM chat WHERE id = '${renamed}';`,
+    );
+    await sync(service, 'pit', hostId);
+
+    const nowResult = await recover({ user: 'u1' });
+    expect(nowResult.chats.find((c) => c.id === renamed)?.title).toBe('renamed later');
+    expect(nowResult.chats.find((c) => c.id === deleted)?.deletedAt).not.toBeNull();
+    expect(nowResult.chats.map((c) => c.id)).toContain('chat-new');
+
+    const atT = await recover({ user: 'u1', at: t });
+    expect(new Map(atT.chats.map((c) => [c.id, c.title]))).toEqual(titles);
+    expect(atT.chats.find((c) => c.id === deleted)?.deletedAt).not.toBeNull();
+    const deletedOnly = await recover({ user: 'u1', at: t, deletedOnly: true });
+    expect(deletedOnly.chats.map((c) => c.id)).toEqual([deleted]);
+    expect(deletedOnly.chats[0]?.title).toBe(titles.get(deleted));
   });
 });

@@ -16,10 +16,9 @@ export { recoverUserChats, findUser, type RecoverOptions, type RecoverResult, ty
 export { listDeleted, type DeletedListing, type DeletedRow } from './recover-deleted.ts';
 export {
   parseRecoverTime,
-  assertCurrentBackup,
+  isCurrentBackup,
   selectTenantRows,
   openRecoverSource,
-  POINT_IN_TIME_UNAVAILABLE,
   type RecoverSource,
   type RowFilter,
   type TenantRows,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { epochSeconds } from './chat-export.ts';
 import { exportFileName } from './recover-files.ts';
-import { assertCurrentBackup, parseRecoverTime, POINT_IN_TIME_UNAVAILABLE } from './recover-rows.ts';
+import { isCurrentBackup, parseRecoverTime } from './recover-rows.ts';
 
 const NOW = new Date('2026-05-01T14:00:00.000Z');
 
@@ -26,12 +26,13 @@ describe('parseRecoverTime', () => {
   });
 });
 
-describe('assertCurrentBackup', () => {
-  it('accepts no time and now (within a minute); refuses earlier times and the future', () => {
-    expect(() => assertCurrentBackup(null, NOW)).not.toThrow();
-    expect(() => assertCurrentBackup(new Date(NOW.getTime() - 30_000), NOW)).not.toThrow();
-    expect(() => assertCurrentBackup(new Date(NOW.getTime() - 120_000), NOW)).toThrow(POINT_IN_TIME_UNAVAILABLE);
-    expect(() => assertCurrentBackup(new Date(NOW.getTime() + 120_000), NOW)).toThrow(/in the future/);
+describe('isCurrentBackup', () => {
+  it('takes no time and now (within a second) as the current backup, earlier times as history, refuses the future', () => {
+    expect(isCurrentBackup(null, NOW)).toBe(true);
+    expect(isCurrentBackup(new Date(NOW.getTime() - 500), NOW)).toBe(true);
+    expect(isCurrentBackup(new Date(NOW.getTime() + 30_000), NOW)).toBe(true);
+    expect(isCurrentBackup(new Date(NOW.getTime() - 30_000), NOW)).toBe(false);
+    expect(() => isCurrentBackup(new Date(NOW.getTime() + 120_000), NOW)).toThrow(/in the future/);
   });
 });
 

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import { qualified, quoteIdent, quoteLiteral } from '@owui-sync/schema';
 import { InvalidInputError } from '../errors.ts';
+import { resolvePointInTime, rowsAtSql, type PointInTime } from './history.ts';
 import { keyExpression } from '../sync/table-plan.ts';
 import { readTargetSchema, type TargetTable } from '../sync/target-schema.ts';
 import { binaryCopyTuples } from './copy-out.ts';
@@ -11,16 +12,14 @@ import { decodeField, restoreKindFor, selectExpression, type RestoreKind, type S
 /**
  * The one place selective recovery reads tenant rows from the backup: live and tombstoned rows alike, each with
  * the time it was deleted in the source (null while it is live), in the SQLite storage form a restore writes.
- * Reading the tenant as it was at an earlier time needs row history; until that exists, a time that is not now is
- * refused here, so every caller (CLI, API) gets the same answer.
+ * With a time (`at`), the rows are those of the last run that completed at or before it, rebuilt from the row
+ * history (history.ts), each with the time it was deleted since, if it was; now (within a second) reads the current
+ * backup. So every caller (CLI, API) gets the same answer.
  */
 
-export const POINT_IN_TIME_UNAVAILABLE =
-  'point-in-time recovery needs row history (not available): the backup holds the latest version of each row ' +
-  'and the rows deleted since (tombstones); recover without --at to get those';
-
-/** How far a requested time may lie from now and still mean "the current backup". */
-const NOW_TOLERANCE_MS = 60_000;
+/** A time this close to now means the current backup (`--at now`); a later one is refused unless within a minute. */
+const NOW_MS = 1000;
+const FUTURE_TOLERANCE_MS = 60_000;
 
 /** What recovery reads from: the tenant's registration and its backup tables (one snapshot's view of them). */
 export type RecoverSource = {
@@ -63,7 +62,7 @@ export async function selectTenantRows(
   filter: RowFilter,
   opts: { at?: Date | null; columns?: readonly string[] } = {},
 ): Promise<TenantRows> {
-  assertCurrentBackup(opts.at ?? null);
+  const pit = await pointInTime(client, source, opts.at ?? null);
   const t = source.tables.get(table);
   const wanted = opts.columns ? [...opts.columns] : (t?.columns.map((c) => c.name) ?? []);
   const cols = t ? wanted.filter((name) => t.columns.some((c) => c.name === name)) : [];
@@ -90,7 +89,13 @@ export async function selectTenantRows(
              AND r.table_name = ${quoteLiteral(table)} AND r.deleted_at IS NOT NULL
              AND r.row_key = ${keyExpression('t', t.key)})`
       : 'NULL::float8';
-  const sql = `COPY (SELECT ${exprs.join(', ')}, ${deleted} FROM ${qualified(source.dep.schemaName, table)} t
+  // At a past time: the table's rows then (every column, so filters on any of them work), else the backup table.
+  const from =
+    pit && t.key.length > 0 ? `(${rowsAtSql(pit, t)})` : pit ? null : qualified(source.dep.schemaName, table);
+  if (from === null) {
+    throw new InvalidInputError(`table ${table} has no row key, so it cannot be read as of ${opts.at?.toISOString()}`);
+  }
+  const sql = `COPY (SELECT ${exprs.join(', ')}, ${deleted} FROM ${from} t
      WHERE ${where}) TO STDOUT (FORMAT binary)`;
   const rows: TenantRow[] = [];
   const stream = client.query(copyStreams.to(sql));
@@ -113,14 +118,33 @@ export function rowValue(rows: TenantRows, row: TenantRow, column: string): Sqli
   return i < 0 ? undefined : row.values[i];
 }
 
-/** Refuses a time other than now (within a minute) until row history exists. */
-export function assertCurrentBackup(at: Date | null, now: Date = new Date()): void {
-  if (at === null) return;
+/**
+ * Whether `at` means the current backup: no time, now (within a second), or a time less than a minute ahead (clocks
+ * differ). A time further ahead is refused; an earlier one is read from the row history.
+ */
+export function isCurrentBackup(at: Date | null, now: Date = new Date()): boolean {
+  if (at === null) return true;
   const diff = at.getTime() - now.getTime();
-  if (diff > NOW_TOLERANCE_MS) {
+  if (diff > FUTURE_TOLERANCE_MS) {
     throw new InvalidInputError(`the time ${at.toISOString()} is in the future; give a past time or leave out --at`);
   }
-  if (diff < -NOW_TOLERANCE_MS) throw new InvalidInputError(POINT_IN_TIME_UNAVAILABLE);
+  return diff >= -NOW_MS;
+}
+
+/** The runs a source was read at, per time asked for (one look-up per recovery, whatever it reads). */
+const pointsInTime = new WeakMap<RecoverSource, Map<number, PointInTime>>();
+
+/** The run to read `at` from (null: the current backup); fails naming the oldest restorable time when none is kept. */
+async function pointInTime(client: pg.ClientBase, source: RecoverSource, at: Date | null): Promise<PointInTime | null> {
+  if (at === null || isCurrentBackup(at)) return null;
+  let cache = pointsInTime.get(source);
+  if (!cache) pointsInTime.set(source, (cache = new Map()));
+  let pit = cache.get(at.getTime());
+  if (!pit) {
+    pit = await resolvePointInTime(client, source.dep.clientName, at);
+    cache.set(at.getTime(), pit);
+  }
+  return pit;
 }
 
 const RELATIVE = /^-(\d{1,6})([smhdw])$/;
