@@ -156,7 +156,7 @@ describe('leader failover with real processes', () => {
           const r = await adminQuery(
             db.current.adminUrl,
             `SELECT count(*)::int AS n FROM pg_stat_activity
-              WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%WITH due AS%'`,
+              WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%due AS (%'`,
           );
           return r.rows[0].n > 0;
         },

@@ -10,9 +10,10 @@ import { clusterUrl, type ClusterUrl } from '../support/pooler.ts';
 import { killAllProcesses, sleep, startApp, waitUntil, type AppProcess } from '../support/processes.ts';
 
 /**
- * Fairness with real processes: two slots, two big tenants whose every run is a full sync of a 70 MB database
+ * Fairness with real processes: two slots, two big tenants whose every run is a full sync of a 125 MB database (several times a small tenant's interval
+ * even on a quiet machine)
  * (their progress is reset after each run, so the next scheduled run starts over), a tenant whose file is gone, and
- * small tenants due every few seconds. The big tenants' recorded file size (70 MB, above LARGE_TENANT_MB) puts them in the `large` group, capped at
+ * small tenants due every few seconds. The big tenants' recorded file size (above LARGE_TENANT_MB) puts them in the `large` group, capped at
  * one running job, so one slot always serves the small tenants; the failing tenant retries on its own job.
  */
 
@@ -82,11 +83,11 @@ describe('fairness: slow and failing tenants do not hold up the others', () => {
       era: '0.11.0',
       scale: {
         users: 50,
-        chats: 5000,
+        chats: 9000,
         chatBodyBytes: 8192,
         chatMessagesPerChat: 2,
         channels: 10,
-        channelMessages: 50_000,
+        channelMessages: 90_000,
         tags: 500,
         files: 200,
         rowsPerTable: 50,
