@@ -41,6 +41,17 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     serviceRole: context.serviceRole,
     context,
     drop: async () => {
+      // Pools resolve end() before their connections have closed: give those a moment to go, so that FORCE does
+      // not terminate a connection a test is still closing (its pool would report that as an uncaught error).
+      for (let i = 0; i < 40; i += 1) {
+        const left = await adminQuery(
+          context.adminUrl,
+          'SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+          [name],
+        );
+        if (left.rows[0].n === 0) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
       await adminQuery(context.adminUrl, `DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
     },
   };
