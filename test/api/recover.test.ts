@@ -121,7 +121,7 @@ describe('API: deleted rows and chat recovery', () => {
         /no chat "chat-00001" of user/,
       ],
       ['POST', '/api/v1/tenants/acme/recover', { user: 'u1', at: '-2h' }, 409, /oldest restorable time/],
-      ['POST', '/api/v1/tenants/acme/recover', { user: 'u1', at: 'last tuesday' }, 422, /cannot read the time/],
+      ['POST', '/api/v1/tenants/acme/recover', { user: 'u1', at: 'last tuesday' }, 422, /"last tuesday" is not a time/],
       ['POST', '/api/v1/tenants/ghost/recover', { user: 'u1' }, 404, /not registered/],
       ['POST', '/api/v1/tenants/Bad%20Name/recover', { user: 'u1' }, 400, /name/],
       ['POST', '/api/v1/tenants/acme/recover', { user: 'a\u0000b' }, 400, /user/],

@@ -88,7 +88,7 @@ describe('syncctl recover / deleted', () => {
       [['recover', 'acme', '--user', 'u1', '--out', scratch.file('x.json'), '--at', '-2h'], /oldest restorable time/],
       [
         ['recover', 'acme', '--user', 'u1', '--out', scratch.file('x.json'), '--at', 'yesterday'],
-        /cannot read the time "yesterday"/,
+        /"yesterday" is not a time/,
       ],
       [['recover', 'ghost', '--user', 'u1', '--out', scratch.file('x.json')], /tenant "ghost" is not registered/],
       [['deleted', 'acme', '--limit', 'lots'], /--limit must be a whole number/],

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../../packages/engine/src/db.ts';
-import { listDeleted, parseRecoverTime, recoverUserChats } from '../../packages/engine/src/restore/index.ts';
+import { listDeleted, parseRestoreTime, recoverUserChats } from '../../packages/engine/src/restore/index.ts';
 import { ERAS, generateOpenWebUIDatabase } from '../../packages/fixtures/src/index.ts';
 import { useTestDatabase } from '../support/db.ts';
 import { backUp, makeMiniOpenWebUI, scratchDir, sync } from './helpers.ts';
@@ -129,12 +129,12 @@ describe('selective recovery of a user’s chats', () => {
   });
 
   it('--at: now works, a time before the history names the oldest restorable time, bad times are refused', async () => {
-    const now = await recover({ user: 'u1', at: parseRecoverTime('now') });
+    const now = await recover({ user: 'u1', at: parseRestoreTime('now') });
     expect(now.chats).toHaveLength(5);
-    await expect(recover({ user: 'u1', at: parseRecoverTime('-2h') })).rejects.toThrow(
+    await expect(recover({ user: 'u1', at: parseRestoreTime('-2h') })).rejects.toThrow(
       /cannot be restored to .*: the oldest restorable time is /,
     );
-    await expect(recover({ user: 'u1', at: parseRecoverTime('-1d') })).rejects.toThrow(/oldest restorable time/);
+    await expect(recover({ user: 'u1', at: parseRestoreTime('-1d') })).rejects.toThrow(/oldest restorable time/);
     await expect(recover({ user: 'u1', at: new Date(Date.now() + 3_600_000) })).rejects.toThrow(/in the future/);
   });
 

@@ -2,7 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import {
   exportFileName,
   listDeleted,
-  parseRecoverTime,
+  parseRestoreTime,
   recoverUserChats,
 } from '../../../../packages/engine/src/restore/index.ts';
 import { reply, type ApiApp, type RouteContext } from '../context.ts';
@@ -160,7 +160,7 @@ export function registerRecoverRoutes(app: ApiApp, ctx: RouteContext): void {
     async (c) => {
       const { name } = c.req.valid('param');
       const body = c.req.valid('json');
-      const at = body.at !== undefined ? parseRecoverTime(body.at) : null;
+      const at = body.at !== undefined ? parseRestoreTime(body.at) : null;
       const r = await recoverUserChats({
         pool: deps.pool,
         clientName: name,

@@ -4,7 +4,7 @@ import { InvalidInputError } from '../../../../packages/engine/src/errors.ts';
 import {
   exportFileName,
   listDeleted,
-  parseRecoverTime,
+  parseRestoreTime,
   recoverUserChats,
 } from '../../../../packages/engine/src/restore/index.ts';
 import type { Command } from '../command.ts';
@@ -62,7 +62,7 @@ export const recoverCommand: Command = {
     } else {
       throw new InvalidInputError(`say where to write the export: --out FILE or --to DIR`);
     }
-    const at = typeof values.at === 'string' ? parseRecoverTime(values.at) : null;
+    const at = typeof values.at === 'string' ? parseRestoreTime(values.at) : null;
     const chatIds = (lists?.chat ?? []).map((c) => c.trim()).filter(Boolean);
     const { pool } = ctx.readPool();
     const r = await recoverUserChats({

@@ -11,7 +11,7 @@ import { restoreTenant, type RestoreResult } from '../restore/restore.ts';
 import { exportSnapshot } from '../restore/snapshot.ts';
 import { findDeployment, loadSourceSchema } from '../restore/source-schema.ts';
 import { verifyTenant, type VerifyResult } from '../restore/verify.ts';
-import { readSchema } from '../sync/sqlite-reader.ts';
+import { openWebUIRevision, readSchema } from '../sync/sqlite-reader.ts';
 import { readTargetSchema } from '../sync/target-schema.ts';
 import { tenantSchemaName } from '../sync/tenant-ddl.ts';
 import { checkBookkeeping, type BookkeepingCheck } from './bookkeeping-check.ts';
@@ -285,7 +285,7 @@ async function openLikeOpenWebUI(
     const tables = new Set(
       (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[]).map((n) => n),
     );
-    const revision = fileRevision(db, tables);
+    const revision = openWebUIRevision(db, tables);
     if (revision !== dataRevision) {
       problems.push(
         `the restored file is at revision ${revision ?? 'none'}, the backup's data at ${dataRevision ?? 'none'}`,
@@ -327,20 +327,6 @@ async function openLikeOpenWebUI(
   } finally {
     db.close();
   }
-}
-
-/** The Open WebUI revision of a SQLite file, as Open WebUI reads it (alembic_version, else migratehistory). */
-function fileRevision(db: Database.Database, tables: ReadonlySet<string>): string | null {
-  if (tables.has('alembic_version')) {
-    const head = db.prepare('SELECT version_num FROM alembic_version LIMIT 1').pluck().get() as string | undefined;
-    if (head) return `alembic:${head}`;
-  }
-  if (tables.has('migratehistory')) {
-    const last = db.prepare('SELECT name FROM migratehistory ORDER BY id DESC LIMIT 1').pluck().get() as
-      string | undefined;
-    if (last) return `peewee:${last}`;
-  }
-  return null;
 }
 
 /** The Open WebUI revision the backup's own data says (alembic_version, else migratehistory), as detectOpenWebUIVersion. */

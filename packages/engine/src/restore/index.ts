@@ -15,7 +15,6 @@ export {
 export { recoverUserChats, findUser, type RecoverOptions, type RecoverResult, type RecoveredUser } from './recover.ts';
 export { listDeleted, type DeletedListing, type DeletedRow } from './recover-deleted.ts';
 export {
-  parseRecoverTime,
   isCurrentBackup,
   selectTenantRows,
   openRecoverSource,

@@ -1,27 +1,28 @@
 import { describe, expect, it } from 'vitest';
 import { epochSeconds } from './chat-export.ts';
 import { exportFileName } from './recover-files.ts';
-import { isCurrentBackup, parseRecoverTime } from './recover-rows.ts';
+import { parseRestoreTime } from './history.ts';
+import { isCurrentBackup } from './recover-rows.ts';
 
 const NOW = new Date('2026-05-01T14:00:00.000Z');
 
-describe('parseRecoverTime', () => {
+describe('parseRestoreTime, as recover reads --at', () => {
   it('reads ISO timestamps (no zone = UTC), dates, now and relative times', () => {
-    expect(parseRecoverTime('2026-05-01T13:55:00Z', NOW).toISOString()).toBe('2026-05-01T13:55:00.000Z');
-    expect(parseRecoverTime('2026-05-01T15:55:00+02:00', NOW).toISOString()).toBe('2026-05-01T13:55:00.000Z');
-    expect(parseRecoverTime('2026-05-01 13:55', NOW).toISOString()).toBe('2026-05-01T13:55:00.000Z');
-    expect(parseRecoverTime('2026-04-30', NOW).toISOString()).toBe('2026-04-30T00:00:00.000Z');
-    expect(parseRecoverTime(' now ', NOW)).toEqual(NOW);
-    expect(parseRecoverTime('-30m', NOW).toISOString()).toBe('2026-05-01T13:30:00.000Z');
-    expect(parseRecoverTime('-2h', NOW).toISOString()).toBe('2026-05-01T12:00:00.000Z');
-    expect(parseRecoverTime('-7d', NOW).toISOString()).toBe('2026-04-24T14:00:00.000Z');
-    expect(parseRecoverTime('-1w', NOW).toISOString()).toBe('2026-04-24T14:00:00.000Z');
-    expect(parseRecoverTime('-90s', NOW).toISOString()).toBe('2026-05-01T13:58:30.000Z');
+    expect(parseRestoreTime('2026-05-01T13:55:00Z', NOW).toISOString()).toBe('2026-05-01T13:55:00.000Z');
+    expect(parseRestoreTime('2026-05-01T15:55:00+02:00', NOW).toISOString()).toBe('2026-05-01T13:55:00.000Z');
+    expect(parseRestoreTime('2026-05-01 13:55', NOW).toISOString()).toBe('2026-05-01T13:55:00.000Z');
+    expect(parseRestoreTime('2026-04-30', NOW).toISOString()).toBe('2026-04-30T00:00:00.000Z');
+    expect(parseRestoreTime(' now ', NOW)).toEqual(NOW);
+    expect(parseRestoreTime('-30m', NOW).toISOString()).toBe('2026-05-01T13:30:00.000Z');
+    expect(parseRestoreTime('-2h', NOW).toISOString()).toBe('2026-05-01T12:00:00.000Z');
+    expect(parseRestoreTime('-7d', NOW).toISOString()).toBe('2026-04-24T14:00:00.000Z');
+    expect(parseRestoreTime('-1w', NOW).toISOString()).toBe('2026-04-24T14:00:00.000Z');
+    expect(parseRestoreTime('-90s', NOW).toISOString()).toBe('2026-05-01T13:58:30.000Z');
   });
 
   it('refuses what it cannot read, naming the forms it accepts', () => {
     for (const bad of ['', 'yesterday', '2h', '+2h', '-2x', '2026-13-45', '2026-05-01T25:00:00Z', '-h']) {
-      expect(() => parseRecoverTime(bad, NOW), bad).toThrow(/cannot read the time .*-30m, -2h, -7d/);
+      expect(() => parseRestoreTime(bad, NOW), bad).toThrow(/use an ISO time .*-2h, -30m, -7d/);
     }
   });
 });

@@ -146,26 +146,3 @@ async function pointInTime(client: pg.ClientBase, source: RecoverSource, at: Dat
   }
   return pit;
 }
-
-const RELATIVE = /^-(\d{1,6})([smhdw])$/;
-const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
-const ISO = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/i;
-
-/**
- * Parses a TIME argument: `now`, an ISO 8601 timestamp (`2026-05-01T13:55:00Z`, a date alone is midnight UTC, no
- * zone means UTC) or a relative time before now (`-30m`, `-2h`, `-7d`, `-1w`, `-90s`).
- */
-export function parseRecoverTime(text: string, now: Date = new Date()): Date {
-  const s = text.trim();
-  if (s.toLowerCase() === 'now') return now;
-  const rel = RELATIVE.exec(s);
-  if (rel) return new Date(now.getTime() - Number(rel[1]) * (UNIT_MS[rel[2] as string] as number));
-  if (ISO.test(s)) {
-    const withZone = /(?:Z|[+-]\d{2}:?\d{2})$/i.test(s) || !s.includes(':') ? s : `${s}Z`;
-    const d = new Date(withZone.replace(' ', 'T'));
-    if (!Number.isNaN(d.getTime())) return d;
-  }
-  throw new InvalidInputError(
-    `cannot read the time "${text}"; use an ISO timestamp (2026-05-01T13:55:00Z) or a relative time such as -30m, -2h, -7d`,
-  );
-}

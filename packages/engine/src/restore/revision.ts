@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { openWebUIRevision } from '../sync/sqlite-reader.ts';
 import type { PointInTime } from './history.ts';
 
 /**
@@ -15,16 +16,7 @@ export function sqliteRevision(file: string): string | null {
   try {
     db = new Database(file, { readonly: true, fileMustExist: true });
     const tables = new Set(db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[]);
-    if (tables.has('alembic_version')) {
-      const head = db.prepare('SELECT version_num FROM alembic_version LIMIT 1').pluck().get() as string | undefined;
-      if (head) return `alembic:${head}`;
-    }
-    if (tables.has('migratehistory')) {
-      const last = db.prepare('SELECT name FROM migratehistory ORDER BY id DESC LIMIT 1').pluck().get() as
-        string | undefined;
-      if (last) return `peewee:${last}`;
-    }
-    return null;
+    return openWebUIRevision(db, tables);
   } catch {
     return null;
   } finally {

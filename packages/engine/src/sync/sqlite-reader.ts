@@ -452,7 +452,14 @@ export function isOpenWebUISchema(schema: SqliteSchema): boolean {
 
 /** The Open WebUI release line a database was written by, from alembic_version/migratehistory (null if unknown). */
 export function detectOpenWebUIVersion(db: Database.Database, schema: SqliteSchema): string | null {
-  const names = new Set(schema.tables.map((t) => t.name));
+  return openWebUIRevision(db, new Set(schema.tables.map((t) => t.name)));
+}
+
+/**
+ * The Open WebUI revision recorded in an open database whose tables are `names`: `alembic:<version_num>` (0.4+),
+ * else `peewee:<last migration>` (older releases); null when it has neither.
+ */
+export function openWebUIRevision(db: Database.Database, names: ReadonlySet<string>): string | null {
   if (names.has('alembic_version')) {
     const head = db.prepare('SELECT version_num FROM alembic_version LIMIT 1').pluck().get() as string | undefined;
     if (head) return `alembic:${head}`;
