@@ -31,7 +31,7 @@ export const recoverCommand: Command = {
     at: {
       type: 'string',
       placeholder: 'TIME',
-      description: 'as of TIME (ISO, or -30m, -2h, -7d); only now is available without row history',
+      description: 'as the last run at or before TIME saw them (ISO, or -30m, -2h, -7d), from the row history',
     },
     out: { type: 'string', placeholder: 'FILE', description: 'write the export JSON to FILE' },
     to: { type: 'string', placeholder: 'DIR', description: 'write it into DIR as NAME-USER-chats-TIME.json' },
