@@ -22,17 +22,14 @@ import { captureSourceSchema } from '../packages/engine/src/restore/index.ts';
 import { provisionTenant, runTenantSync } from '../packages/engine/src/sync/index.ts';
 import { BENCH_SCALE, generateOpenWebUIDatabase } from '../packages/fixtures/src/index.ts';
 import { OpenWebUIWriter } from '../test/engine/openwebui-writer.ts';
+import { median, withDb, withUser } from './support.ts';
 
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const RUNS = Number(process.env.BENCH_DAY_RUNS ?? 96);
 const users = BENCH_SCALE.users ?? 200;
 const TURNS = Number(process.env.BENCH_DAY_TURNS ?? users * 20);
 
-const withDb = (url: string, db: string) => Object.assign(new URL(url), { pathname: `/${db}` }).toString();
-const withUser = (url: string, user: string, password: string) =>
-  Object.assign(new URL(url), { username: user, password }).toString();
 const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'owui-bench-history-'));

@@ -20,22 +20,13 @@ import { createPool } from '../packages/engine/src/db.ts';
 import { captureSourceSchema, recoverUserChats } from '../packages/engine/src/restore/index.ts';
 import { provisionTenant, runTenantSync } from '../packages/engine/src/sync/index.ts';
 import { generateOpenWebUIDatabase } from '../packages/fixtures/src/index.ts';
+import { median, now, withDb, withUser } from './support.ts';
 
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REPS = Number(process.env.BENCH_REPS ?? 5);
 const TARGET_SECONDS = 2;
 const USERS = 10;
 const CHATS_PER_USER = 500;
-
-const withDb = (url: string, db: string) => Object.assign(new URL(url), { pathname: `/${db}` }).toString();
-const withUser = (url: string, user: string, password: string) =>
-  Object.assign(new URL(url), { username: user, password }).toString();
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
-const now = () => Number(process.hrtime.bigint()) / 1e6;
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'owui-bench-recover-'));

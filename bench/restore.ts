@@ -28,6 +28,7 @@ import { captureSourceSchema, restoreTenant } from '../packages/engine/src/resto
 import { provisionTenant, runTenantSync } from '../packages/engine/src/sync/index.ts';
 import { BENCH_SCALE, generateOpenWebUIDatabase } from '../packages/fixtures/src/index.ts';
 import { OpenWebUIWriter } from '../test/engine/openwebui-writer.ts';
+import { median, now, withDb, withUser } from './support.ts';
 
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REPS = Number(process.env.BENCH_REPS ?? 3);
@@ -35,16 +36,6 @@ const TARGET_RATIO = 2;
 const TARGET_AT_RATIO = 1.5;
 /** Chat turns written (and synced) between the full sync and the point-in-time restore. */
 const EDITS = Number(process.env.BENCH_AT_EDITS ?? 1000);
-
-const withDb = (url: string, db: string) => Object.assign(new URL(url), { pathname: `/${db}` }).toString();
-const withUser = (url: string, user: string, password: string) =>
-  Object.assign(new URL(url), { username: user, password }).toString();
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
-const now = () => Number(process.hrtime.bigint()) / 1e6;
 
 type ChildResult = { ms: number; peakRssMb: number; detail: Record<string, unknown> };
 

@@ -26,28 +26,11 @@ import { createLogger } from '../packages/engine/src/logger.ts';
 import { provisionTenant, readTargetSchema, runTenantSync } from '../packages/engine/src/sync/index.ts';
 import { verifyTenant } from '../packages/engine/src/restore/index.ts';
 import { parentsFirst } from '../packages/engine/src/sync/target-schema.ts';
+import { median, now, withDb, withUser } from './support.ts';
 
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REPS = Number(process.env.BENCH_REPS ?? 3);
 const TARGETS = { fullRatio: 1.0, noChangeMs: 10, minuteMs: 300, changedMs: 500, rssMb: 250 };
-
-function withDb(url: string, db: string): string {
-  const u = new URL(url);
-  u.pathname = `/${db}`;
-  return u.toString();
-}
-function withUser(url: string, user: string, password: string): string {
-  const u = new URL(url);
-  u.username = user;
-  u.password = password;
-  return u.toString();
-}
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
-const now = () => Number(process.hrtime.bigint()) / 1e6;
 
 /** CPU seconds used so far by this process's finished children and by the PostgreSQL server (when it runs here). */
 function cpuSeconds(postmaster: number | null): { children: number; server: number } {
