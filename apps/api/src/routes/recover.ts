@@ -68,14 +68,10 @@ export const deletedResponseSchema = z
 export const recoverBodySchema = z
   .object({
     user: userRef,
-    at: z
-      .string()
-      .max(64)
-      .optional()
-      .openapi({
-        example: '-2h',
-        description: 'as the last run at or before this time saw them (ISO or -30m/-2h/-7d), from the row history',
-      }),
+    at: z.string().max(64).optional().openapi({
+      example: '-2h',
+      description: 'as the last run at or before this time saw them (ISO or -30m/-2h/-7d), from the row history',
+    }),
     deleted_only: z.boolean().default(false).openapi({ description: 'only chats deleted in the source' }),
     chat_ids: z
       .array(z.string().min(1).max(255).refine(noNul, 'must not contain U+0000'))
