@@ -9,11 +9,26 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { provisionTenant, tenantSchemaName } from '../packages/engine/src/sync/index.ts';
+import {
+  provisionTenant,
+  runTenantSync,
+  sourceFingerprint,
+  tenantSchemaName,
+} from '../packages/engine/src/sync/index.ts';
 import { quoteIdent } from '../packages/schema/src/index.ts';
 
 export type TenantKind = 'small' | 'big' | 'failing';
@@ -121,11 +136,20 @@ export type FleetPlace = {
   readonly reuse: boolean;
 };
 
-type KeptState = { password: string; tenants: number; big: number; failing: number; ready: boolean };
+type KeptState = {
+  password: string;
+  tenants: number;
+  big: number;
+  failing: number;
+  provisioned?: boolean;
+  ready: boolean;
+};
 
 export function fleetPlace(opts: { tenants: number; big: number; failing: number; reuse: boolean }): FleetPlace & {
   /** True when a kept fleet of this shape exists and finished its warm-up. */
   readonly kept: boolean;
+  /** True when a kept fleet of this shape exists and was provisioned (its warm-up may not have finished). */
+  readonly provisioned: boolean;
 } {
   if (!opts.reuse) {
     const suffix = `${process.pid}_${randomBytes(3).toString('hex')}`;
@@ -137,6 +161,7 @@ export function fleetPlace(opts: { tenants: number; big: number; failing: number
       dir,
       reuse: false,
       kept: false,
+      provisioned: false,
     };
   }
   const tag = `reuse_${opts.tenants}_${opts.big}_${opts.failing}`;
@@ -144,10 +169,11 @@ export function fleetPlace(opts: { tenants: number; big: number; failing: number
   const stateFile = path.join(dir, 'state.json');
   let state: KeptState | undefined;
   if (existsSync(stateFile)) state = JSON.parse(readFileSync(stateFile, 'utf8')) as KeptState;
-  if (!state?.ready) {
+  // A fleet whose provisioning did not finish is provisioned again from scratch.
+  if (!state?.ready && !state?.provisioned) {
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir);
-    state = { password: randomBytes(12).toString('hex'), ...opts, ready: false };
+    state = { password: randomBytes(12).toString('hex'), ...opts, provisioned: false, ready: false };
     writeFileSync(stateFile, JSON.stringify(state));
   }
   return {
@@ -156,14 +182,15 @@ export function fleetPlace(opts: { tenants: number; big: number; failing: number
     dir,
     reuse: true,
     kept: state.ready,
+    provisioned: state.ready || state.provisioned === true,
   };
 }
 
-/** Marks a kept fleet as warmed up, so the next `--reuse` run starts from it. */
-export function markKeptReady(place: FleetPlace): void {
+/** Marks a kept fleet as provisioned or warmed up, so the next `--reuse` run starts from there. */
+export function markKept(place: FleetPlace, stage: 'provisioned' | 'ready'): void {
   const stateFile = path.join(place.dir, 'state.json');
   const state = JSON.parse(readFileSync(stateFile, 'utf8')) as KeptState;
-  writeFileSync(stateFile, JSON.stringify({ ...state, ready: true }));
+  writeFileSync(stateFile, JSON.stringify({ ...state, provisioned: true, ready: state.ready || stage === 'ready' }));
 }
 
 /** The tenants of a fleet of this shape (the same names and files every time). */
@@ -317,4 +344,209 @@ export async function relcacheProbe(serviceUrl: string, schemas: readonly string
   } finally {
     await client.end();
   }
+}
+
+/** The columns of a table, in order, with whether PostgreSQL generates them (identity columns). */
+async function columnsOf(pool: pg.Pool, table: string): Promise<{ name: string; type: string; generated: boolean }[]> {
+  const [schema, name] = table.split('.');
+  const r = await pool.query<{ name: string; type: string; generated: boolean }>(
+    `SELECT column_name AS name, data_type AS type, (is_identity = 'YES' OR column_default LIKE 'nextval(%') AS generated
+       FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position`,
+    [schema, name],
+  );
+  if (r.rows.length === 0) throw new Error(`warm-up by copy: no table ${table}`);
+  return r.rows;
+}
+
+/** The per-tenant state a sync leaves, copied for a warmed tenant (sync_jobs first: the others name its jobs). */
+const COPIED_STATE = [
+  'sync_metadata.sync_jobs',
+  'sync_metadata.sync_progress',
+  'sync_state.row_state',
+  'sync_state.row_history',
+  'sync_state.history_runs',
+  'sync_state.source_pages',
+  'sync_state.source_page_chunks',
+  'sync_state.source_cell_chunks',
+  'sync_state.source_schema',
+  'sync_state.source_schema_versions',
+] as const;
+const JOB_COLUMNS = new Set(['job_id', 'last_job_id', 'deleted_job_id']);
+
+export type CopyWarmFigures = {
+  readonly seconds: number;
+  readonly templateSeconds: number;
+  readonly tenants: number;
+  readonly template: string;
+};
+
+/**
+ * Warm-up by copy (`--warm copy`), for fleets whose first full syncs would take hours (10 000 tenants at about two
+ * a second): one small tenant is synced for real, twice (its full sync, then the run that records what the engine's
+ * own first open changed), and every other small tenant that has not synced yet becomes a copy of it: its files
+ * (database, WAL, WAL index) byte for byte, its tenant tables' rows, and its sync state (sync_jobs, progress, row
+ * state, page state, source schema and history), with its own file identity, fingerprint and real path and its
+ * times moved so that its last sync falls at a random point of the last interval, as in a fleet that has run for a
+ * while. A copied tenant's next run finds its file unchanged and skips, as it would after a real sync; a change the
+ * writer makes is captured from its pages like any other tenant's. `batch` tenants per transaction, `concurrency`
+ * transactions at once.
+ */
+export async function warmByCopy(opts: {
+  adminPool: pg.Pool;
+  servicePool: pg.Pool;
+  hostId: string;
+  template: Tenant;
+  tenants: readonly Tenant[];
+  interval: number;
+  batch: number;
+  concurrency: number;
+  progress?: (done: number) => void;
+}): Promise<CopyWarmFigures> {
+  const started = performance.now();
+  const { adminPool, template } = opts;
+  for (const fullSync of [true, false]) {
+    const r = await runTenantSync({
+      pool: opts.servicePool,
+      clientName: template.name,
+      scope: { hostId: opts.hostId },
+      fullSync,
+      triggeredBy: 'benchmark warm-up',
+    });
+    if (r.status !== 'success')
+      throw new Error(`warm-up by copy: ${template.name}'s sync ended ${r.status}: ${r.error}`);
+  }
+  const templateSeconds = (performance.now() - started) / 1000;
+  const tdep = (
+    await adminPool.query<{ deployment_id: string; schema_name: string; last_sync_at: Date }>(
+      `SELECT deployment_id, schema_name, last_sync_at FROM sync_metadata.client_deployments WHERE client_name = $1`,
+      [template.name],
+    )
+  ).rows[0]!;
+  // Only tenants that never synced: a warm-up cut short continues where it stopped.
+  const synced = new Set(
+    (
+      await adminPool.query<{ client_name: string }>(
+        `SELECT DISTINCT client_name FROM sync_metadata.sync_jobs WHERE status IN ('success', 'conflict')`,
+      )
+    ).rows.map((r) => r.client_name),
+  );
+  const todo = opts.tenants.filter((t) => t.name !== template.name && !synced.has(t.name));
+  const tables = (
+    await adminPool.query<{ tablename: string }>('SELECT tablename FROM pg_tables WHERE schemaname = $1', [
+      tdep.schema_name,
+    ])
+  ).rows.map((r) => r.tablename);
+  // One INSERT … SELECT per state table for a whole batch: the template's rows once per tenant of the batch.
+  const stateCopies: string[] = [];
+  for (const table of COPIED_STATE) {
+    const cols = (await columnsOf(adminPool, table)).filter((c) => !c.generated);
+    const values = cols.map((c) => {
+      if (c.name === 'deployment_id') return 'w.deployment_id';
+      if (table === 'sync_metadata.sync_jobs' && c.name === 'job_id') return 'm.job_id';
+      if (table === 'sync_metadata.sync_jobs' && c.name === 'client_name') return 'w.client_name';
+      if (table === 'sync_metadata.sync_jobs' && c.name === 'queue_job_id') return 'NULL';
+      if (table === 'sync_state.source_pages' && c.name === 'file_id') return 'w.file_id';
+      if (JOB_COLUMNS.has(c.name)) {
+        return `(SELECT m2.job_id FROM warm_job m2 WHERE m2.deployment_id = w.deployment_id AND m2.template_job = x.${c.name})`;
+      }
+      if (c.type === 'timestamp with time zone') return `x.${quoteIdent(c.name)} + w.shift`;
+      return `x.${quoteIdent(c.name)}`;
+    });
+    const join =
+      table === 'sync_metadata.sync_jobs'
+        ? 'JOIN warm_job m ON m.deployment_id = w.deployment_id AND m.template_job = x.job_id'
+        : '';
+    stateCopies.push(
+      `INSERT INTO ${table} (${cols.map((c) => quoteIdent(c.name)).join(', ')})
+       SELECT ${values.join(', ')} FROM warm_clone w CROSS JOIN ${table} x ${join}
+        WHERE x.deployment_id = '${tdep.deployment_id}'::uuid`,
+    );
+  }
+  const batches: Tenant[][] = [];
+  for (let i = 0; i < todo.length; i += opts.batch) batches.push(todo.slice(i, i + opts.batch));
+  let next = 0;
+  let done = 0;
+  await Promise.all(
+    Array.from({ length: opts.concurrency }, async () => {
+      while (next < batches.length) {
+        const batch = batches[next++]!;
+        const clones = batch.map((t) => {
+          for (const suffix of ['', '-wal', '-shm']) {
+            if (existsSync(template.file + suffix)) copyFileSync(template.file + suffix, t.file + suffix);
+            else rmSync(t.file + suffix, { force: true });
+          }
+          const st = statSync(t.file, { bigint: true });
+          return {
+            name: t.name,
+            fileId: `${st.dev}:${st.ino}`,
+            fingerprint: sourceFingerprint(t.file),
+            realpath: realpathSync(t.file),
+            age: Math.random() * opts.interval,
+          };
+        });
+        const client = await adminPool.connect();
+        try {
+          await client.query('BEGIN');
+          await client.query(
+            `CREATE TEMP TABLE warm_clone ON COMMIT DROP AS
+             SELECT d.deployment_id, d.client_name, d.schema_name, c.file_id, c.fingerprint, c.realpath,
+                    (now() - c.age * interval '1 second') - $6::timestamptz AS shift
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[])
+                      AS c(name, file_id, fingerprint, realpath, age)
+               JOIN sync_metadata.client_deployments d ON d.client_name = c.name`,
+            [
+              clones.map((c) => c.name),
+              clones.map((c) => c.fileId),
+              clones.map((c) => c.fingerprint),
+              clones.map((c) => c.realpath),
+              clones.map((c) => c.age),
+              tdep.last_sync_at,
+            ],
+          );
+          await client.query(
+            `CREATE TEMP TABLE warm_job ON COMMIT DROP AS
+             SELECT w.deployment_id, j.job_id AS template_job, gen_random_uuid() AS job_id
+               FROM warm_clone w CROSS JOIN sync_metadata.sync_jobs j WHERE j.deployment_id = $1::uuid`,
+            [tdep.deployment_id],
+          );
+          const data = batch.flatMap((t) =>
+            tables.map(
+              (name) =>
+                `INSERT INTO ${quoteIdent(tenantSchemaName(t.name))}.${quoteIdent(name)} ` +
+                `SELECT * FROM ${quoteIdent(tdep.schema_name)}.${quoteIdent(name)}`,
+            ),
+          );
+          // A copy of a consistent set of rows: foreign keys are not checked table by table while it lands.
+          await client.query(
+            `SET LOCAL session_replication_role = replica;\n${data.join(';\n')};\nSET LOCAL session_replication_role = origin`,
+          );
+          for (const sql of stateCopies) await client.query(sql);
+          await client.query(
+            `UPDATE sync_metadata.client_deployments d
+                SET last_sync_at = t.last_sync_at + w.shift, last_sync_status = t.last_sync_status,
+                    last_full_sync_at = t.last_full_sync_at + w.shift, openwebui_version = t.openwebui_version,
+                    source_fingerprint = w.fingerprint, sqlite_realpath = w.realpath, next_sync_at = NULL
+               FROM warm_clone w, sync_metadata.client_deployments t
+              WHERE d.deployment_id = w.deployment_id AND t.deployment_id = $1::uuid`,
+            [tdep.deployment_id],
+          );
+          await client.query('COMMIT');
+        } catch (error) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw error;
+        } finally {
+          client.release();
+        }
+        done += batch.length;
+        opts.progress?.(done);
+      }
+    }),
+  );
+  await adminPool.query('ANALYZE sync_metadata.sync_jobs, sync_metadata.sync_progress, sync_state.row_state');
+  return {
+    seconds: (performance.now() - started) / 1000,
+    templateSeconds,
+    tenants: todo.length,
+    template: template.name,
+  };
 }

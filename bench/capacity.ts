@@ -23,6 +23,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { createPool } from '../packages/engine/src/db.ts';
+import { verifyTenant } from '../packages/engine/src/restore/index.ts';
 import { tenantSchemaName } from '../packages/engine/src/sync/index.ts';
 import { generateOpenWebUIDatabase } from '../packages/fixtures/src/index.ts';
 import { install, quoteIdent, SYNC_DEAD_LETTER_QUEUE, SYNC_QUEUE } from '../packages/schema/src/index.ts';
@@ -30,10 +31,11 @@ import {
   admin,
   fleetPlace,
   fleetTenants,
-  markKeptReady,
+  markKept,
   provisionFleet,
   relcacheProbe,
   sweepStale,
+  warmByCopy,
   withDb,
   type Tenant,
 } from './capacity-fleet.ts';
@@ -65,6 +67,7 @@ const { values: args } = parseArgs({
     'provision-batch': { type: 'string', default: '1' },
     'provision-concurrency': { type: 'string', default: '8' },
     'warmup-timeout': { type: 'string', default: '2400' },
+    warm: { type: 'string', default: 'sync' },
     help: { type: 'boolean', default: false },
     reuse: { type: 'boolean', default: false },
     'provision-only': { type: 'boolean', default: false },
@@ -93,7 +96,9 @@ const USAGE = `npm run bench:capacity -- [options]   steady-state capacity of a 
   --reuse                  keep the provisioned, warmed-up fleet and start from it next time (same shape)
   --provision-only         provision (and keep, with --reuse), then stop
   --drop-reused            remove the kept fleet of this shape
-  --warmup-timeout S       give up when the first syncs take longer (2400)`;
+  --warmup-timeout S       give up when the first syncs take longer (2400)
+  --warm sync|copy         warm-up: every tenant's first full sync by the cluster (sync), or one small tenant synced
+                           and copied, files and sync state, to the other small ones (copy; for 10 000 tenants)`;
 
 async function main(): Promise<void> {
   if (args.help) {
@@ -108,6 +113,7 @@ async function main(): Promise<void> {
   const concurrency = Number(args.concurrency);
   const bigCount = Number(args.big);
   const failingCount = Number(args.failing);
+  if (args.warm !== 'sync' && args.warm !== 'copy') throw new Error(`--warm must be sync or copy, not ${args.warm}`);
   for (const gone of await sweepStale(ADMIN)) console.error(`  removed leftover of an interrupted run: ${gone}`);
   const place = fleetPlace({ tenants, big: bigCount, failing: failingCount, reuse: args.reuse });
   const { dbName, role, dir } = place;
@@ -152,8 +158,7 @@ async function main(): Promise<void> {
     let fixtureSeconds = 0;
     let provisioning = 'reused the kept fleet';
     let t0 = performance.now();
-    if (!place.kept) {
-      // A kept fleet whose warm-up never finished is provisioned again from scratch.
+    if (!place.provisioned) {
       await admin(ADMIN, `DROP DATABASE IF EXISTS ${quoteIdent(dbName)} WITH (FORCE)`);
       await admin(ADMIN, `DROP ROLE IF EXISTS ${quoteIdent(role.name)}`);
       await admin(ADMIN, `CREATE DATABASE ${quoteIdent(dbName)}`);
@@ -162,7 +167,7 @@ async function main(): Promise<void> {
     const adminPool = createPool(adminUrl, { max: Number(args['provision-concurrency']) + 2 });
 
     // --- Fixtures --------------------------------------------------------------------------------------------
-    if (!place.kept) {
+    if (!place.provisioned) {
       generateOpenWebUIDatabase({
         path: small,
         era: '0.11.0',
@@ -225,6 +230,7 @@ async function main(): Promise<void> {
         for (const f of [t.file, `${t.file}-wal`, `${t.file}-shm`]) rmSync(f, { force: true });
       }
       await adminPool.query('ANALYZE');
+      if (place.reuse) markKept(place, 'provisioned');
     } else {
       // The kept fleet runs at this run's interval; slots are recomputed from each tenant's last sync.
       await adminPool.query('UPDATE sync_metadata.client_deployments SET sync_interval = $1, next_sync_at = NULL', [
@@ -240,6 +246,43 @@ async function main(): Promise<void> {
       );
       await adminPool.end();
       return;
+    }
+
+    // --- Warm-up by copy (before the cluster starts, so no run claims a tenant being copied) ----------------------
+    let copyWarm = '';
+    if (args.warm === 'copy' && !place.kept) {
+      const servicePool = createPool(serviceUrl, { max: 2 });
+      try {
+        const hostId = (
+          await adminPool.query<{ id: string }>("SELECT sync_metadata.host_identity($1, $2, 'node-a') AS id", [
+            CLUSTER,
+            HOST,
+          ])
+        ).rows[0]!.id;
+        const smallTenants = all.filter((t) => t.kind === 'small');
+        t0 = performance.now();
+        const w = await warmByCopy({
+          adminPool,
+          servicePool,
+          hostId,
+          template: smallTenants[0]!,
+          tenants: smallTenants,
+          interval,
+          batch: 25,
+          concurrency: Number(args['provision-concurrency']),
+          progress: (done) => {
+            if (done % 1000 < 25) {
+              console.error(`  copied ${done} tenants (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+            }
+          },
+        });
+        copyWarm =
+          `warm-up by copy: ${w.template} synced for real in ${w.templateSeconds.toFixed(1)} s, ${w.tenants} small ` +
+          `tenants copied from it in ${(w.seconds - w.templateSeconds).toFixed(1)} s ` +
+          `(${w.tenants ? (((w.seconds - w.templateSeconds) / w.tenants) * 1000).toFixed(1) : '0'} ms/tenant); `;
+      } finally {
+        await servicePool.end();
+      }
     }
 
     // --- Processes ---------------------------------------------------------------------------------------------
@@ -288,7 +331,7 @@ async function main(): Promise<void> {
       await sleep(2000);
     }
     const warmupSeconds = (performance.now() - t0) / 1000;
-    if (place.reuse && !place.kept) markKeptReady(place);
+    if (place.reuse && !place.kept) markKept(place, 'ready');
 
     // --- Steady phase ------------------------------------------------------------------------------------------
     const lastSuccess = new Map<string, number>();
@@ -349,6 +392,7 @@ async function main(): Promise<void> {
     const steadyStart = performance.now();
     const wallStart = Date.now() / 1000;
     let writes = 0;
+    const lastWrite = new Map<string, number>();
     const small_ = all.filter((t) => t.kind !== 'failing');
     const perSecond = (small_.length * changeShare) / interval;
     let owed = 0;
@@ -385,6 +429,7 @@ async function main(): Promise<void> {
           db.close();
         }
         writes += 1;
+        lastWrite.set(t.name, Date.now() / 1000);
       }
       if (tick - lastSample > 5000) {
         lastSample = tick;
@@ -470,7 +515,7 @@ async function main(): Promise<void> {
         `${workers} workers + 2 nodes × ${concurrency} slots`,
     );
     out(`  fixtures ${fixtureSeconds.toFixed(1)} s; ${provisioning}`);
-    out(`  warm-up (first full sync of every tenant) ${warmupSeconds.toFixed(1)} s`);
+    out(`  ${copyWarm}warm-up (first full sync of every tenant not copied) ${warmupSeconds.toFixed(1)} s`);
     out(
       `  steady phase ${elapsed.toFixed(0)} s: ${writes} writer changes, ${runs} runs completed = ${(runs / elapsed).toFixed(1)} runs/s ` +
         `(needed ${(tenants / interval).toFixed(1)}), ${attempts.failed} failed attempts ` +
@@ -512,6 +557,35 @@ async function main(): Promise<void> {
         `(${jobRows.jobs} sync_jobs rows), pgboss ${mb(Number(sizes.boss))} (${jobRows.boss} job rows), database ${mb(Number(sizes.db))}`,
     );
     out(`  /metrics series (node-a): ${series}`);
+    const kinds = (
+      await adminPool.query<{ skipped: number; full: number; n: number }>(
+        `SELECT count(*) FILTER (WHERE details ? 'skipped')::int AS skipped,
+                count(*) FILTER (WHERE sync_type = 'full')::int AS full, count(*)::int AS n
+           FROM sync_metadata.sync_jobs WHERE started_at >= $1 AND status IN ('success', 'conflict')`,
+        [phaseStartedAt],
+      )
+    ).rows[0]!;
+    out(
+      `  successful runs of the phase: ${kinds.n}, ${kinds.skipped} found the file unchanged, ${kinds.full} full syncs`,
+    );
+    if (copyWarm) {
+      // The copies are exact: tenants the writer changed, synced since their last change, match their backup.
+      const since = (
+        await adminPool.query<{ client_name: string; at: number }>(
+          `SELECT client_name, extract(epoch FROM last_sync_at)::float8 AS at FROM sync_metadata.client_deployments
+            WHERE client_name = ANY($1::text[]) AND last_sync_status IN ('success', 'conflict')`,
+          [[...lastWrite.keys()]],
+        )
+      ).rows.filter((r) => r.at > (lastWrite.get(r.client_name) ?? Infinity));
+      let match = 0;
+      const checked = since.slice(0, 10);
+      for (const r of checked) {
+        const v = await verifyTenant({ pool: adminPool, clientName: r.client_name });
+        if (v.match) match += 1;
+        else console.error(`  verify ${r.client_name}: ${JSON.stringify(v.totals)}`);
+      }
+      out(`  copied tenants changed by the writer and synced since: ${checked.length} verified, ${match} match`);
+    }
     const probeCount = Math.min(Number(args['probe-tenants']), healthy.length);
     if (probeCount > 0) {
       const probe = await relcacheProbe(
