@@ -1,12 +1,6 @@
 import os from 'node:os';
 import { z } from 'zod';
-import {
-  CONFIG_DEFAULTS,
-  baseConfigShape,
-  booleanFromEnv,
-  composeConfig,
-  intFromEnv,
-} from '../../../schema/src/index.ts';
+import { CONFIG_DEFAULTS, baseConfigShape, booleanFromEnv, composeConfig, intFromEnv } from '@owui-sync/schema';
 
 /**
  * Environment of the node and worker processes: the shared variables (DATABASE_URL, CLUSTER_NAME, ROLE,
