@@ -1,18 +1,16 @@
 import { pathToFileURL } from 'node:url';
-import { apiConfigFromEnv, apiOwnConfigShape, type ApiEnvConfig } from '../../api/src/config.ts';
-import { startApiServer } from '../../api/src/server.ts';
+import { apiConfigFromEnv, apiOwnConfigShape, startApiServer, type ApiEnvConfig } from '@owui-sync/api';
 import {
   clusterConfigShape,
   processIdentity,
   refineClusterConfig,
   type ClusterConfig,
-} from '../../../packages/engine/src/cluster/config.ts';
-import { startClusterRuntime, type ClusterRuntime } from '../../../packages/engine/src/cluster/runtime.ts';
-import type { RunTenantSync } from '../../../packages/engine/src/cluster/worker.ts';
-import { loadConfig } from '../../../packages/engine/src/config.ts';
-import { createLogger, type Logger } from '../../../packages/engine/src/logger.ts';
-import { createMetrics, type SyncMetrics } from '../../../packages/engine/src/metrics.ts';
-import { composeConfig } from '../../../packages/schema/src/config.ts';
+  startClusterRuntime,
+  type ClusterRuntime,
+} from '@owui-sync/engine/cluster';
+import type { RunTenantSync } from '@owui-sync/engine/cluster';
+import { loadConfig, createLogger, type Logger, createMetrics, type SyncMetrics } from '@owui-sync/engine';
+import { composeConfig } from '@owui-sync/schema';
 import { loadRunTenantSync, notRunningSyncs, productVersion, runUntilSignalled } from './process.ts';
 
 /**

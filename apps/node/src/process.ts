@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import type { RunTenantSync } from '../../../packages/engine/src/cluster/worker.ts';
-import { ConfigError, errorMessage } from '../../../packages/engine/src/errors.ts';
+import type { RunTenantSync } from '@owui-sync/engine/cluster';
+import { ConfigError, errorMessage } from '@owui-sync/engine';
 
 /** Helpers shared by the node and worker entry files: engine loading, version, signal handling. */
 
 /** The sync engine's runTenantSync (loaded only by processes that run syncs). */
 export async function loadRunTenantSync(): Promise<RunTenantSync> {
-  const mod = await import('../../../packages/engine/src/sync/index.ts');
+  const mod = await import('@owui-sync/engine/sync');
   return mod.runTenantSync;
 }
 

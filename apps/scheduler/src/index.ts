@@ -8,10 +8,5 @@ export {
   type SchedulerLoop,
   type SchedulerTickOptions,
   type SchedulerTickResult,
-} from '../../../packages/engine/src/cluster/scheduler.ts';
-export {
-  LeaderElector,
-  assertLease,
-  readLease,
-  type Lease,
-} from '../../../packages/engine/src/cluster/leader-election.ts';
+} from '@owui-sync/engine/cluster';
+export { LeaderElector, assertLease, readLease, type Lease } from '@owui-sync/engine/cluster';

@@ -3,12 +3,11 @@ import {
   clusterConfigSchema,
   processIdentity,
   type ClusterConfig,
-} from '../../../packages/engine/src/cluster/config.ts';
-import { startClusterRuntime, type ClusterRuntime } from '../../../packages/engine/src/cluster/runtime.ts';
-import type { RunTenantSync } from '../../../packages/engine/src/cluster/worker.ts';
-import { loadConfig } from '../../../packages/engine/src/config.ts';
-import { createLogger, type Logger } from '../../../packages/engine/src/logger.ts';
-import { createMetrics, type SyncMetrics } from '../../../packages/engine/src/metrics.ts';
+  startClusterRuntime,
+  type ClusterRuntime,
+} from '@owui-sync/engine/cluster';
+import type { RunTenantSync } from '@owui-sync/engine/cluster';
+import { loadConfig, createLogger, type Logger, createMetrics, type SyncMetrics } from '@owui-sync/engine';
 import { loadRunTenantSync, productVersion, runUntilSignalled } from '../../node/src/process.ts';
 
 /**

@@ -1,5 +1,4 @@
-import { loadConfig } from '../../../../packages/engine/src/config.ts';
-import { errorMessage } from '../../../../packages/engine/src/errors.ts';
+import { loadConfig, errorMessage } from '@owui-sync/engine';
 import type { Command } from '../command.ts';
 import type { CliContext } from '../context.ts';
 
