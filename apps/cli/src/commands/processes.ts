@@ -1,5 +1,5 @@
 import { loadConfig } from '@owui-sync/engine';
-import { runUntilSignalled, type Stoppable } from '@owui-sync/engine/process';
+import type { Stoppable } from '@owui-sync/engine/process';
 import type { Command } from '../command.ts';
 import type { CliContext } from '../context.ts';
 
@@ -13,6 +13,8 @@ async function runUntilStopped(
   what: string,
   start: (signal: AbortSignal) => Promise<Stoppable>,
 ): Promise<number> {
+  // Loaded here, like the apps: the cluster runtime (pg-boss, …) is not what every syncctl command needs.
+  const { runUntilSignalled } = await import('@owui-sync/engine/process');
   await runUntilSignalled(what, start, ctx.logger);
   return 0;
 }
