@@ -14,13 +14,10 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { parseArgs, promisify } from 'node:util';
 import pg from 'pg';
-import { startApiServer } from '../apps/api/src/server.ts';
-import { registerHost } from '../packages/engine/src/cluster/host-registry.ts';
-import { createBoss } from '../packages/engine/src/cluster/queue.ts';
-import { createPool } from '../packages/engine/src/db.ts';
-import { silentLogger } from '../packages/engine/src/logger.ts';
-import { createMetrics } from '../packages/engine/src/metrics.ts';
-import { install, quoteIdent } from '../packages/schema/src/index.ts';
+import { startApiServer } from '@owui-sync/api';
+import { registerHost, createBoss } from '@owui-sync/engine/cluster';
+import { createPool, silentLogger, createMetrics } from '@owui-sync/engine';
+import { install, quoteIdent } from '@owui-sync/schema';
 
 const { values: args } = parseArgs({
   options: {

@@ -3,10 +3,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { clusterPriority, createBoss } from '../packages/engine/src/cluster/queue.ts';
-import { createPool } from '../packages/engine/src/db.ts';
-import { provisionTenant, tenantSchemaName } from '../packages/engine/src/sync/index.ts';
-import { SYNC_QUEUE } from '../packages/schema/src/index.ts';
+import { clusterPriority, createBoss } from '@owui-sync/engine/cluster';
+import { createPool } from '@owui-sync/engine';
+import { provisionTenant, tenantSchemaName } from '@owui-sync/engine/sync';
+import { SYNC_QUEUE } from '@owui-sync/schema';
 import { makeMiniOpenWebUI } from '../test/engine/helpers.ts';
 
 /**

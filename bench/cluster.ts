@@ -12,14 +12,18 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { registerHost } from '../packages/engine/src/cluster/host-registry.ts';
-import { LeaderElector } from '../packages/engine/src/cluster/leader-election.ts';
-import { createBoss, enqueueSync } from '../packages/engine/src/cluster/queue.ts';
-import { runSchedulerTick, SCHEDULER_BATCH_SIZE } from '../packages/engine/src/cluster/scheduler.ts';
-import { startSyncWorker, type RunTenantSync } from '../packages/engine/src/cluster/worker.ts';
-import { createPool } from '../packages/engine/src/db.ts';
-import { silentLogger } from '../packages/engine/src/logger.ts';
-import { install, quoteIdent, SYNC_QUEUE } from '../packages/schema/src/index.ts';
+import {
+  registerHost,
+  LeaderElector,
+  createBoss,
+  enqueueSync,
+  runSchedulerTick,
+  SCHEDULER_BATCH_SIZE,
+  startSyncWorker,
+  type RunTenantSync,
+} from '@owui-sync/engine/cluster';
+import { createPool, silentLogger } from '@owui-sync/engine';
+import { install, quoteIdent, SYNC_QUEUE } from '@owui-sync/schema';
 import { runThroughputBench } from './cluster-throughput.ts';
 
 const { values: args } = parseArgs({

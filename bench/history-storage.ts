@@ -16,11 +16,11 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { install, quoteIdent } from '../packages/schema/src/index.ts';
-import { createPool } from '../packages/engine/src/db.ts';
-import { captureSourceSchema } from '../packages/engine/src/restore/index.ts';
-import { provisionTenant, runTenantSync } from '../packages/engine/src/sync/index.ts';
-import { BENCH_SCALE, generateOpenWebUIDatabase } from '../packages/fixtures/src/index.ts';
+import { install, quoteIdent } from '@owui-sync/schema';
+import { createPool } from '@owui-sync/engine';
+import { captureSourceSchema } from '@owui-sync/engine/restore';
+import { provisionTenant, runTenantSync } from '@owui-sync/engine/sync';
+import { BENCH_SCALE, generateOpenWebUIDatabase } from '@owui-sync/fixtures';
 import { OpenWebUIWriter } from '../test/engine/openwebui-writer.ts';
 import { median, withDb, withUser } from './support.ts';
 

@@ -15,11 +15,11 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { install, quoteIdent } from '../packages/schema/src/index.ts';
-import { createPool } from '../packages/engine/src/db.ts';
-import { captureSourceSchema, recoverUserChats } from '../packages/engine/src/restore/index.ts';
-import { provisionTenant, runTenantSync } from '../packages/engine/src/sync/index.ts';
-import { generateOpenWebUIDatabase } from '../packages/fixtures/src/index.ts';
+import { install, quoteIdent } from '@owui-sync/schema';
+import { createPool } from '@owui-sync/engine';
+import { captureSourceSchema, recoverUserChats } from '@owui-sync/engine/restore';
+import { provisionTenant, runTenantSync } from '@owui-sync/engine/sync';
+import { generateOpenWebUIDatabase } from '@owui-sync/fixtures';
 import { median, now, withDb, withUser } from './support.ts';
 
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';

@@ -21,12 +21,12 @@ import { fileURLToPath } from 'node:url';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { install, quoteIdent } from '../packages/schema/src/index.ts';
-import { createPool } from '../packages/engine/src/db.ts';
-import { runDrill } from '../packages/engine/src/drill/index.ts';
-import { captureSourceSchema, restoreTenant } from '../packages/engine/src/restore/index.ts';
-import { provisionTenant, runTenantSync } from '../packages/engine/src/sync/index.ts';
-import { BENCH_SCALE, generateOpenWebUIDatabase } from '../packages/fixtures/src/index.ts';
+import { install, quoteIdent } from '@owui-sync/schema';
+import { createPool } from '@owui-sync/engine';
+import { runDrill } from '@owui-sync/engine/drill';
+import { captureSourceSchema, restoreTenant } from '@owui-sync/engine/restore';
+import { provisionTenant, runTenantSync } from '@owui-sync/engine/sync';
+import { BENCH_SCALE, generateOpenWebUIDatabase } from '@owui-sync/fixtures';
 import { OpenWebUIWriter } from '../test/engine/openwebui-writer.ts';
 import { median, now, withDb, withUser } from './support.ts';
 

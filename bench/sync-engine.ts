@@ -20,12 +20,10 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { install, qualified, quoteIdent } from '../packages/schema/src/index.ts';
-import { createPool } from '../packages/engine/src/db.ts';
-import { createLogger } from '../packages/engine/src/logger.ts';
-import { provisionTenant, readTargetSchema, runTenantSync } from '../packages/engine/src/sync/index.ts';
-import { verifyTenant } from '../packages/engine/src/restore/index.ts';
-import { parentsFirst } from '../packages/engine/src/sync/target-schema.ts';
+import { install, qualified, quoteIdent } from '@owui-sync/schema';
+import { createPool, createLogger } from '@owui-sync/engine';
+import { provisionTenant, readTargetSchema, runTenantSync, parentsFirst } from '@owui-sync/engine/sync';
+import { verifyTenant } from '@owui-sync/engine/restore';
 import { median, now, withDb, withUser } from './support.ts';
 
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -84,17 +82,8 @@ async function sourceDatabase(dir: string): Promise<{ file: string; generated: b
     wal.close();
     return { file: copy, generated: false };
   }
-  const fixturesModule: string = '../packages/fixtures/src/index.ts';
-  const fixtures = (await import(fixturesModule)) as {
-    generateOpenWebUIDatabase: (o: {
-      path: string;
-      era: string;
-      scale?: unknown;
-      seed?: number;
-      journalMode?: string;
-    }) => unknown;
-    BENCH_SCALE: unknown;
-  };
+  // Loaded only when no BENCH_SQLITE file is given.
+  const fixtures = await import('@owui-sync/fixtures');
   const file = path.join(dir, 'webui.db');
   fixtures.generateOpenWebUIDatabase({
     path: file,

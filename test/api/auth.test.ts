@@ -1,8 +1,7 @@
 import { sign } from 'hono/jwt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadApiConfig } from '../../apps/api/src/config.ts';
-import { startApiServer } from '../../apps/api/src/server.ts';
-import { ConfigError } from '../../packages/engine/src/errors.ts';
+import { loadApiConfig, startApiServer } from '@owui-sync/api';
+import { ConfigError } from '@owui-sync/engine';
 import { adminQuery, useTestDatabase } from '../support/db.ts';
 import {
   JWT_SECRET,

@@ -1,11 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadApiConfig, type ApiConfig } from '../../apps/api/src/config.ts';
-import { nodeConfigSchema } from '../../apps/node/src/main.ts';
-import { createApp } from '../../apps/api/src/server.ts';
-import { loadConfig } from '../../packages/engine/src/config.ts';
-import { ConfigError } from '../../packages/engine/src/errors.ts';
-import { parseTenantLabels } from '../../packages/engine/src/fleet-metrics.ts';
-import { createMetrics } from '../../packages/engine/src/metrics.ts';
+import { loadApiConfig, type ApiConfig, createApp } from '@owui-sync/api';
+import { nodeConfigSchema } from '@owui-sync/node';
+import { loadConfig, ConfigError, createMetrics } from '@owui-sync/engine';
+import { parseTenantLabels } from '@owui-sync/engine/fleet-metrics';
 import { adminQuery, useTestDatabase } from '../support/db.ts';
 import { seedCluster, tenantName, testApi, type SeededCluster, type TestApi } from './support.ts';
 

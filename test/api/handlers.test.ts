@@ -1,8 +1,8 @@
 import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBoss } from '../../packages/engine/src/cluster/queue.ts';
-import { SYNC_QUEUE } from '../../packages/schema/src/queues.ts';
-import { createPool } from '../../packages/engine/src/db.ts';
+import { createBoss } from '@owui-sync/engine/cluster';
+import { SYNC_QUEUE } from '@owui-sync/schema';
+import { createPool } from '@owui-sync/engine';
 import { adminQuery, useTestDatabase } from '../support/db.ts';
 import { clusterUrl } from '../support/pooler.ts';
 import { jsonHeaders, seedCluster, tenantName, testApi, type SeededCluster, type TestApi } from './support.ts';

@@ -1,8 +1,8 @@
 import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBoss } from '../../packages/engine/src/cluster/queue.ts';
-import { createPool } from '../../packages/engine/src/db.ts';
-import { install } from '../../packages/schema/src/index.ts';
+import { createBoss } from '@owui-sync/engine/cluster';
+import { createPool } from '@owui-sync/engine';
+import { install } from '@owui-sync/schema';
 import { adminQuery, useTestDatabase } from '../support/db.ts';
 import { clusterUrl } from '../support/pooler.ts';
 import { jsonHeaders, seedCluster, tenantName, testApi, type SeededCluster, type TestApi } from './support.ts';

@@ -1,8 +1,8 @@
 import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBoss, enqueueSync } from '../../packages/engine/src/cluster/queue.ts';
-import { createPool } from '../../packages/engine/src/db.ts';
-import { SYNC_QUEUE } from '../../packages/schema/src/queues.ts';
+import { createBoss, enqueueSync } from '@owui-sync/engine/cluster';
+import { createPool } from '@owui-sync/engine';
+import { SYNC_QUEUE } from '@owui-sync/schema';
 import { createClusterRole, type TestClusterRole } from '../support/cluster-roles.ts';
 import { useTestDatabase } from '../support/db.ts';
 import { clusterUrl } from '../support/pooler.ts';

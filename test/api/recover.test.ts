@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { sign } from 'hono/jwt';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool } from '../../packages/engine/src/db.ts';
+import { createPool } from '@owui-sync/engine';
 import { useTestDatabase } from '../support/db.ts';
 import { backUp, makeMiniOpenWebUI, scratchDir, sync } from '../restore/helpers.ts';
 import { importAsOpenWebUI } from '../restore/openwebui-import.ts';

@@ -1,8 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool } from '../../packages/engine/src/db.ts';
-import { createMetrics, type SyncMetrics } from '../../packages/engine/src/metrics.ts';
-import { createStateManager, type StateManager } from '../../packages/engine/src/state/index.ts';
+import { createPool, createMetrics, type SyncMetrics } from '@owui-sync/engine';
+import { createStateManager, type StateManager } from '@owui-sync/engine/state';
 import { useTestDatabase, withConnection } from '../support/db.ts';
 import { waitUntil } from '../support/processes.ts';
 import { seedCluster, tenantName, testApi, type SeededCluster } from './support.ts';

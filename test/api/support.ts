@@ -1,11 +1,9 @@
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
-import { createApp, type ApiDeps } from '../../apps/api/src/server.ts';
-import type { ApiAuthConfig } from '../../apps/api/src/config.ts';
-import { createPool } from '../../packages/engine/src/db.ts';
-import { silentLogger } from '../../packages/engine/src/logger.ts';
-import { createMetrics } from '../../packages/engine/src/metrics.ts';
-import { quoteIdent } from '../../packages/schema/src/sql.ts';
+import { createApp, type ApiDeps } from '@owui-sync/api';
+import type { ApiAuthConfig } from '@owui-sync/api';
+import { createPool, silentLogger, createMetrics } from '@owui-sync/engine';
+import { quoteIdent } from '@owui-sync/schema';
 import { withConnection, type TestDatabase } from '../support/db.ts';
 
 /** A seeded cluster for API tests: two nodes (node-a leading), three tenants, jobs and a real conflict. */

@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { createPool } from '../../packages/engine/src/db.ts';
-import { provisionTenant } from '../../packages/engine/src/sync/index.ts';
-import { loginRole, quoteIdent } from '../../packages/schema/src/index.ts';
+import { createPool } from '@owui-sync/engine';
+import { provisionTenant } from '@owui-sync/engine/sync';
+import { loginRole, quoteIdent } from '@owui-sync/schema';
 import { adminQuery, createTestRole, useTestDatabase, withUser } from '../support/db.ts';
 import { makeTenantDb, syncctl } from './support.ts';
 

@@ -67,7 +67,7 @@ describe('compose deployment', () => {
     const local = load('docker-compose.yml');
     const s = local.services;
     expect(Object.keys(s).sort()).toEqual(
-      ['db', 'init', 'prometheus', 'sync-node-a', 'sync-node-b', 'syncctl', 'worker'].sort(),
+      ['db', 'init', 'prometheus', 'scheduler', 'sync-node-a', 'sync-node-b', 'syncctl', 'worker'].sort(),
     );
     expect(s.db?.image).toMatch(/supabase\/postgres:17\./);
     expect(s.db?.command).toBe('postgres -c config_file=/etc/postgresql/postgresql.conf');
@@ -81,6 +81,8 @@ describe('compose deployment', () => {
     expect(s.worker?.container_name).toBeUndefined();
     expect(s.worker?.ports).toBeUndefined();
     expect(s.worker?.command).toEqual(['worker']);
+    expect(s.scheduler).toMatchObject({ command: ['scheduler'], profiles: ['scheduler'] });
+    expect(s.scheduler?.ports).toBeUndefined();
     for (const name of ['sync-node-a', 'sync-node-b']) {
       expect(s[name]?.healthcheck?.test.join(' ')).toMatch(/\/health/);
       expect(s[name]?.depends_on?.init?.condition).toBe('service_completed_successfully');

@@ -15,7 +15,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { canConnect, ROOT_RUNTIME_DIR } from '../../packages/engine/src/local-postgres.ts';
+import { canConnect, ROOT_RUNTIME_DIR } from '@owui-sync/engine';
 import { DemoProcess, processesMentioning, removeDemoDirs } from '../support/demo.ts';
 import { freePort } from '../support/processes.ts';
 

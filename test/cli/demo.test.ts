@@ -6,7 +6,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { describe, expect, inject, it } from 'vitest';
-import { canConnect } from '../../packages/engine/src/local-postgres.ts';
+import { canConnect } from '@owui-sync/engine';
 import { createTestDatabase } from '../support/db.ts';
 import { removeDemoDirs } from '../support/demo.ts';
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { readCredentialsFile } from '../../packages/engine/src/config.ts';
+import { readCredentialsFile } from '@owui-sync/engine';
 import { useTestDatabase, withConnection, withUser } from '../support/db.ts';
 import { seedTenant, syncctl } from './support.ts';
 

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { generateOpenWebUIDatabase } from '../../packages/fixtures/src/index.ts';
+import { generateOpenWebUIDatabase } from '@owui-sync/fixtures';
 import { useTestDatabase, withConnection } from '../support/db.ts';
 import { syncctl } from './support.ts';
 

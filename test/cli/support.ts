@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { PassThrough } from 'node:stream';
-import { run } from '../../apps/cli/src/main.ts';
-import type { CliIo } from '../../apps/cli/src/io.ts';
+import { run } from '@owui-sync/cli';
+import type { CliIo } from '@owui-sync/cli';
 import { inject } from 'vitest';
 import { withConnection } from '../support/db.ts';
 

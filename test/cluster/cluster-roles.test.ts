@@ -2,9 +2,9 @@ import pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerHost } from '../../packages/engine/src/cluster/host-registry.ts';
-import { LeaderElector } from '../../packages/engine/src/cluster/leader-election.ts';
 import {
+  registerHost,
+  LeaderElector,
   QueueUnavailableError,
   callerIdentity,
   createBoss,
@@ -12,13 +12,14 @@ import {
   queueCounts,
   queueProblem,
   queueSchemaOf,
-} from '../../packages/engine/src/cluster/queue.ts';
-import { runSchedulerTick } from '../../packages/engine/src/cluster/scheduler.ts';
-import { startSyncWorker, type SyncRunOutcome, type SyncWorker } from '../../packages/engine/src/cluster/worker.ts';
-import { ConfigError, NotFoundError } from '../../packages/engine/src/errors.ts';
-import { provisionTenant, runTenantSync, tenantSchemaName } from '../../packages/engine/src/sync/index.ts';
-import { silentLogger } from '../../packages/engine/src/logger.ts';
-import { grantTenantSchema, quoteIdent, SYNC_QUEUE } from '../../packages/schema/src/index.ts';
+  runSchedulerTick,
+  startSyncWorker,
+  type SyncRunOutcome,
+  type SyncWorker,
+} from '@owui-sync/engine/cluster';
+import { ConfigError, NotFoundError, silentLogger } from '@owui-sync/engine';
+import { provisionTenant, runTenantSync, tenantSchemaName } from '@owui-sync/engine/sync';
+import { grantTenantSchema, quoteIdent, SYNC_QUEUE } from '@owui-sync/schema';
 import { makeMiniOpenWebUI, scratchDir } from '../engine/helpers.ts';
 import { createClusterRole, type TestClusterRole } from '../support/cluster-roles.ts';
 import { adminQuery, useTestDatabase, withConnection } from '../support/db.ts';

@@ -1,13 +1,13 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerHost } from '../../packages/engine/src/cluster/host-registry.ts';
-import { LeaderElector } from '../../packages/engine/src/cluster/leader-election.ts';
 import {
+  registerHost,
+  LeaderElector,
   pruneHistoryBatch,
   runMaintenancePass,
   validateMaintenanceSettings,
-} from '../../packages/engine/src/cluster/maintenance.ts';
-import { silentLogger } from '../../packages/engine/src/index.ts';
+} from '@owui-sync/engine/cluster';
+import { silentLogger } from '@owui-sync/engine';
 import { adminQuery, useTestDatabase, withConnection } from '../support/db.ts';
 
 /**

@@ -1,12 +1,16 @@
 import pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerHost } from '../../packages/engine/src/cluster/host-registry.ts';
-import { LeaderElector, readLease } from '../../packages/engine/src/cluster/leader-election.ts';
-import { createBoss, queueCounts } from '../../packages/engine/src/cluster/queue.ts';
-import { runSchedulerTick } from '../../packages/engine/src/cluster/scheduler.ts';
-import { LeadershipLostError, silentLogger, withTransaction } from '../../packages/engine/src/index.ts';
-import { SYNC_QUEUE } from '../../packages/schema/src/index.ts';
+import {
+  registerHost,
+  LeaderElector,
+  readLease,
+  createBoss,
+  queueCounts,
+  runSchedulerTick,
+} from '@owui-sync/engine/cluster';
+import { LeadershipLostError, silentLogger, withTransaction } from '@owui-sync/engine';
+import { SYNC_QUEUE } from '@owui-sync/schema';
 import { adminQuery, useTestDatabase } from '../support/db.ts';
 import { clusterUrl } from '../support/pooler.ts';
 

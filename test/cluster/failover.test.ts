@@ -1,8 +1,8 @@
 import pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBoss } from '../../packages/engine/src/cluster/queue.ts';
-import { SYNC_QUEUE } from '../../packages/schema/src/index.ts';
+import { createBoss } from '@owui-sync/engine/cluster';
+import { SYNC_QUEUE } from '@owui-sync/schema';
 import { adminQuery, useTestDatabase } from '../support/db.ts';
 import { clusterUrl, type ClusterUrl } from '../support/pooler.ts';
 import { freePort, killAllProcesses, sleep, startApp, waitUntil, type AppProcess } from '../support/processes.ts';

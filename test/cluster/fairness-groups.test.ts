@@ -1,12 +1,9 @@
 import pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerHost } from '../../packages/engine/src/cluster/host-registry.ts';
-import { LeaderElector } from '../../packages/engine/src/cluster/leader-election.ts';
-import { createBoss } from '../../packages/engine/src/cluster/queue.ts';
-import { runSchedulerTick } from '../../packages/engine/src/cluster/scheduler.ts';
-import { silentLogger } from '../../packages/engine/src/index.ts';
-import { PGBOSS_SCHEMA, SYNC_QUEUE } from '../../packages/schema/src/index.ts';
+import { registerHost, LeaderElector, createBoss, runSchedulerTick } from '@owui-sync/engine/cluster';
+import { silentLogger } from '@owui-sync/engine';
+import { PGBOSS_SCHEMA, SYNC_QUEUE } from '@owui-sync/schema';
 import { adminQuery, useTestDatabase } from '../support/db.ts';
 import { clusterUrl } from '../support/pooler.ts';
 

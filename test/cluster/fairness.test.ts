@@ -1,9 +1,9 @@
 import { copyFileSync, rmSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { provisionTenant, tenantSchemaName } from '../../packages/engine/src/sync/index.ts';
-import { generateOpenWebUIDatabase } from '../../packages/fixtures/src/index.ts';
-import { SYNC_QUEUE } from '../../packages/schema/src/index.ts';
+import { provisionTenant, tenantSchemaName } from '@owui-sync/engine/sync';
+import { generateOpenWebUIDatabase } from '@owui-sync/fixtures';
+import { SYNC_QUEUE } from '@owui-sync/schema';
 import { makeMiniOpenWebUI, scratchDir } from '../engine/helpers.ts';
 import { useTestDatabase } from '../support/db.ts';
 import { clusterUrl, type ClusterUrl } from '../support/pooler.ts';

@@ -1,9 +1,9 @@
 import pg from 'pg';
 import { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBoss, enqueueSync } from '../../packages/engine/src/cluster/queue.ts';
-import { provisionTenant, tenantSchemaName } from '../../packages/engine/src/sync/index.ts';
-import { PGBOSS_SCHEMA, SYNC_DEAD_LETTER_QUEUE, SYNC_QUEUE } from '../../packages/schema/src/index.ts';
+import { createBoss, enqueueSync } from '@owui-sync/engine/cluster';
+import { provisionTenant, tenantSchemaName } from '@owui-sync/engine/sync';
+import { PGBOSS_SCHEMA, SYNC_DEAD_LETTER_QUEUE, SYNC_QUEUE } from '@owui-sync/schema';
 import { makeMiniOpenWebUI, scratchDir } from '../engine/helpers.ts';
 import { adminQuery, useTestDatabase } from '../support/db.ts';
 import { clusterUrl, type ClusterUrl } from '../support/pooler.ts';

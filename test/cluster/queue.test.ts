@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clusterPriority, createBoss, enqueueSync, queueCounts } from '../../packages/engine/src/cluster/queue.ts';
-import { NotFoundError } from '../../packages/engine/src/errors.ts';
-import { SYNC_QUEUE } from '../../packages/schema/src/index.ts';
+import { clusterPriority, createBoss, enqueueSync, queueCounts } from '@owui-sync/engine/cluster';
+import { NotFoundError } from '@owui-sync/engine';
+import { SYNC_QUEUE } from '@owui-sync/schema';
 import { adminQuery, useTestDatabase } from '../support/db.ts';
 import { clusterUrl, poolerRequested } from '../support/pooler.ts';
 

@@ -1,18 +1,18 @@
 import pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { registerHost } from '../../packages/engine/src/cluster/host-registry.ts';
-import { LeaderElector } from '../../packages/engine/src/cluster/leader-election.ts';
 import {
+  registerHost,
+  LeaderElector,
   pruneHistoryBatch,
   runMaintenancePass,
   startMaintenance,
   validateMaintenanceSettings,
   type MaintenanceSettings,
-} from '../../packages/engine/src/cluster/maintenance.ts';
-import { createBoss } from '../../packages/engine/src/cluster/queue.ts';
-import { LeadershipLostError, silentLogger } from '../../packages/engine/src/index.ts';
-import { SYNC_QUEUE, SYNC_QUEUE_OPTIONS } from '../../packages/schema/src/index.ts';
+  createBoss,
+} from '@owui-sync/engine/cluster';
+import { LeadershipLostError, silentLogger } from '@owui-sync/engine';
+import { SYNC_QUEUE, SYNC_QUEUE_OPTIONS } from '@owui-sync/schema';
 import { createClusterRole, type TestClusterRole } from '../support/cluster-roles.ts';
 import { adminQuery, createTestRole, useTestDatabase, withConnection, withUser } from '../support/db.ts';
 

@@ -2,14 +2,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool } from '../../packages/engine/src/db.ts';
-import { InvalidInputError, SourceUnusableError } from '../../packages/engine/src/errors.ts';
-import {
-  inspectSqliteSource,
-  provisionTenant,
-  runTenantSync,
-  upgradeTenantSchema,
-} from '../../packages/engine/src/sync/index.ts';
+import { createPool, InvalidInputError, SourceUnusableError } from '@owui-sync/engine';
+import { inspectSqliteSource, provisionTenant, runTenantSync, upgradeTenantSchema } from '@owui-sync/engine/sync';
 import { useTestDatabase } from '../support/db.ts';
 import { makeMiniOpenWebUI, registerTenant, scratchDir } from './helpers.ts';
 

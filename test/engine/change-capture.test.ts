@@ -1,9 +1,9 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool } from '../../packages/engine/src/db.ts';
-import { verifyTenant } from '../../packages/engine/src/restore/index.ts';
-import { provisionTenant, runTenantSync, upgradeTenantSchema } from '../../packages/engine/src/sync/index.ts';
-import { ERAS, generateOpenWebUIDatabase, type Era } from '../../packages/fixtures/src/index.ts';
+import { createPool } from '@owui-sync/engine';
+import { verifyTenant } from '@owui-sync/engine/restore';
+import { provisionTenant, runTenantSync, upgradeTenantSchema } from '@owui-sync/engine/sync';
+import { ERAS, generateOpenWebUIDatabase, type Era } from '@owui-sync/fixtures';
 import { useTestDatabase } from '../support/db.ts';
 import { registerTenant, scratchDir } from './helpers.ts';
 import { OpenWebUIWriter } from './openwebui-writer.ts';

@@ -2,14 +2,14 @@ import { spawn } from 'node:child_process';
 import Database from 'better-sqlite3';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool } from '../../packages/engine/src/db.ts';
+import { createPool } from '@owui-sync/engine';
 import {
   STOPPED_WORKER_ERROR,
   SyncAlreadyRunningError,
   provisionTenant,
   reapStaleSyncJobs,
   runTenantSync,
-} from '../../packages/engine/src/sync/index.ts';
+} from '@owui-sync/engine/sync';
 import { useTestDatabase } from '../support/db.ts';
 import { makeMiniOpenWebUI, registerTenant, scratchDir } from './helpers.ts';
 

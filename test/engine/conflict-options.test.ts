@@ -1,10 +1,9 @@
 import Database from 'better-sqlite3';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool } from '../../packages/engine/src/db.ts';
-import { createLogger } from '../../packages/engine/src/logger.ts';
-import { provisionTenant, runTenantSync } from '../../packages/engine/src/sync/index.ts';
-import { conflictConfigSchema } from '../../packages/schema/src/index.ts';
+import { createPool, createLogger } from '@owui-sync/engine';
+import { provisionTenant, runTenantSync } from '@owui-sync/engine/sync';
+import { conflictConfigSchema } from '@owui-sync/schema';
 import { useTestDatabase } from '../support/db.ts';
 import { makeMiniOpenWebUI, registerTenant, scratchDir } from './helpers.ts';
 

@@ -1,14 +1,9 @@
 import Database from 'better-sqlite3';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool } from '../../packages/engine/src/db.ts';
-import {
-  inspectSqliteSource,
-  provisionTenant,
-  runTenantSync,
-  upgradeTenantSchema,
-} from '../../packages/engine/src/sync/index.ts';
-import * as fixtures from '../../packages/fixtures/src/index.ts';
+import { createPool } from '@owui-sync/engine';
+import { inspectSqliteSource, provisionTenant, runTenantSync, upgradeTenantSchema } from '@owui-sync/engine/sync';
+import * as fixtures from '@owui-sync/fixtures';
 import { useTestDatabase } from '../support/db.ts';
 import { registerTenant, scratchDir } from './helpers.ts';
 

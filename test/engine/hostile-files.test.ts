@@ -4,15 +4,9 @@ import net from 'node:net';
 import Database from 'better-sqlite3';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool } from '../../packages/engine/src/db.ts';
-import { SourceUnusableError } from '../../packages/engine/src/errors.ts';
-import { verifyTenant } from '../../packages/engine/src/restore/index.ts';
-import {
-  inspectSqliteSource,
-  provisionTenant,
-  runTenantSync,
-  sourceFingerprint,
-} from '../../packages/engine/src/sync/index.ts';
+import { createPool, SourceUnusableError } from '@owui-sync/engine';
+import { verifyTenant } from '@owui-sync/engine/restore';
+import { inspectSqliteSource, provisionTenant, runTenantSync, sourceFingerprint } from '@owui-sync/engine/sync';
 import { useTestDatabase } from '../support/db.ts';
 import { makeMiniOpenWebUI, registerTenant, scratchDir } from './helpers.ts';
 

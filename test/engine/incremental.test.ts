@@ -1,8 +1,8 @@
 import Database from 'better-sqlite3';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool } from '../../packages/engine/src/db.ts';
-import { provisionTenant, purgeTombstones, runTenantSync } from '../../packages/engine/src/sync/index.ts';
+import { createPool } from '@owui-sync/engine';
+import { provisionTenant, purgeTombstones, runTenantSync } from '@owui-sync/engine/sync';
 import { useTestDatabase } from '../support/db.ts';
 import { makeMiniOpenWebUI, registerTenant, scratchDir } from './helpers.ts';
 

@@ -4,12 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  LocalPostgresError,
-  ROOT_RUNTIME_DIR,
-  SERVER_USER,
-  startLocalPostgres,
-} from '../../packages/engine/src/local-postgres.ts';
+import { LocalPostgresError, ROOT_RUNTIME_DIR, SERVER_USER, startLocalPostgres } from '@owui-sync/engine';
 import { freePort } from '../support/processes.ts';
 
 /**

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { Lookahead } from '../../packages/engine/src/sync/lookahead.ts';
+import { Lookahead } from '@owui-sync/engine/sync';
 
 describe('work done while waiting for PostgreSQL', () => {
   it('runs steps while a promise is pending, until the work is done', async () => {

@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool } from '../../packages/engine/src/db.ts';
-import { provisionTenant, runTenantSync } from '../../packages/engine/src/sync/index.ts';
+import { createPool } from '@owui-sync/engine';
+import { provisionTenant, runTenantSync } from '@owui-sync/engine/sync';
 import { useTestDatabase } from '../support/db.ts';
 import { registerTenant, scratchDir } from './helpers.ts';
 

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { tenantSchemaName } from '../../packages/engine/src/sync/index.ts';
+import { tenantSchemaName } from '@owui-sync/engine/sync';
 import { makeTenantDb, syncctl } from '../cli/support.ts';
 import { useTestDatabase, withConnection } from '../support/db.ts';
 import { scratchDir } from './helpers.ts';

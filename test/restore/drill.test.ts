@@ -4,11 +4,10 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool } from '../../packages/engine/src/db.ts';
-import { listDrills, runDrill, sweepStaleDrillDirs } from '../../packages/engine/src/drill/index.ts';
-import { createMetrics } from '../../packages/engine/src/metrics.ts';
-import { tenantSchemaName } from '../../packages/engine/src/sync/index.ts';
-import { ERAS, generateOpenWebUIDatabase } from '../../packages/fixtures/src/index.ts';
+import { createPool, createMetrics } from '@owui-sync/engine';
+import { listDrills, runDrill, sweepStaleDrillDirs } from '@owui-sync/engine/drill';
+import { tenantSchemaName } from '@owui-sync/engine/sync';
+import { ERAS, generateOpenWebUIDatabase } from '@owui-sync/fixtures';
 import { useTestDatabase } from '../support/db.ts';
 import { backUp, makeMiniOpenWebUI, scratchDir } from './helpers.ts';
 

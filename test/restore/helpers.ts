@@ -1,8 +1,8 @@
 import Database from 'better-sqlite3';
 import type pg from 'pg';
 import { expect } from 'vitest';
-import { captureSourceSchema } from '../../packages/engine/src/restore/index.ts';
-import { provisionTenant, runTenantSync } from '../../packages/engine/src/sync/index.ts';
+import { captureSourceSchema } from '@owui-sync/engine/restore';
+import { provisionTenant, runTenantSync } from '@owui-sync/engine/sync';
 import { registerTenant } from '../engine/helpers.ts';
 
 export { scratchDir, makeMiniOpenWebUI, NS_BASE } from '../engine/helpers.ts';

@@ -2,19 +2,11 @@ import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LeaderElector } from '../../packages/engine/src/cluster/leader-election.ts';
-import { runMaintenancePass, validateMaintenanceSettings } from '../../packages/engine/src/cluster/maintenance.ts';
-import { createPool } from '../../packages/engine/src/db.ts';
-import { silentLogger } from '../../packages/engine/src/logger.ts';
-import {
-  historyWindow,
-  parseRestoreTime,
-  readRowsAt,
-  restoreTenant,
-  sqliteRevision,
-} from '../../packages/engine/src/restore/index.ts';
-import { runTenantSync, upgradeTenantSchema } from '../../packages/engine/src/sync/index.ts';
-import { generateOpenWebUIDatabase } from '../../packages/fixtures/src/index.ts';
+import { LeaderElector, runMaintenancePass, validateMaintenanceSettings } from '@owui-sync/engine/cluster';
+import { createPool, silentLogger } from '@owui-sync/engine';
+import { historyWindow, parseRestoreTime, readRowsAt, restoreTenant, sqliteRevision } from '@owui-sync/engine/restore';
+import { runTenantSync, upgradeTenantSchema } from '@owui-sync/engine/sync';
+import { generateOpenWebUIDatabase } from '@owui-sync/fixtures';
 import { OpenWebUIWriter } from '../engine/openwebui-writer.ts';
 import { useTestDatabase } from '../support/db.ts';
 import { backUp, dumpDatabase, integrityCheck, scratchDir } from './helpers.ts';

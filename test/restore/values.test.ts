@@ -1,8 +1,7 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { binaryCopyTuples } from '../../packages/engine/src/restore/copy-out.ts';
-import { decodeField, normalise, sqliteDatetimeText } from '../../packages/engine/src/restore/values.ts';
-import { CopyEncoder, copyHeader, copyTrailer } from '../../packages/engine/src/sync/value-codec.ts';
+import { binaryCopyTuples, decodeField, normalise, sqliteDatetimeText } from '@owui-sync/engine/restore';
+import { CopyEncoder, copyHeader, copyTrailer } from '@owui-sync/engine/sync';
 
 describe('restore value mapping', () => {
   it('parses a binary COPY stream however it is split into chunks, and decodes each kind exactly', async () => {

@@ -2,14 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import {
-  install,
-  loadMigrations,
-  migrate,
-  migrationChecksum,
-  quoteIdent,
-  type Migration,
-} from '../../packages/schema/src/index.ts';
+import { install, loadMigrations, migrate, migrationChecksum, quoteIdent, type Migration } from '@owui-sync/schema';
 import { adminQuery, withConnection, withDatabase } from '../support/db.ts';
 
 /**

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { grantTenantSchema, install, quoteIdent } from '../../packages/schema/src/index.ts';
+import { grantTenantSchema, install, quoteIdent } from '@owui-sync/schema';
 import { createClusterRole, type TestClusterRole } from '../support/cluster-roles.ts';
 import { adminQuery, createTestRole, useTestDatabase, withConnection, withUser } from '../support/db.ts';
 

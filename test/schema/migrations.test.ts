@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { install, loadMigrations, migrate, quoteIdent } from '../../packages/schema/src/index.ts';
+import { install, loadMigrations, migrate, quoteIdent } from '@owui-sync/schema';
 import { adminQuery, useTestDatabase, withConnection, withDatabase, withUser } from '../support/db.ts';
 import { inject } from 'vitest';
 import { randomBytes } from 'node:crypto';

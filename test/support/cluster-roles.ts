@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
-import { addClusterRole, type AddClusterRoleResult } from '../../packages/schema/src/index.ts';
+import { addClusterRole, type AddClusterRoleResult } from '@owui-sync/schema';
 import { withUser, type TestDatabase } from './db.ts';
 
 export type TestClusterRole = AddClusterRoleResult & { readonly url: string };

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, inject } from 'vitest';
-import { quoteIdent } from '../../packages/schema/src/index.ts';
+import { quoteIdent } from '@owui-sync/schema';
 import type { TestDatabaseContext } from './context.ts';
 
 export type TestDatabase = {

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT_RUNTIME_DIR } from '../../packages/engine/src/local-postgres.ts';
+import { ROOT_RUNTIME_DIR } from '@owui-sync/engine';
 
 /** `syncctl demo` (what `npm start` runs) as a real process, its output kept for assertions. */
 export class DemoProcess {

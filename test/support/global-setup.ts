@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
-import { canConnect, startLocalPostgres, type LocalPostgres } from '../../packages/engine/src/index.ts';
-import { install, quoteIdent } from '../../packages/schema/src/index.ts';
+import { canConnect, startLocalPostgres, type LocalPostgres } from '@owui-sync/engine';
+import { install, quoteIdent } from '@owui-sync/schema';
 import type { TestDatabaseContext } from './context.ts';
 
 /**

@@ -1,13 +1,7 @@
 import { z } from 'zod';
-import { loadConfig } from '../../../packages/engine/src/config.ts';
-import { parseTenantLabels, type TenantLabels } from '../../../packages/engine/src/fleet-metrics.ts';
-import {
-  CONFIG_DEFAULTS,
-  baseConfigShape,
-  booleanFromEnv,
-  composeConfig,
-  intFromEnv,
-} from '../../../packages/schema/src/config.ts';
+import { loadConfig } from '@owui-sync/engine';
+import { parseTenantLabels, type TenantLabels } from '@owui-sync/engine/fleet-metrics';
+import { CONFIG_DEFAULTS, baseConfigShape, booleanFromEnv, composeConfig, intFromEnv } from '@owui-sync/schema';
 
 /**
  * The API's settings. Environment variables (or .credentials):

@@ -3,9 +3,9 @@ import type { Context } from 'hono';
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
-import { withTransaction } from '../../../packages/engine/src/db.ts';
-import type { SyncMetrics } from '../../../packages/engine/src/metrics.ts';
-import type { StateManager } from '../../../packages/engine/src/state/index.ts';
+import { withTransaction } from '@owui-sync/engine';
+import type { SyncMetrics } from '@owui-sync/engine';
+import type { StateManager } from '@owui-sync/engine/state';
 import type { AuthVariables, Authorizer } from './auth.ts';
 import type { ApiConfig } from './config.ts';
 

@@ -3,8 +3,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Logger } from 'pino';
 import type { ZodError } from 'zod';
-import { AppError, ERROR_CODES, errorMessage, type ErrorCode } from '../../../packages/engine/src/errors.ts';
-import { isConnectionError } from '../../../packages/engine/src/db.ts';
+import { AppError, ERROR_CODES, errorMessage, type ErrorCode, isConnectionError } from '@owui-sync/engine';
 
 /**
  * One place maps failures to HTTP: AppError codes to statuses, zod issues to 400, Hono's HTTPExceptions (malformed

@@ -12,3 +12,4 @@ export {
   type ApiScope,
 } from './config.ts';
 export { createAuthorizer, type Principal } from './auth.ts';
+export { firstUnsafeInteger } from './exact-json.ts';

@@ -1,8 +1,7 @@
 import { z } from '@hono/zod-openapi';
-import { CLIENT_NAME_PATTERN } from '../../../packages/schema/src/names.ts';
-import { STATE_KEY_PATTERN } from '../../../packages/engine/src/state/keys.ts';
-import { JOB_STATES } from '../../../packages/engine/src/cluster/queue.ts';
-import { SYNC_DEAD_LETTER_QUEUE, SYNC_QUEUE } from '../../../packages/schema/src/queues.ts';
+import { CLIENT_NAME_PATTERN, SYNC_DEAD_LETTER_QUEUE, SYNC_QUEUE } from '@owui-sync/schema';
+import { STATE_KEY_PATTERN } from '@owui-sync/engine/state';
+import { JOB_STATES } from '@owui-sync/engine/cluster';
 
 /**
  * Request schemas (they validate every body, query and path parameter and generate /openapi.json) and the response

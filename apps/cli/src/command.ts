@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { InvalidInputError } from '../../../packages/engine/src/errors.ts';
+import { InvalidInputError } from '@owui-sync/engine';
 import type { CliContext } from './context.ts';
 
 /** One `syncctl` command: its words, arguments, options and handler. */

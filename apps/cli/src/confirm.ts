@@ -1,4 +1,4 @@
-import { InvalidInputError } from '../../../packages/engine/src/errors.ts';
+import { InvalidInputError } from '@owui-sync/engine';
 import type { CliContext } from './context.ts';
 
 /**

@@ -1,12 +1,17 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
-import { environmentWithCredentials, parseConfig, resolveFileSecrets } from '../../../packages/engine/src/config.ts';
-import { createPool } from '../../../packages/engine/src/db.ts';
-import { ConfigError } from '../../../packages/engine/src/errors.ts';
-import { createLogger, silentLogger, type Logger } from '../../../packages/engine/src/logger.ts';
-import { baseConfigSchema, loginRole, type BaseConfig } from '../../../packages/schema/src/config.ts';
-import { DEFAULT_SERVICE_ROLE } from '../../../packages/schema/src/install.ts';
+import {
+  environmentWithCredentials,
+  parseConfig,
+  resolveFileSecrets,
+  createPool,
+  ConfigError,
+  createLogger,
+  silentLogger,
+  type Logger,
+} from '@owui-sync/engine';
+import { baseConfigSchema, loginRole, type BaseConfig, DEFAULT_SERVICE_ROLE } from '@owui-sync/schema';
 import { type CliIo, Prompter } from './io.ts';
 import { humanLogLines } from './log-lines.ts';
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type pg from 'pg';
-import { errorMessage } from '../../../packages/engine/src/errors.ts';
+import { errorMessage } from '@owui-sync/engine';
 import { duration } from './format.ts';
 
 /** What the demo shows while it runs: leadership changes, finished syncs, and a tenant that keeps being used. */

@@ -4,15 +4,17 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
-import { createPool } from '../../../packages/engine/src/db.ts';
-import { ConfigError, errorMessage, redactUrl } from '../../../packages/engine/src/errors.ts';
 import {
+  createPool,
+  ConfigError,
+  errorMessage,
+  redactUrl,
   ROOT_RUNTIME_DIR,
   startLocalPostgres,
   type LocalPostgres,
-} from '../../../packages/engine/src/local-postgres.ts';
-import { DEFAULT_SERVICE_ROLE } from '../../../packages/schema/src/install.ts';
-import { DEMO_SCALE, generateOpenWebUIDatabase } from '../../../packages/fixtures/src/index.ts';
+} from '@owui-sync/engine';
+import { DEFAULT_SERVICE_ROLE } from '@owui-sync/schema';
+import { DEMO_SCALE, generateOpenWebUIDatabase } from '@owui-sync/fixtures';
 import type { Command } from './command.ts';
 import type { CliContext } from './context.ts';
 import { initialize } from './ops/init.ts';

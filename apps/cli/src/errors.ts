@@ -1,4 +1,4 @@
-import { AppError, ConfigError, errorMessage } from '../../../packages/engine/src/errors.ts';
+import { AppError, ConfigError, errorMessage } from '@owui-sync/engine';
 
 /** Turns driver and configuration errors into a sentence that says what to do next. */
 export function describeError(error: unknown): string {

@@ -1,6 +1,6 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { AppError } from '../../../packages/engine/src/errors.ts';
+import { AppError } from '@owui-sync/engine';
 import { commandHelp, findCommand, groupHelp, parseCommandArgs, type Command } from './command.ts';
 import { COMMANDS } from './commands/index.ts';
 import { CliContext, jsonReplacer } from './context.ts';
@@ -8,6 +8,7 @@ import { describeError } from './errors.ts';
 import { processIo, type CliIo } from './io.ts';
 
 export { describeError };
+export type { CliIo } from './io.ts';
 
 export const EXIT = { ok: 0, error: 1, conflicts: 2 } as const;
 

@@ -1,23 +1,18 @@
-import { pathToFileURL } from 'node:url';
-import { apiConfigFromEnv, apiOwnConfigShape, type ApiEnvConfig } from '../../api/src/config.ts';
-import { startApiServer } from '../../api/src/server.ts';
+import { apiConfigFromEnv, apiOwnConfigShape, startApiServer, type ApiEnvConfig } from '@owui-sync/api';
 import {
   clusterConfigShape,
-  processIdentity,
   refineClusterConfig,
   type ClusterConfig,
-} from '../../../packages/engine/src/cluster/config.ts';
-import { startClusterRuntime, type ClusterRuntime } from '../../../packages/engine/src/cluster/runtime.ts';
-import type { RunTenantSync } from '../../../packages/engine/src/cluster/worker.ts';
-import { loadConfig } from '../../../packages/engine/src/config.ts';
-import { createLogger, type Logger } from '../../../packages/engine/src/logger.ts';
-import { createMetrics, type SyncMetrics } from '../../../packages/engine/src/metrics.ts';
-import { composeConfig } from '../../../packages/schema/src/config.ts';
-import { loadRunTenantSync, notRunningSyncs, productVersion, runUntilSignalled } from './process.ts';
+  type ClusterRuntime,
+} from '@owui-sync/engine/cluster';
+import { createLogger, loadConfig } from '@owui-sync/engine';
+import { isEntryPoint, runProcess, startClusterProcess, type ProcessDeps } from '@owui-sync/engine/process';
+import { composeConfig } from '@owui-sync/schema';
 
 /**
- * A full node (node-a, node-b): host registry, leader election, scheduler (acts while leading), sync worker and
- * the API, in one process.
+ * A full node (node-a, node-b): host registry, leader election, scheduler and maintenance (act while leading),
+ * sync and drill workers, and the API, in one process: the engine's node runtime plus the API app's server (the
+ * one app this app depends on, through its package entry).
  *
  *   ROLE=node-a API_PORT=9443 DATABASE_URL=postgres://sync_service:…@db:5432/postgres tsx apps/node/src/main.ts
  */
@@ -36,25 +31,8 @@ export type RunningNode = {
   stop(): Promise<void>;
 };
 
-export async function startNode(
-  config: NodeConfig,
-  deps: { logger?: Logger; metrics?: SyncMetrics; runTenantSync?: RunTenantSync; signal?: AbortSignal } = {},
-): Promise<RunningNode> {
-  const identity = processIdentity(config, 'node');
-  const logger =
-    deps.logger ??
-    createLogger({ level: config.LOG_LEVEL, format: config.LOG_FORMAT, base: { node: identity.nodeName } });
-  const metrics = deps.metrics ?? createMetrics({ defaultMetrics: true });
-  const startedAt = new Date();
-  const runtime = await startClusterRuntime({
-    config,
-    kind: 'node',
-    runTenantSync: deps.runTenantSync ?? (config.WORKER_CONCURRENCY > 0 ? await loadRunTenantSync() : notRunningSyncs),
-    logger,
-    metrics,
-    version: productVersion(),
-    ...(deps.signal ? { signal: deps.signal } : {}),
-  });
+export async function startNode(config: NodeConfig, deps: ProcessDeps = {}): Promise<RunningNode> {
+  const { runtime, logger, metrics, startedAt } = await startClusterProcess(config, 'node', deps);
   let api: { port: number; close(): Promise<void> } | undefined;
   try {
     if (config.ENABLE_API) {
@@ -90,17 +68,11 @@ export async function startNode(
   };
 }
 
-async function main(): Promise<void> {
-  const fallback = createLogger({ level: process.env.LOG_LEVEL ?? 'info' });
-  await runUntilSignalled(
+if (isEntryPoint(import.meta.url)) {
+  void runProcess(
     'node',
-    async (signal) => {
-      // The one pipeline: *_FILE secrets, .credentials, defaults, shared checks (as syncctl node reads them).
-      const config = loadConfig(nodeConfigSchema, { env: process.env, cwd: process.cwd() });
-      return startNode(config, { signal });
-    },
-    fallback,
+    // The one pipeline: *_FILE secrets, .credentials, defaults, shared checks (as syncctl node reads them).
+    async (signal) => startNode(loadConfig(nodeConfigSchema, { env: process.env, cwd: process.cwd() }), { signal }),
+    createLogger({ level: process.env.LOG_LEVEL ?? 'info' }),
   );
 }
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) void main();

@@ -1,15 +1,12 @@
-import { pathToFileURL } from 'node:url';
+import { clusterConfigSchema, type ClusterConfig } from '@owui-sync/engine/cluster';
+import { createLogger, loadConfig } from '@owui-sync/engine';
 import {
-  clusterConfigSchema,
-  processIdentity,
-  type ClusterConfig,
-} from '../../../packages/engine/src/cluster/config.ts';
-import { startClusterRuntime, type ClusterRuntime } from '../../../packages/engine/src/cluster/runtime.ts';
-import type { RunTenantSync } from '../../../packages/engine/src/cluster/worker.ts';
-import { loadConfig } from '../../../packages/engine/src/config.ts';
-import { createLogger, type Logger } from '../../../packages/engine/src/logger.ts';
-import { createMetrics, type SyncMetrics } from '../../../packages/engine/src/metrics.ts';
-import { loadRunTenantSync, productVersion, runUntilSignalled } from '../../node/src/process.ts';
+  isEntryPoint,
+  runProcess,
+  startClusterProcess,
+  type ProcessDeps,
+  type RunningProcess,
+} from '@owui-sync/engine/process';
 
 /**
  * An extra worker: registers as a host and runs sync jobs, nothing else (no election, no scheduler, no API). Run
@@ -21,37 +18,16 @@ import { loadRunTenantSync, productVersion, runUntilSignalled } from '../../node
 export type WorkerConfig = ClusterConfig;
 export const workerConfigSchema = clusterConfigSchema;
 
-export async function startWorkerProcess(
-  config: WorkerConfig,
-  deps: { logger?: Logger; metrics?: SyncMetrics; runTenantSync?: RunTenantSync; signal?: AbortSignal } = {},
-): Promise<{ runtime: ClusterRuntime; stop(): Promise<void> }> {
-  const identity = processIdentity(config, 'worker');
-  const logger =
-    deps.logger ??
-    createLogger({ level: config.LOG_LEVEL, format: config.LOG_FORMAT, base: { node: identity.nodeName } });
-  const runtime = await startClusterRuntime({
-    config: config.WORKER_CONCURRENCY > 0 ? config : { ...config, WORKER_CONCURRENCY: 1 },
-    kind: 'worker',
-    runTenantSync: deps.runTenantSync ?? (await loadRunTenantSync()),
-    logger,
-    metrics: deps.metrics ?? createMetrics({ defaultMetrics: true }),
-    version: productVersion(),
-    ...(deps.signal ? { signal: deps.signal } : {}),
-  });
-  return { runtime, stop: () => runtime.stop() };
+export function startWorkerProcess(config: WorkerConfig, deps: ProcessDeps = {}): Promise<RunningProcess> {
+  return startClusterProcess(config, 'worker', deps);
 }
 
-async function main(): Promise<void> {
-  const fallback = createLogger({ level: process.env.LOG_LEVEL ?? 'info' });
-  await runUntilSignalled(
+if (isEntryPoint(import.meta.url)) {
+  void runProcess(
     'worker',
-    async (signal) => {
-      // The one pipeline: *_FILE secrets, .credentials, defaults, shared checks.
-      const config = loadConfig(workerConfigSchema, { env: process.env, cwd: process.cwd() });
-      return startWorkerProcess(config, { signal });
-    },
-    fallback,
+    // The one pipeline: *_FILE secrets, .credentials, defaults, shared checks.
+    async (signal) =>
+      startWorkerProcess(loadConfig(workerConfigSchema, { env: process.env, cwd: process.cwd() }), { signal }),
+    createLogger({ level: process.env.LOG_LEVEL ?? 'info' }),
   );
 }
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) void main();

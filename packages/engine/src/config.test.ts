@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { CONFIG_DEFAULTS, baseConfigSchema, baseConfigShape, composeConfig } from '../../schema/src/index.ts';
+import { CONFIG_DEFAULTS, baseConfigSchema, baseConfigShape, composeConfig } from '@owui-sync/schema';
 import { loadConfig } from './config.ts';
 import { ConfigError } from './errors.ts';
 

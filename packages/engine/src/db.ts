@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { quoteLiteral } from '../../schema/src/sql.ts';
+import { quoteLiteral } from '@owui-sync/schema';
 import { errorMessage } from './errors.ts';
 
 /**

@@ -1,5 +1,5 @@
 import { createRoute } from '@hono/zod-openapi';
-import { resolveConflict } from '../../../../packages/engine/src/sync/index.ts';
+import { resolveConflict } from '@owui-sync/engine/sync';
 import { actor } from '../auth.ts';
 import { iso, reply, type ApiApp, type RouteContext } from '../context.ts';
 import {

@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { listDrills } from '../../../../packages/engine/src/drill/drill-store.ts';
-import { NotFoundError } from '../../../../packages/engine/src/errors.ts';
+import { listDrills } from '@owui-sync/engine/drill';
+import { NotFoundError } from '@owui-sync/engine';
 import { reply, type ApiApp, type RouteContext } from '../context.ts';
 import { clientName, errorSchema } from '../schemas.ts';
 import { commonErrors, json } from './openapi.ts';

@@ -1,6 +1,6 @@
 import { createRoute } from '@hono/zod-openapi';
-import { errorMessage } from '../../../../packages/engine/src/errors.ts';
-import { queueProblem } from '../../../../packages/engine/src/cluster/queue.ts';
+import { errorMessage } from '@owui-sync/engine';
+import { queueProblem } from '@owui-sync/engine/cluster';
 import { iso, reply, type ApiApp, type RouteContext } from '../context.ts';
 import { clusterStatusSchema, errorSchema, healthSchema } from '../schemas.ts';
 import { json } from './openapi.ts';

@@ -1,5 +1,5 @@
-import { errorMessage } from '../../../../packages/engine/src/errors.ts';
-import { createFleetCollector } from '../../../../packages/engine/src/fleet-metrics.ts';
+import { errorMessage } from '@owui-sync/engine';
+import { createFleetCollector } from '@owui-sync/engine/fleet-metrics';
 import type { ApiApp, RouteContext } from '../context.ts';
 
 /**

@@ -1,10 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import {
-  exportFileName,
-  listDeleted,
-  parseRestoreTime,
-  recoverUserChats,
-} from '../../../../packages/engine/src/restore/index.ts';
+import { exportFileName, listDeleted, parseRestoreTime, recoverUserChats } from '@owui-sync/engine/restore';
 import { reply, type ApiApp, type RouteContext } from '../context.ts';
 import { clientName, errorSchema } from '../schemas.ts';
 import { commonErrors, json } from './openapi.ts';

@@ -1,6 +1,6 @@
 import { createRoute } from '@hono/zod-openapi';
 import type { Context } from 'hono';
-import { InvalidInputError } from '../../../../packages/engine/src/errors.ts';
+import { InvalidInputError } from '@owui-sync/engine';
 import { actor, type AuthVariables } from '../auth.ts';
 import { reply, type ApiApp, type RouteContext } from '../context.ts';
 import {

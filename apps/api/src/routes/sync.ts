@@ -1,14 +1,8 @@
 import type pg from 'pg';
 import { createRoute } from '@hono/zod-openapi';
-import {
-  bossSettings,
-  enqueueSync,
-  JOB_STATES,
-  type QueueCount,
-} from '../../../../packages/engine/src/cluster/queue.ts';
-import { AppError, ConflictError, ERROR_CODES, NotFoundError } from '../../../../packages/engine/src/errors.ts';
-import { PGBOSS_SCHEMA, SYNC_DEAD_LETTER_QUEUE, SYNC_QUEUE } from '../../../../packages/schema/src/queues.ts';
-import { quoteIdent } from '../../../../packages/schema/src/sql.ts';
+import { bossSettings, enqueueSync, JOB_STATES, type QueueCount } from '@owui-sync/engine/cluster';
+import { AppError, ConflictError, ERROR_CODES, NotFoundError } from '@owui-sync/engine';
+import { PGBOSS_SCHEMA, SYNC_DEAD_LETTER_QUEUE, SYNC_QUEUE, quoteIdent } from '@owui-sync/schema';
 import { actor } from '../auth.ts';
 import { iso, reply, replyJsonText, type ApiApp, type RouteContext } from '../context.ts';
 import {

@@ -1,5 +1,5 @@
-import { redactUrl } from '../../../../packages/engine/src/errors.ts';
-import { addClusterRole, DEFAULT_CLUSTER_GROUP_ROLE } from '../../../../packages/schema/src/install.ts';
+import { redactUrl } from '@owui-sync/engine';
+import { addClusterRole, DEFAULT_CLUSTER_GROUP_ROLE } from '@owui-sync/schema';
 import type { Command } from '../command.ts';
 import { serviceUrlFrom, withPassword } from '../ops/credentials.ts';
 

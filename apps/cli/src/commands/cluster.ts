@@ -1,4 +1,4 @@
-import { withTransaction } from '../../../../packages/engine/src/db.ts';
+import { withTransaction } from '@owui-sync/engine';
 import type { Command } from '../command.ts';
 import { confirmTyped } from '../confirm.ts';
 import { age, banner, boxTable, table, timestamp } from '../format.ts';

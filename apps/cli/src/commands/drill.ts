@@ -1,6 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
-import { defaultDrillDir, runDrill, type DrillResult } from '../../../../packages/engine/src/drill/index.ts';
+import { defaultDrillDir, runDrill, type DrillResult } from '@owui-sync/engine/drill';
 import type { Command } from '../command.ts';
 import { duration } from '../format.ts';
 

@@ -1,4 +1,4 @@
-import { InvalidInputError } from '../../../../packages/engine/src/errors.ts';
+import { InvalidInputError } from '@owui-sync/engine';
 import type { Command } from '../command.ts';
 import { duration, table, timestamp } from '../format.ts';
 import { listConflicts, recentJobs, type JobRow } from '../ops/history.ts';

@@ -18,7 +18,7 @@ import { initCommand } from './init.ts';
 import { clientPurgeDeletedCommand, clientUpgradeSchemaCommand } from './maintenance.ts';
 import { menuCommand } from './menu.ts';
 import { clientRegisterCommand, clientSyncCommand, conflictsResolveCommand } from './register-sync.ts';
-import { nodeCommand, workerCommand } from './processes.ts';
+import { nodeCommand, schedulerCommand, workerCommand } from './processes.ts';
 import { restoreCommand, verifyCommand } from './restore.ts';
 import { clientRetentionCommand } from './retention.ts';
 
@@ -51,5 +51,6 @@ export const COMMANDS: readonly Command[] = [
   menuCommand,
   nodeCommand,
   workerCommand,
+  schedulerCommand,
   demoCommand,
 ];

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Command } from '../command.ts';
-import { redactUrl } from '../../../../packages/engine/src/errors.ts';
-import { DEFAULT_SERVICE_ROLE } from '../../../../packages/schema/src/install.ts';
+import { redactUrl } from '@owui-sync/engine';
+import { DEFAULT_SERVICE_ROLE } from '@owui-sync/schema';
 import { readExistingCredentials } from '../ops/credentials.ts';
 import { initialize } from '../ops/init.ts';
 

@@ -1,10 +1,6 @@
-import { NotFoundError, InvalidInputError } from '../../../../packages/engine/src/errors.ts';
-import { captureSourceSchema } from '../../../../packages/engine/src/restore/index.ts';
-import {
-  checkRegisteredSource,
-  purgeTombstones,
-  upgradeTenantSchema,
-} from '../../../../packages/engine/src/sync/index.ts';
+import { NotFoundError, InvalidInputError } from '@owui-sync/engine';
+import { captureSourceSchema } from '@owui-sync/engine/restore';
+import { checkRegisteredSource, purgeTombstones, upgradeTenantSchema } from '@owui-sync/engine/sync';
 import type { Command } from '../command.ts';
 import { confirmTyped } from '../confirm.ts';
 import type { CliContext } from '../context.ts';

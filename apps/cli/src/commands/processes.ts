@@ -1,46 +1,21 @@
-import { loadConfig } from '../../../../packages/engine/src/config.ts';
-import { errorMessage } from '../../../../packages/engine/src/errors.ts';
+import { loadConfig } from '@owui-sync/engine';
+import type { Stoppable } from '@owui-sync/engine/process';
 import type { Command } from '../command.ts';
 import type { CliContext } from '../context.ts';
 
-/** `syncctl node` / `syncctl worker`: the long-running processes, stopped cleanly by SIGTERM or Ctrl-C. */
-
-type Stoppable = { stop(): Promise<void> };
+/**
+ * `syncctl node` / `syncctl worker` / `syncctl scheduler`: the long-running processes, started from their apps'
+ * package entries and stopped cleanly by SIGTERM or Ctrl-C (the engine's one signal handler).
+ */
 
 async function runUntilStopped(
   ctx: CliContext,
   what: string,
   start: (signal: AbortSignal) => Promise<Stoppable>,
 ): Promise<number> {
-  const abort = new AbortController();
-  let requested = false;
-  const stopRequested = new Promise<NodeJS.Signals>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (requested) {
-        ctx.err(`${signal} again: exiting without waiting`);
-        process.exit(1);
-      }
-      requested = true;
-      abort.abort();
-      resolve(signal);
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  });
-  const onRejection = (error: unknown) =>
-    ctx.logger.error({ err: error }, `unexpected error (kept running): ${errorMessage(error)}`);
-  process.on('unhandledRejection', onRejection);
-  let handle: Stoppable;
-  try {
-    handle = await start(abort.signal);
-  } catch (error) {
-    if (requested) return 0;
-    throw error;
-  }
-  const signal = await stopRequested;
-  ctx.logger.info(`${signal} received: stopping ${what}`);
-  await handle.stop();
-  process.off('unhandledRejection', onRejection);
+  // Loaded here, like the apps: the cluster runtime (pg-boss, …) is not what every syncctl command needs.
+  const { runUntilSignalled } = await import('@owui-sync/engine/process');
+  await runUntilSignalled(what, start, ctx.logger);
   return 0;
 }
 
@@ -74,7 +49,7 @@ export const nodeCommand: Command = {
   },
   examples: ['syncctl node --role node-a --port 9443', 'ROLE=node-b API_PORT=9444 syncctl node'],
   async run(ctx, { values }) {
-    const { nodeConfigSchema, startNode } = await import('../../../node/src/main.ts');
+    const { nodeConfigSchema, startNode } = await import('@owui-sync/node');
     const config = loadConfig(nodeConfigSchema, { env: processEnv(ctx, values), cwd: ctx.io.cwd });
     return runUntilStopped(ctx, 'node', (signal) => startNode(config, { signal }));
   },
@@ -95,8 +70,30 @@ export const workerCommand: Command = {
   },
   examples: ['syncctl worker --concurrency 4'],
   async run(ctx, { values }) {
-    const { workerConfigSchema, startWorkerProcess } = await import('../../../worker/src/main.ts');
+    const { workerConfigSchema, startWorkerProcess } = await import('@owui-sync/worker');
     const config = loadConfig(workerConfigSchema, { env: processEnv(ctx, values), cwd: ctx.io.cwd });
     return runUntilStopped(ctx, 'worker', (signal) => startWorkerProcess(config, { signal }));
+  },
+};
+
+export const schedulerCommand: Command = {
+  path: ['scheduler'],
+  summary: 'run a scheduler only: host registry, leader election, scheduler and maintenance (no worker, no API)',
+  description:
+    'Takes part in the leader election and, while leading, enqueues due syncs and drills, marks silent hosts\n' +
+    'offline and prunes history; runs no sync and serves no API (pair it with syncctl worker). Same environment\n' +
+    'as syncctl node. SIGTERM/Ctrl-C hands leadership over at once.',
+  options: {
+    role: {
+      type: 'string',
+      placeholder: 'NAME',
+      description: 'scheduler name (default: ROLE, else scheduler-<hostname>)',
+    },
+  },
+  examples: ['syncctl scheduler', 'ROLE=scheduler-b syncctl scheduler'],
+  async run(ctx, { values }) {
+    const { schedulerConfigSchema, startSchedulerProcess } = await import('@owui-sync/scheduler');
+    const config = loadConfig(schedulerConfigSchema, { env: processEnv(ctx, values), cwd: ctx.io.cwd });
+    return runUntilStopped(ctx, 'scheduler', (signal) => startSchedulerProcess(config, { signal }));
   },
 };

@@ -1,12 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { InvalidInputError } from '../../../../packages/engine/src/errors.ts';
-import {
-  exportFileName,
-  listDeleted,
-  parseRestoreTime,
-  recoverUserChats,
-} from '../../../../packages/engine/src/restore/index.ts';
+import { InvalidInputError } from '@owui-sync/engine';
+import { exportFileName, listDeleted, parseRestoreTime, recoverUserChats } from '@owui-sync/engine/restore';
 import type { Command } from '../command.ts';
 import { duration, table } from '../format.ts';
 

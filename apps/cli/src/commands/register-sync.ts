@@ -1,6 +1,6 @@
 import os from 'node:os';
-import { InvalidInputError } from '../../../../packages/engine/src/errors.ts';
-import { resolveConflict } from '../../../../packages/engine/src/sync/index.ts';
+import { InvalidInputError } from '@owui-sync/engine';
+import { resolveConflict } from '@owui-sync/engine/sync';
 import type { Command } from '../command.ts';
 import type { CliContext } from '../context.ts';
 import { duration } from '../format.ts';

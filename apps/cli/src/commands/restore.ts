@@ -1,12 +1,12 @@
 import path from 'node:path';
-import { InvalidInputError } from '../../../../packages/engine/src/errors.ts';
+import { InvalidInputError } from '@owui-sync/engine';
 import {
   captureSourceSchema,
   parseRestoreTime,
   restoreTenant,
   verifyTenant,
   type VerifyResult,
-} from '../../../../packages/engine/src/restore/index.ts';
+} from '@owui-sync/engine/restore';
 import type { Command } from '../command.ts';
 import { duration, table } from '../format.ts';
 import { progressPrinter } from '../ops/sync.ts';

@@ -1,4 +1,4 @@
-import { parseRetentionDays, setHistoryRetention } from '../../../../packages/engine/src/restore/index.ts';
+import { parseRetentionDays, setHistoryRetention } from '@owui-sync/engine/restore';
 import type { Command } from '../command.ts';
 import { inCluster, validName } from '../ops/tenants.ts';
 

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { withTransaction } from '../../../../packages/engine/src/db.ts';
+import { withTransaction } from '@owui-sync/engine';
 import { dropQueuedJobs, inCluster } from './tenants.ts';
 
 /** Cluster-wide views and the deregistration safety flow (CLUSTER_LIFECYCLE_FAQ). */

@@ -1,7 +1,6 @@
 import { existsSync, chmodSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { readCredentialsFile } from '../../../../packages/engine/src/config.ts';
-import { InvalidInputError } from '../../../../packages/engine/src/errors.ts';
+import { readCredentialsFile, InvalidInputError } from '@owui-sync/engine';
 
 /** Percent-encodes everything but unreserved characters, like the design documents' `urlencode`. */
 export function urlencode(text: string): string {

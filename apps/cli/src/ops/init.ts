@@ -1,7 +1,6 @@
 import pg from 'pg';
-import { ConfigError, errorMessage, redactUrl } from '../../../../packages/engine/src/errors.ts';
-import { sameLogin } from '../../../../packages/schema/src/config.ts';
-import { assertRoleName, generatePassword, install } from '../../../../packages/schema/src/install.ts';
+import { ConfigError, errorMessage, redactUrl } from '@owui-sync/engine';
+import { sameLogin, assertRoleName, generatePassword, install } from '@owui-sync/schema';
 import { readExistingCredentials, serviceUrlFrom, withPassword, writeCredentialsFile } from './credentials.ts';
 
 export type InitOptions = {

@@ -1,18 +1,12 @@
 import os from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
-import { hostIdentity } from '../../../../packages/engine/src/cluster/host-registry.ts';
-import { withTransaction } from '../../../../packages/engine/src/db.ts';
-import { ConflictError } from '../../../../packages/engine/src/errors.ts';
-import type { Logger } from '../../../../packages/engine/src/logger.ts';
-import { captureSourceSchema } from '../../../../packages/engine/src/restore/index.ts';
-import {
-  assertSqliteFileUnclaimed,
-  inspectSqliteSource,
-  provisionTenant,
-} from '../../../../packages/engine/src/sync/index.ts';
-import { grantTenantSchema } from '../../../../packages/schema/src/install.ts';
-import { schemaNameFor } from '../../../../packages/schema/src/names.ts';
+import { hostIdentity } from '@owui-sync/engine/cluster';
+import { withTransaction, ConflictError } from '@owui-sync/engine';
+import type { Logger } from '@owui-sync/engine';
+import { captureSourceSchema } from '@owui-sync/engine/restore';
+import { assertSqliteFileUnclaimed, inspectSqliteSource, provisionTenant } from '@owui-sync/engine/sync';
+import { grantTenantSchema, schemaNameFor } from '@owui-sync/schema';
 import { hasLiveLeader } from './cluster.ts';
 import { checkContainer, type ContainerCheck } from './docker.ts';
 import { validName } from './tenants.ts';

@@ -1,14 +1,9 @@
 import os from 'node:os';
 import type pg from 'pg';
-import {
-  createBoss,
-  enqueueSync,
-  resolveQueueSchema,
-  type EnqueueResult,
-} from '../../../../packages/engine/src/cluster/queue.ts';
-import { createMetrics } from '../../../../packages/engine/src/metrics.ts';
-import type { Logger } from '../../../../packages/engine/src/logger.ts';
-import { runTenantSync, type SyncProgress, type SyncRunResult } from '../../../../packages/engine/src/sync/index.ts';
+import { createBoss, enqueueSync, resolveQueueSchema, type EnqueueResult } from '@owui-sync/engine/cluster';
+import { createMetrics } from '@owui-sync/engine';
+import type { Logger } from '@owui-sync/engine';
+import { runTenantSync, type SyncProgress, type SyncRunResult } from '@owui-sync/engine/sync';
 import { bar } from '../format.ts';
 import { assertSyncAllowed, findDeployment, inCluster, validName, type Deployment } from './tenants.ts';
 

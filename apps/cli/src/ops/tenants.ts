@@ -1,11 +1,15 @@
 import { readFileSync } from 'node:fs';
 import type pg from 'pg';
-import { withTransaction, type Queryable } from '../../../../packages/engine/src/db.ts';
-import { ConflictError, InvalidInputError, NotFoundError } from '../../../../packages/engine/src/errors.ts';
-import { conflictConfigSchema, type ConflictConfig } from '../../../../packages/schema/src/conflict-config.ts';
-import { checkClientName, schemaNameFor } from '../../../../packages/schema/src/names.ts';
-import { PGBOSS_SCHEMA, SYNC_QUEUE } from '../../../../packages/schema/src/queues.ts';
-import { quoteIdent } from '../../../../packages/schema/src/sql.ts';
+import { withTransaction, type Queryable, ConflictError, InvalidInputError, NotFoundError } from '@owui-sync/engine';
+import {
+  conflictConfigSchema,
+  type ConflictConfig,
+  checkClientName,
+  schemaNameFor,
+  PGBOSS_SCHEMA,
+  SYNC_QUEUE,
+  quoteIdent,
+} from '@owui-sync/schema';
 
 /** Tenant lifecycle operations on sync_metadata.client_deployments, scoped to one cluster. */
 

@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { CONFIG_DEFAULTS } from '../../../schema/src/index.ts';
+import { CONFIG_DEFAULTS } from '@owui-sync/schema';
 import { ConfigError } from '../errors.ts';
 import { loadConfig } from '../config.ts';
 import { clusterConfigSchema, processIdentity, usesTransactionPooler } from './config.ts';

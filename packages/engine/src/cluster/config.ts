@@ -1,12 +1,6 @@
 import os from 'node:os';
 import { z } from 'zod';
-import {
-  CONFIG_DEFAULTS,
-  baseConfigShape,
-  booleanFromEnv,
-  composeConfig,
-  intFromEnv,
-} from '../../../schema/src/index.ts';
+import { CONFIG_DEFAULTS, baseConfigShape, booleanFromEnv, composeConfig, intFromEnv } from '@owui-sync/schema';
 
 /**
  * Environment of the node and worker processes: the shared variables (DATABASE_URL, CLUSTER_NAME, ROLE,
@@ -122,10 +116,10 @@ export function usesTransactionPooler(config: Pick<ClusterConfig, 'DATABASE_POOL
 /** The process's identity in the host registry. */
 export function processIdentity(
   config: Pick<ClusterConfig, 'CLUSTER_NAME' | 'ROLE' | 'HOST_NAME'>,
-  kind: 'node' | 'worker',
+  kind: 'node' | 'worker' | 'scheduler',
 ): { cluster: string; hostname: string; nodeName: string } {
   const hostname = config.HOST_NAME ?? os.hostname();
-  // Scaled worker replicas share their environment; each one's container hostname keeps them apart.
-  const nodeName = config.ROLE ?? (kind === 'node' ? 'node-a' : `worker-${os.hostname()}`.slice(0, 63).toLowerCase());
+  // Scaled worker (and scheduler) replicas share their environment; each one's container hostname keeps them apart.
+  const nodeName = config.ROLE ?? (kind === 'node' ? 'node-a' : `${kind}-${os.hostname()}`.slice(0, 63).toLowerCase());
   return { cluster: config.CLUSTER_NAME, hostname, nodeName };
 }

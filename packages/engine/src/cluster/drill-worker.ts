@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
-import { DRILL_QUEUE, drillJobPayloadSchema } from '../../../schema/src/index.ts';
+import { DRILL_QUEUE, drillJobPayloadSchema } from '@owui-sync/schema';
 import type { DbScope } from '../db.ts';
 import { runDrill } from '../drill/drill.ts';
 import { sweepStaleDrillDirs } from '../drill/drill-files.ts';

@@ -9,7 +9,7 @@ import {
   quoteIdent,
   syncJobPayloadSchema,
   type SyncJobPayload,
-} from '../../../schema/src/index.ts';
+} from '@owui-sync/schema';
 import { AppError, ConfigError, ERROR_CODES, NotFoundError, errorMessage } from '../errors.ts';
 
 /**

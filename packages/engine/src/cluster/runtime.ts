@@ -19,7 +19,9 @@ import { serviceLoginProblem } from '../service-login.ts';
 
 /**
  * Builds and starts the cluster side of a process: service-role pool, host registration and heartbeat, pg-boss,
- * and then either everything a full node runs (leader election + scheduler + worker) or a worker alone. Waits for
+ * and then what its kind runs: a full node everything (leader election + scheduler + maintenance + workers), a
+ * worker the sync and drill workers alone, a scheduler the leader's part alone (election, scheduler, maintenance;
+ * it registers as a node, since it takes part in the election, and runs no job). Waits for
  * the database at start-up instead of failing. `stop()` hands leadership over first, then finishes or hands back
  * running syncs, then closes connections.
  */
@@ -31,7 +33,7 @@ export type ClusterRuntime = {
   readonly nodeName: string;
   readonly hostname: string;
   readonly pooled: boolean;
-  /** Present on full nodes. */
+  /** Present on full nodes and schedulers. */
   readonly elector: LeaderElector | undefined;
   readonly worker: SyncWorker | undefined;
   stop(): Promise<void>;
@@ -39,7 +41,7 @@ export type ClusterRuntime = {
 
 export type ClusterRuntimeOptions = {
   readonly config: ClusterConfig;
-  readonly kind: 'node' | 'worker';
+  readonly kind: 'node' | 'worker' | 'scheduler';
   readonly runTenantSync: RunTenantSync;
   readonly logger: Logger;
   readonly metrics: SyncMetrics;
@@ -51,6 +53,9 @@ export type ClusterRuntimeOptions = {
 export async function startClusterRuntime(opts: ClusterRuntimeOptions): Promise<ClusterRuntime> {
   const { config, kind, logger, metrics } = opts;
   const identity = processIdentity(config, kind);
+  const elects = kind === 'node' || kind === 'scheduler';
+  const runsJobs = kind !== 'scheduler';
+  const role = kind === 'worker' ? 'worker' : 'node';
   const pooled = usesTransactionPooler(config);
   const connectionString = config.DATABASE_URL ?? '';
   const pool = createPool(connectionString, {
@@ -81,7 +86,7 @@ export async function startClusterRuntime(opts: ClusterRuntimeOptions): Promise<
       () =>
         startHostHeartbeat({
           pool,
-          identity: { ...identity, role: kind, ...(opts.version ? { version: opts.version } : {}) },
+          identity: { ...identity, role, ...(opts.version ? { version: opts.version } : {}) },
           intervalSeconds: config.HEARTBEAT_INTERVAL,
           logger,
           metrics,
@@ -100,7 +105,7 @@ export async function startClusterRuntime(opts: ClusterRuntimeOptions): Promise<
       instanceName: identity.nodeName,
       applicationName: `owui-sync-${kind}-queue`,
       schema: queueSchema,
-      max: Math.max(2, Math.min(10, config.WORKER_CONCURRENCY + 2)),
+      max: Math.max(2, Math.min(10, (runsJobs ? config.WORKER_CONCURRENCY : 0) + 2)),
     });
     await retryUntilReady('starting the job queue', () => boss.start(), {
       logger,
@@ -111,7 +116,7 @@ export async function startClusterRuntime(opts: ClusterRuntimeOptions): Promise<
     let elector: LeaderElector | undefined;
     let scheduler: SchedulerLoop | undefined;
     let maintenance: MaintenanceLoop | undefined;
-    if (kind === 'node') {
+    if (elects) {
       elector = new LeaderElector({
         pool,
         cluster: identity.cluster,
@@ -150,7 +155,7 @@ export async function startClusterRuntime(opts: ClusterRuntimeOptions): Promise<
     }
 
     let worker: SyncWorker | undefined;
-    if (config.WORKER_CONCURRENCY > 0) {
+    if (runsJobs && config.WORKER_CONCURRENCY > 0) {
       worker = await startSyncWorker({
         boss,
         pool,
@@ -168,7 +173,7 @@ export async function startClusterRuntime(opts: ClusterRuntimeOptions): Promise<
       });
     }
     let drills: DrillWorker | undefined;
-    if (config.DRILL_CONCURRENCY > 0) {
+    if (runsJobs && config.DRILL_CONCURRENCY > 0) {
       try {
         drills = await startDrillWorker({
           boss,

@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
-import { DRILL_QUEUE, SYNC_QUEUE, type DrillJobPayload, type SyncJobPayload } from '../../../schema/src/index.ts';
+import { DRILL_QUEUE, SYNC_QUEUE, type DrillJobPayload, type SyncJobPayload } from '@owui-sync/schema';
 import { LeadershipLostError, errorMessage } from '../errors.ts';
 import type { SyncMetrics } from '../metrics.ts';
 import { OFFLINE_AFTER_SECONDS, markSilentHostsOffline } from './host-registry.ts';

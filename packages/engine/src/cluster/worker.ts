@@ -1,9 +1,8 @@
 import type pg from 'pg';
 import type { Job, PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
-import { SYNC_QUEUE, syncJobPayloadSchema, type SyncJobPayload } from '../../../schema/src/index.ts';
+import { SYNC_QUEUE, quoteLiteral, syncJobPayloadSchema, type SyncJobPayload } from '@owui-sync/schema';
 import { beginScoped, withClient, type DbScope } from '../db.ts';
-import { quoteLiteral } from '../../../schema/src/sql.ts';
 import { errorMessage } from '../errors.ts';
 import type { SyncMetrics } from '../metrics.ts';
 import type { RunTenantSyncOptions } from '../sync/run.ts';

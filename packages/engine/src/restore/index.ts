@@ -25,7 +25,8 @@ export {
 export { chatExportFile, chatExportItem, type ChatExportItem } from './chat-export.ts';
 export { exportFileName } from './recover-files.ts';
 export { USER_TABLES } from './recover-sqlite.ts';
-export { normalise, rowHash, sqliteDatetimeText, restoreKindFor, type RestoreKind } from './values.ts';
+export { decodeField, normalise, rowHash, sqliteDatetimeText, restoreKindFor, type RestoreKind } from './values.ts';
+export { binaryCopyTuples } from './copy-out.ts';
 export {
   historyWindow,
   parseRestoreTime,

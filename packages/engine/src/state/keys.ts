@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import { CONFLICT_STRATEGIES, conflictConfigSchema } from '../../../schema/src/conflict-config.ts';
-import { checkClientName } from '../../../schema/src/names.ts';
+import { CONFLICT_STRATEGIES, checkClientName, conflictConfigSchema } from '@owui-sync/schema';
 import { InvalidInputError } from '../errors.ts';
 
 /**
