@@ -23,13 +23,8 @@ import {
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import {
-  provisionTenant,
-  runTenantSync,
-  sourceFingerprint,
-  tenantSchemaName,
-} from '../packages/engine/src/sync/index.ts';
-import { quoteIdent } from '../packages/schema/src/index.ts';
+import { provisionTenant, runTenantSync, sourceFingerprint, tenantSchemaName } from '@owui-sync/engine/sync';
+import { quoteIdent } from '@owui-sync/schema';
 
 export type TenantKind = 'small' | 'big' | 'failing';
 export type Tenant = { readonly name: string; readonly file: string; readonly kind: TenantKind };

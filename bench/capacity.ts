@@ -22,11 +22,11 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
-import { createPool } from '../packages/engine/src/db.ts';
-import { verifyTenant } from '../packages/engine/src/restore/index.ts';
-import { tenantSchemaName } from '../packages/engine/src/sync/index.ts';
-import { generateOpenWebUIDatabase } from '../packages/fixtures/src/index.ts';
-import { install, quoteIdent, SYNC_DEAD_LETTER_QUEUE, SYNC_QUEUE } from '../packages/schema/src/index.ts';
+import { createPool } from '@owui-sync/engine';
+import { verifyTenant } from '@owui-sync/engine/restore';
+import { tenantSchemaName } from '@owui-sync/engine/sync';
+import { generateOpenWebUIDatabase } from '@owui-sync/fixtures';
+import { install, quoteIdent, SYNC_DEAD_LETTER_QUEUE, SYNC_QUEUE } from '@owui-sync/schema';
 import {
   admin,
   fleetPlace,
@@ -94,7 +94,7 @@ const USAGE = `npm run bench:capacity -- [options]   steady-state capacity of a 
   --connection-lifetime S  DB_CONNECTION_LIFETIME (300)           --probe-tenants N   tenants of the relation-cache probe (400)
   --provision-batch N      tenants per provisioning transaction (1) --provision-concurrency N  transactions at once (8)
   --reuse                  keep the provisioned, warmed-up fleet and start from it next time (same shape)
-  --provision-only         provision (and keep, with --reuse), then stop
+  --provision-only         provision (and keep, with --reuse), warm by copy with --warm copy, then stop
   --drop-reused            remove the kept fleet of this shape
   --warmup-timeout S       give up when the first syncs take longer (2400)
   --warm sync|copy         warm-up: every tenant's first full sync by the cluster (sync), or one small tenant synced
@@ -239,15 +239,6 @@ async function main(): Promise<void> {
     }
     const smallBytes = sizeOf(small);
     const bigBytes = bigCount > 0 ? sizeOf(big) : 0;
-    if (args['provision-only']) {
-      const r = await adminPool.query<{ relations: number }>('SELECT count(*)::int AS relations FROM pg_class');
-      out(
-        `${tenants} tenants: fixtures ${fixtureSeconds.toFixed(1)} s; ${provisioning}; ${r.rows[0]!.relations} relations`,
-      );
-      await adminPool.end();
-      return;
-    }
-
     // --- Warm-up by copy (before the cluster starts, so no run claims a tenant being copied) ----------------------
     let copyWarm = '';
     if (args.warm === 'copy' && !place.kept) {
@@ -283,6 +274,15 @@ async function main(): Promise<void> {
       } finally {
         await servicePool.end();
       }
+    }
+
+    if (args['provision-only']) {
+      const r = await adminPool.query<{ relations: number }>('SELECT count(*)::int AS relations FROM pg_class');
+      out(
+        `${tenants} tenants: fixtures ${fixtureSeconds.toFixed(1)} s; ${provisioning}; ${copyWarm}${r.rows[0]!.relations} relations`,
+      );
+      await adminPool.end();
+      return;
     }
 
     // --- Processes ---------------------------------------------------------------------------------------------
