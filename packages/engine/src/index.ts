@@ -5,3 +5,6 @@ export * from './db.ts';
 export * from './config.ts';
 export * from './local-postgres.ts';
 export * from './metrics.ts';
+export * from './tenants/index.ts';
+export * from './queue/index.ts';
+export * from './cluster/status.ts';

@@ -7,3 +7,4 @@ export * from './worker.ts';
 export * from './config.ts';
 export * from './retry.ts';
 export * from './runtime.ts';
+export * from './status.ts';
