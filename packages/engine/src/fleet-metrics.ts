@@ -1,9 +1,10 @@
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { CONFIG_DEFAULTS } from '@owui-sync/schema';
-import { queueCounts } from './cluster/queue.ts';
 import { withTransaction } from './db.ts';
 import type { SyncMetrics } from './metrics.ts';
+import { clusterQueueCounts, type QueueCount } from './queue/counts.ts';
+import { schedulableSql } from './tenants/can-sync-now.ts';
 
 /**
  * Fleet figures for /metrics, read from the database when Prometheus scrapes: tenants by status, tenants outside
@@ -43,7 +44,7 @@ export function describeTenantLabels(t: TenantLabels): string {
 
 export type FleetCollectorOptions = {
   readonly pool: pg.Pool;
-  /** The node's started pg-boss (queue depth and age); without it the pgboss schema is read through `pool`. */
+  /** The node's pg-boss, for the schema its queue depth and age are read from (without it: pgboss). */
   readonly boss?: PgBoss | undefined;
   readonly cluster: string;
   readonly hostId: string;
@@ -90,7 +91,7 @@ type ClusterAggregate = {
 const TENANTS_SQL = `
   WITH t AS (
     SELECT d.client_name, d.status, d.sync_interval,
-           (d.sync_enabled AND d.status NOT IN ('paused', 'deregistered')) AS scheduled,
+           ${schedulableSql('d')} AS scheduled,
            greatest(0, EXTRACT(EPOCH FROM now() - coalesce(s.completed_at, d.created_at)))::float8 AS lag
       FROM sync_metadata.client_deployments d
       JOIN sync_metadata.hosts h ON h.host_id = d.host_id
@@ -174,7 +175,7 @@ type Snapshot = {
   readonly tenants: TenantAggregate;
   readonly cluster: ClusterAggregate;
   readonly drills: DrillAggregate;
-  readonly queues: Awaited<ReturnType<typeof queueCounts>>;
+  readonly queues: QueueCount[];
 };
 
 export function createFleetCollector(opts: FleetCollectorOptions): FleetCollector {
@@ -198,7 +199,13 @@ export function createFleetCollector(opts: FleetCollectorOptions): FleetCollecto
       },
       { hostId: opts.hostId, cluster: opts.cluster },
     );
-    const queues = await queueCounts(opts.boss ?? opts.pool);
+    // This cluster's jobs only, as GET /api/v1/queue reports them (a shared pg-boss schema holds every cluster's).
+    const queues = await clusterQueueCounts({
+      pool: opts.pool,
+      boss: opts.boss,
+      cluster: opts.cluster,
+      scope: { hostId: opts.hostId, cluster: opts.cluster },
+    });
     return { tenants, cluster, drills, queues };
   }
 

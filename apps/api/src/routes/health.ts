@@ -1,6 +1,6 @@
 import { createRoute } from '@hono/zod-openapi';
 import { errorMessage } from '@owui-sync/engine';
-import { queueProblem } from '@owui-sync/engine/cluster';
+import { queueProblem, readClusterStatus } from '@owui-sync/engine/cluster';
 import { iso, reply, type ApiApp, type RouteContext } from '../context.ts';
 import { clusterStatusSchema, errorSchema, healthSchema } from '../schemas.ts';
 import { json } from './openapi.ts';
@@ -103,52 +103,10 @@ export function registerHealthRoutes(app: ApiApp, ctx: RouteContext): void {
       },
     }),
     async (c) => {
-      const result = await ctx.inCluster(async (client) => {
-        const nodes = await client.query<{
-          host_id: string;
-          hostname: string;
-          node_name: string;
-          cluster_name: string;
-          role: string;
-          status: string;
-          version: string | null;
-          last_heartbeat: Date;
-          seconds_since_heartbeat: number;
-          is_leader: boolean;
-        }>(
-          `SELECT h.host_id::text AS host_id, h.hostname, h.node_name, h.cluster_name, h.role, h.status, h.version,
-                  h.last_heartbeat, v.seconds_since_heartbeat, v.is_leader
-             FROM sync_metadata.hosts h
-             JOIN sync_metadata.v_cluster_health v ON v.host_id = h.host_id
-            WHERE h.cluster_name = $1::text
-            ORDER BY v.is_leader DESC, h.role, h.node_name`,
-          [deps.cluster],
-        );
-        const lease = await client.query<{
-          leader_id: string;
-          leader_host_id: string | null;
-          epoch: string;
-          expires_at: Date;
-          valid: boolean;
-        }>(
-          `SELECT leader_id, leader_host_id::text AS leader_host_id, epoch::text AS epoch, expires_at,
-                  expires_at > now() AS valid
-             FROM sync_metadata.leader_election WHERE cluster_name = $1::text`,
-          [deps.cluster],
-        );
-        return { nodes: nodes.rows, lease: lease.rows[0] };
-      });
+      const result = await ctx.inCluster((client) => readClusterStatus(client, deps.cluster, { order: 'leaderFirst' }));
       return reply(c, {
         cluster_name: deps.cluster,
-        leader: result.lease
-          ? {
-              leader_id: result.lease.leader_id,
-              host_id: result.lease.leader_host_id,
-              epoch: Number(result.lease.epoch),
-              expires_at: result.lease.expires_at.toISOString(),
-              lease_valid: result.lease.valid,
-            }
-          : null,
+        leader: result.leader ? { ...result.leader, expires_at: result.leader.expires_at.toISOString() } : null,
         nodes: result.nodes.map((n) => ({
           host_id: n.host_id,
           hostname: n.hostname,

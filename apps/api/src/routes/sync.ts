@@ -1,8 +1,8 @@
-import type pg from 'pg';
 import { createRoute } from '@hono/zod-openapi';
-import { bossSettings, enqueueSync, JOB_STATES, type QueueCount } from '@owui-sync/engine/cluster';
 import { AppError, ConflictError, ERROR_CODES, NotFoundError } from '@owui-sync/engine';
-import { PGBOSS_SCHEMA, SYNC_DEAD_LETTER_QUEUE, SYNC_QUEUE, quoteIdent } from '@owui-sync/schema';
+import { clusterQueueCounts, enqueueSync, listJobs, queueSchemaFor, type JobState } from '@owui-sync/engine/queue';
+import { canSyncNow, clusterDeploymentIds, findTenant, SYNC_REFUSALS, tenantStatuses } from '@owui-sync/engine/tenants';
+import { SYNC_DEAD_LETTER_QUEUE, SYNC_QUEUE } from '@owui-sync/schema';
 import { actor } from '../auth.ts';
 import { iso, reply, replyJsonText, type ApiApp, type RouteContext } from '../context.ts';
 import {
@@ -22,40 +22,9 @@ import { commonErrors, json } from './openapi.ts';
 
 const errors = commonErrors;
 
-/** queueCounts (cluster/queue.ts) restricted to the given tenants' jobs. */
-async function clusterQueueCounts(pool: pg.Pool, deploymentIds: string[], schema: string): Promise<QueueCount[]> {
-  const queues = [SYNC_QUEUE, SYNC_DEAD_LETTER_QUEUE];
-  const res = await pool.query<{ name: string; state: string; n: number; oldest: number | null }>(
-    `SELECT j.name, j.state::text AS state, count(*)::int AS n,
-            EXTRACT(EPOCH FROM now() - min(j.created_on)
-              FILTER (WHERE j.state IN ('created', 'retry') AND j.start_after <= now()))::float8 AS oldest
-       FROM ${quoteIdent(schema)}.job j
-      WHERE j.name = ANY($1::text[]) AND j.data->>'deployment_id' = ANY($2::text[])
-      GROUP BY j.name, j.state`,
-    [queues, deploymentIds],
-  );
-  return queues.map((queue) => {
-    const states: Record<string, number> = Object.fromEntries(JOB_STATES.map((s) => [s, 0]));
-    let oldest: number | null = null;
-    for (const row of res.rows) {
-      if (row.name !== queue) continue;
-      states[row.state] = row.n;
-      if (row.oldest !== null && (oldest === null || row.oldest > oldest)) oldest = row.oldest;
-    }
-    return { queue, states, oldestWaitingSeconds: oldest === null ? null : Math.max(0, Math.round(oldest)) };
-  });
-}
-
 /** Deployment ids of this cluster's tenants (pg-boss jobs carry one in their data). */
-async function clusterDeploymentIds(ctx: RouteContext): Promise<string[]> {
-  return ctx.inCluster(async (client) => {
-    const res = await client.query<{ deployment_id: string }>(
-      `SELECT d.deployment_id::text AS deployment_id FROM sync_metadata.client_deployments d
-         JOIN sync_metadata.hosts h ON h.host_id = d.host_id WHERE h.cluster_name = $1::text`,
-      [ctx.deps.cluster],
-    );
-    return res.rows.map((r) => r.deployment_id);
-  });
+function clusterTenantIds(ctx: RouteContext): Promise<string[]> {
+  return ctx.inCluster((client) => clusterDeploymentIds(client, ctx.deps.cluster));
 }
 
 type JobRow = {
@@ -100,33 +69,23 @@ export function registerSyncRoutes(app: ApiApp, ctx: RouteContext): void {
     }),
     async (c) => {
       const body = c.req.valid('json');
-      const dep = await ctx.inCluster(async (client) => {
-        const res = await client.query<{ deployment_id: string; status: string; sync_enabled: boolean }>(
-          `SELECT d.deployment_id::text AS deployment_id, d.status, d.sync_enabled
-             FROM sync_metadata.client_deployments d
-             JOIN sync_metadata.hosts h ON h.host_id = d.host_id
-            WHERE d.client_name = $1::text AND h.cluster_name = $2::text`,
-          [body.client_name, deps.cluster],
-        );
-        return res.rows[0];
-      });
-      if (!dep) {
+      const dep = await ctx.inCluster((client) => findTenant(client, body.client_name, deps.cluster));
+      const refusal = canSyncNow(dep, { clientName: body.client_name, scheduled: false });
+      if (!dep || refusal?.reason === SYNC_REFUSALS.notRegistered) {
         throw new NotFoundError(
           `client "${body.client_name}" is not registered in cluster "${deps.cluster}"; register it: ` +
             `syncctl client register ${body.client_name} --sqlite PATH`,
           { client_name: body.client_name },
         );
       }
-      if (dep.status === 'paused') {
+      if (refusal?.reason === SYNC_REFUSALS.paused) {
         throw new ConflictError(
-          `tenant "${body.client_name}" has sync paused; run: syncctl client start ${body.client_name} ` +
+          `${refusal.message}; run: syncctl client start ${body.client_name} ` +
             `(or PUT /api/v1/state/deployment.${body.client_name} {"value": {"sync_enabled": true}})`,
           { client_name: body.client_name, status: dep.status },
         );
       }
-      if (dep.status === 'deregistered') {
-        throw new ConflictError(`tenant "${body.client_name}" is deregistered; register it again to sync it`);
-      }
+      if (refusal) throw new ConflictError(`${refusal.message}; register it again to sync it`);
       if (!deps.boss) {
         throw new AppError(
           ERROR_CODES.database,
@@ -222,27 +181,20 @@ export function registerSyncRoutes(app: ApiApp, ctx: RouteContext): void {
     async (c) => {
       // pg-boss's job table has no cluster column: counts and jobs are those of this cluster's tenants (several
       // clusters may share one database and queue).
-      const tenants = new Set(await clusterDeploymentIds(ctx));
+      const tenants = await clusterTenantIds(ctx);
       // A cluster role's jobs live in its own pg-boss schema (the one its boss uses).
-      const queueSchema = deps.boss ? bossSettings(deps.boss).schema : PGBOSS_SCHEMA;
-      const counts = await clusterQueueCounts(deps.pool, [...tenants], queueSchema);
-      const recent = await deps.pool.query<{
-        id: string;
-        name: string;
-        state: string;
-        data: Record<string, unknown> | null;
-        retry_count: number;
-        created_on: Date;
-        started_on: Date | null;
-        completed_on: Date | null;
-      }>(
-        `SELECT id::text AS id, name, state::text AS state, data, retry_count, created_on, started_on, completed_on
-           FROM ${quoteIdent(queueSchema)}.job
-          WHERE name = ANY($1::text[]) AND data->>'deployment_id' = ANY($2::text[])
-          ORDER BY created_on DESC
-          LIMIT 25`,
-        [[SYNC_QUEUE, SYNC_DEAD_LETTER_QUEUE], [...tenants]],
-      );
+      const queueSchema = queueSchemaFor(deps.boss);
+      const counts = await clusterQueueCounts({
+        pool: deps.pool,
+        boss: deps.boss,
+        cluster: deps.cluster,
+        deploymentIds: tenants,
+      });
+      const recent = await listJobs(deps.pool, queueSchema, {
+        queues: [SYNC_QUEUE, SYNC_DEAD_LETTER_QUEUE],
+        deploymentIds: tenants,
+        limit: 25,
+      });
       return reply(c, {
         cluster_name: deps.cluster,
         queues: counts.map((q) => ({
@@ -250,7 +202,7 @@ export function registerSyncRoutes(app: ApiApp, ctx: RouteContext): void {
           states: q.states,
           oldest_waiting_seconds: q.oldestWaitingSeconds,
         })),
-        recent: recent.rows.map((r) => ({
+        recent: recent.map((r) => ({
           id: r.id,
           queue: r.name,
           state: r.state,
@@ -281,41 +233,20 @@ export function registerSyncRoutes(app: ApiApp, ctx: RouteContext): void {
       const q = c.req.valid('query');
       // Only this node's pg-boss schema, and within it only this cluster's tenants (the shared role's pgboss schema
       // may hold several clusters' jobs).
-      const queueSchema = deps.boss ? bossSettings(deps.boss).schema : PGBOSS_SCHEMA;
-      const tenants = await clusterDeploymentIds(ctx);
-      const res = await deps.pool.query<{
-        id: string;
-        name: string;
-        state: (typeof JOB_STATES)[number];
-        data: Record<string, unknown> | null;
-        retry_count: number;
-        retry_limit: number;
-        created_on: Date;
-        start_after: Date;
-        started_on: Date | null;
-        completed_on: Date | null;
-      }>(
-        `SELECT id::text AS id, name, state::text AS state, data, retry_count, retry_limit, created_on, start_after,
-                started_on, completed_on
-           FROM ${quoteIdent(queueSchema)}.job
-          WHERE name = ANY($1::text[]) AND data->>'deployment_id' = ANY($2::text[])
-            AND ($3::text IS NULL OR state::text = $3::text)
-            AND ($4::text IS NULL OR data->>'client_name' = $4::text)
-          ORDER BY created_on DESC, id DESC
-          LIMIT $5::int`,
-        [
-          q.queue ? [q.queue] : [SYNC_QUEUE, SYNC_DEAD_LETTER_QUEUE],
-          tenants,
-          q.state ?? null,
-          q.client_name ?? null,
-          q.limit,
-        ],
-      );
+      const queueSchema = queueSchemaFor(deps.boss);
+      const tenants = await clusterTenantIds(ctx);
+      const rows = await listJobs(deps.pool, queueSchema, {
+        queues: q.queue ? [q.queue] : [SYNC_QUEUE, SYNC_DEAD_LETTER_QUEUE],
+        deploymentIds: tenants,
+        state: q.state,
+        clientName: q.client_name,
+        limit: q.limit,
+      });
       const str = (v: unknown) => (typeof v === 'string' ? v : null);
-      const jobs = res.rows.map((r) => ({
+      const jobs = rows.map((r) => ({
         id: r.id,
         queue: r.name,
-        state: r.state,
+        state: r.state as JobState,
         client_name: str(r.data?.client_name),
         deployment_id: str(r.data?.deployment_id),
         full_sync: typeof r.data?.full_sync === 'boolean' ? r.data.full_sync : null,
@@ -342,44 +273,22 @@ export function registerSyncRoutes(app: ApiApp, ctx: RouteContext): void {
       responses: { 200: { description: 'tenants', content: json(tenantsResponseSchema) }, ...errors },
     }),
     async (c) => {
-      const rows = await ctx.inCluster(async (client) => {
-        const res = await client.query<{
-          client_name: string;
-          status: string;
-          sync_enabled: boolean;
-          sync_interval: number;
-          last_sync_at: Date | null;
-          last_sync_status: string | null;
-          lag_seconds: number | null;
-          last_job_status: string | null;
-          unresolved_conflicts: number;
-          hostname: string;
-          last_drill_at: Date | null;
-          last_drill_passed: boolean | null;
-          last_drill_failure: string | null;
-          last_passed_drill_at: Date | null;
-        }>(
-          `SELECT s.client_name, s.status, s.sync_enabled, s.sync_interval, s.last_sync_at, s.last_sync_status,
-                  s.lag_seconds, s.last_job_status, s.unresolved_conflicts::int AS unresolved_conflicts, s.hostname,
-                  l.started_at AS last_drill_at, l.passed AS last_drill_passed, l.failure AS last_drill_failure,
-                  p.started_at AS last_passed_drill_at
-             FROM sync_metadata.v_sync_status s
-             LEFT JOIN LATERAL (
-               SELECT r.started_at, r.passed, r.failure FROM sync_state.restore_drills r
-                WHERE r.deployment_id = s.deployment_id ORDER BY r.started_at DESC LIMIT 1) l ON true
-             LEFT JOIN LATERAL (
-               SELECT r.started_at FROM sync_state.restore_drills r
-                WHERE r.deployment_id = s.deployment_id AND r.passed ORDER BY r.started_at DESC LIMIT 1) p ON true
-            WHERE s.cluster_name = $1::text ORDER BY s.client_name`,
-          [deps.cluster],
-        );
-        return res.rows;
-      });
+      const rows = await ctx.inCluster((client) => tenantStatuses(client, deps.cluster, { drills: true }));
       return reply(c, {
         tenants: rows.map((r) => ({
-          ...r,
+          client_name: r.client_name,
+          status: r.status,
+          sync_enabled: r.sync_enabled,
+          sync_interval: r.sync_interval,
           last_sync_at: iso(r.last_sync_at),
+          last_sync_status: r.last_sync_status,
+          lag_seconds: r.lag_seconds,
+          last_job_status: r.last_job_status,
+          unresolved_conflicts: r.unresolved_conflicts,
+          hostname: r.hostname,
           last_drill_at: iso(r.last_drill_at),
+          last_drill_passed: r.last_drill_passed,
+          last_drill_failure: r.last_drill_failure,
           last_passed_drill_at: iso(r.last_passed_drill_at),
         })),
       });

@@ -1,5 +1,7 @@
 import type pg from 'pg';
 import { withTransaction } from '@owui-sync/engine';
+import { readClusterStatus } from '@owui-sync/engine/cluster';
+import { listTenants } from '@owui-sync/engine/tenants';
 import { dropQueuedJobs, inCluster } from './tenants.ts';
 
 /** Cluster-wide views and the deregistration safety flow (CLUSTER_LIFECYCLE_FAQ). */
@@ -26,40 +28,25 @@ export type ClusterStatus = {
 };
 
 export async function clusterStatus(pool: pg.Pool, cluster: string): Promise<ClusterStatus> {
-  return inCluster(pool, cluster, async (c) => {
-    const nodes = await c.query<NodeRow>(
-      `SELECT host_id, hostname, node_name, role, status, last_heartbeat, seconds_since_heartbeat, is_leader,
-              leader_id, leader_epoch, leader_lease_expires, lease_valid
-         FROM sync_metadata.v_cluster_health WHERE cluster_name = $1::text
-        ORDER BY (role = 'node') DESC, node_name, hostname`,
-      [cluster],
-    );
-    const lease = await c.query<{
-      leader_id: string;
-      leader_host_id: string | null;
-      epoch: string;
-      expires_at: Date;
-      valid: boolean;
-    }>(
-      `SELECT leader_id, leader_host_id, epoch, expires_at, expires_at > now() AS valid
-         FROM sync_metadata.leader_election WHERE cluster_name = $1::text`,
-      [cluster],
-    );
-    const l = lease.rows[0];
-    return {
-      cluster_name: cluster,
-      leader: l
-        ? {
-            leader_id: l.leader_id,
-            host_id: l.leader_host_id,
-            epoch: Number(l.epoch),
-            expires_at: l.expires_at,
-            lease_valid: l.valid,
-          }
-        : null,
-      nodes: nodes.rows,
-    };
-  });
+  const s = await inCluster(pool, cluster, (c) => readClusterStatus(c, cluster));
+  return {
+    cluster_name: s.cluster_name,
+    leader: s.leader,
+    nodes: s.nodes.map((n) => ({
+      host_id: n.host_id,
+      hostname: n.hostname,
+      node_name: n.node_name,
+      role: n.role,
+      status: n.status,
+      last_heartbeat: n.last_heartbeat,
+      seconds_since_heartbeat: n.seconds_since_heartbeat,
+      is_leader: n.is_leader,
+      leader_id: n.leader_id,
+      leader_epoch: n.leader_epoch,
+      leader_lease_expires: n.leader_lease_expires,
+      lease_valid: n.lease_valid,
+    })),
+  };
 }
 
 /** True when the cluster has a leader holding an unexpired lease (the cluster is alive). */
@@ -93,22 +80,8 @@ export async function planClusterDeregistration(adminPool: pg.Pool, cluster: str
          FROM sync_metadata.hosts WHERE cluster_name = $1::text ORDER BY node_name`,
       [cluster],
     );
-    const enabled = await c.query<DeregisterPlan['sync_enabled'][number]>(
-      `SELECT cd.client_name, cd.container_name, cd.last_sync_at, cd.last_sync_status
-         FROM sync_metadata.client_deployments cd
-         JOIN sync_metadata.hosts h ON cd.host_id = h.host_id
-        WHERE h.cluster_name = $1::text AND cd.sync_enabled = true
-        ORDER BY cd.client_name`,
-      [cluster],
-    );
-    const paused = await c.query<DeregisterPlan['paused'][number]>(
-      `SELECT cd.client_name, cd.status
-         FROM sync_metadata.client_deployments cd
-         JOIN sync_metadata.hosts h ON cd.host_id = h.host_id
-        WHERE h.cluster_name = $1::text AND cd.sync_enabled = false
-        ORDER BY cd.client_name`,
-      [cluster],
-    );
+    const enabled = await listTenants(c, cluster, { syncEnabled: true });
+    const paused = await listTenants(c, cluster, { syncEnabled: false });
     const counts = await c.query<{ jobs: number; conflicts: number; cache_events: number; leader_rows: number }>(
       `WITH d AS (SELECT cd.deployment_id FROM sync_metadata.client_deployments cd
                     JOIN sync_metadata.hosts h ON cd.host_id = h.host_id WHERE h.cluster_name = $1::text)
@@ -123,8 +96,13 @@ export async function planClusterDeregistration(adminPool: pg.Pool, cluster: str
     return {
       cluster_name: cluster,
       hosts: hosts.rows,
-      sync_enabled: enabled.rows,
-      paused: paused.rows,
+      sync_enabled: enabled.map((t) => ({
+        client_name: t.client_name,
+        container_name: t.container_name,
+        last_sync_at: t.last_sync_at,
+        last_sync_status: t.last_sync_status,
+      })),
+      paused: paused.map((t) => ({ client_name: t.client_name, status: t.status })),
       jobs: n.jobs,
       conflicts: n.conflicts,
       cache_events: n.cache_events,
@@ -148,28 +126,13 @@ export async function deregisterCluster(adminPool: pg.Pool, cluster: string): Pr
   return withTransaction(adminPool, async (c) => {
     // Lock the cluster's hosts so a concurrent registration or start-sync cannot slip in between check and delete.
     await c.query('SELECT 1 FROM sync_metadata.hosts WHERE cluster_name = $1::text FOR UPDATE', [cluster]);
-    const enabled = await c.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM sync_metadata.client_deployments cd
-         JOIN sync_metadata.hosts h ON cd.host_id = h.host_id
-        WHERE h.cluster_name = $1::text AND cd.sync_enabled = true`,
-      [cluster],
-    );
-    if ((enabled.rows[0]?.n ?? 0) > 0) {
+    const tenants = await listTenants(c, cluster);
+    if (tenants.some((t) => t.sync_enabled)) {
       throw new Error(
         `a tenant of cluster "${cluster}" had sync enabled meanwhile; re-run: syncctl cluster deregister`,
       );
     }
-    const deps = await c.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM sync_metadata.client_deployments cd
-         JOIN sync_metadata.hosts h ON cd.host_id = h.host_id WHERE h.cluster_name = $1::text`,
-      [cluster],
-    );
-    const names = await c.query<{ client_name: string }>(
-      `SELECT cd.client_name FROM sync_metadata.client_deployments cd
-         JOIN sync_metadata.hosts h ON cd.host_id = h.host_id WHERE h.cluster_name = $1::text`,
-      [cluster],
-    );
-    for (const { client_name } of names.rows) await dropQueuedJobs(c, client_name);
+    for (const { client_name } of tenants) await dropQueuedJobs(c, client_name);
     const deleted = await c.query('DELETE FROM sync_metadata.hosts WHERE cluster_name = $1::text', [cluster]);
     await c.query('DELETE FROM sync_metadata.leader_election WHERE cluster_name = $1::text', [cluster]);
     const left = await c.query<{ hosts: number; deployments: number; leader_rows: number }>(
@@ -188,7 +151,7 @@ export async function deregisterCluster(adminPool: pg.Pool, cluster: string): Pr
     return {
       cluster_name: cluster,
       hosts_deleted: deleted.rowCount ?? 0,
-      deployments_deleted: deps.rows[0]?.n ?? 0,
+      deployments_deleted: tenants.length,
       remaining,
     };
   });

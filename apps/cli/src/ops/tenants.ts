@@ -1,13 +1,20 @@
 import { readFileSync } from 'node:fs';
 import type pg from 'pg';
-import { withTransaction, type Queryable, ConflictError, InvalidInputError, NotFoundError } from '@owui-sync/engine';
+import { ConflictError, InvalidInputError, NotFoundError, withTransaction, type Queryable } from '@owui-sync/engine';
+import { deleteQueuedSyncJobs } from '@owui-sync/engine/queue';
+import {
+  applySyncSwitch,
+  canSyncNow,
+  findTenant,
+  SYNC_REFUSALS,
+  tenantClusterOf,
+  tenantStatuses,
+} from '@owui-sync/engine/tenants';
 import {
   conflictConfigSchema,
   type ConflictConfig,
   checkClientName,
   schemaNameFor,
-  PGBOSS_SCHEMA,
-  SYNC_QUEUE,
   quoteIdent,
 } from '@owui-sync/schema';
 
@@ -65,23 +72,10 @@ export function inCluster<T>(pool: pg.Pool, cluster: string, fn: (c: pg.PoolClie
 }
 
 export async function findDeployment(db: Queryable, name: string, cluster: string): Promise<Deployment> {
-  const r = await db.query<Deployment>(
-    `SELECT d.deployment_id, d.client_name, d.host_id, d.schema_name, d.container_name, d.sqlite_path,
-            d.sync_enabled, d.status, d.sync_interval, d.conflict_strategy, h.cluster_name
-       FROM sync_metadata.client_deployments d
-       JOIN sync_metadata.hosts h ON h.host_id = d.host_id
-      WHERE d.client_name = $1::text AND h.cluster_name = $2::text`,
-    [name, cluster],
-  );
-  const row = r.rows[0];
+  const row = await findTenant(db, name, cluster);
   if (row) return row;
   // An admin session sees every cluster: say where the tenant is when it is elsewhere.
-  const elsewhere = await db.query<{ cluster_name: string }>(
-    `SELECT h.cluster_name FROM sync_metadata.client_deployments d
-       JOIN sync_metadata.hosts h ON h.host_id = d.host_id WHERE d.client_name = $1::text`,
-    [name],
-  );
-  const other = elsewhere.rows[0]?.cluster_name;
+  const other = await tenantClusterOf(db, name);
   if (other) {
     throw new NotFoundError(
       `client "${name}" belongs to cluster "${other}", not "${cluster}"; pass --cluster ${other} or set CLUSTER_NAME=${other}`,
@@ -105,37 +99,23 @@ export async function setSyncEnabled(
   validName(name);
   return inCluster(pool, cluster, async (c) => {
     const before = await findDeployment(c, name, cluster);
-    const status = enabled ? 'active' : 'paused';
-    const changed = before.sync_enabled !== enabled || before.status !== status;
-    if (changed) {
-      await c.query(
-        `UPDATE sync_metadata.client_deployments SET sync_enabled = $2::boolean, status = $3::text, updated_at = now()
-          WHERE deployment_id = $1::uuid`,
-        [before.deployment_id, enabled, status],
-      );
-    }
-    return { client_name: name, sync_enabled: enabled, status, changed };
+    const after = await applySyncSwitch(c, before, { sync_enabled: enabled });
+    return { client_name: name, sync_enabled: after.sync_enabled, status: after.status, changed: after.changed };
   });
 }
-
-const STATUS_SQL = `SELECT s.*, d.conflict_strategy, d.next_sync_at, s.unresolved_conflicts::int AS unresolved_conflicts
-  FROM sync_metadata.v_sync_status s
-  JOIN sync_metadata.client_deployments d ON d.deployment_id = s.deployment_id
- WHERE s.cluster_name = $1::text`;
 
 export async function tenantStatus(pool: pg.Pool, cluster: string, name: string): Promise<TenantStatus> {
   validName(name);
   return inCluster(pool, cluster, async (c) => {
     await findDeployment(c, name, cluster);
-    const r = await c.query<TenantStatus>(`${STATUS_SQL} AND s.client_name = $2::text`, [cluster, name]);
-    return r.rows[0] as TenantStatus;
+    const rows = await tenantStatuses(c, cluster, { clientName: name });
+    return rows[0] as TenantStatus;
   });
 }
 
 export async function listTenants(pool: pg.Pool, cluster: string): Promise<TenantStatus[]> {
   return inCluster(pool, cluster, async (c) => {
-    const r = await c.query<TenantStatus>(`${STATUS_SQL} ORDER BY s.client_name`, [cluster]);
-    return r.rows;
+    return tenantStatuses(c, cluster);
   });
 }
 
@@ -328,33 +308,18 @@ export async function deregisterTenant(
 }
 
 /** Queued (not yet running) sync jobs of a removed tenant would only fail and retry: they go with it. */
-export async function dropQueuedJobs(c: pg.PoolClient, name: string): Promise<number> {
-  // The shared pgboss schema and every cluster role's own one (admin connection; older installs have no roles table).
-  const hasRoles = await c.query<{ ok: boolean }>("SELECT to_regclass('sync_admin.cluster_roles') IS NOT NULL AS ok");
-  const schemas = await c.query<{ schema: string }>(
-    `SELECT s.schema FROM (SELECT $1::text AS schema ${
-      hasRoles.rows[0]?.ok ? 'UNION SELECT queue_schema::text FROM sync_admin.cluster_roles' : ''
-    }) s
-      WHERE to_regclass(quote_ident(s.schema) || '.job') IS NOT NULL`,
-    [PGBOSS_SCHEMA],
-  );
-  let removed = 0;
-  for (const { schema } of schemas.rows) {
-    const r = await c.query(
-      `DELETE FROM ${quoteIdent(schema)}.job WHERE name = $1::text AND singleton_key = $2::text AND state IN ('created', 'retry')`,
-      [SYNC_QUEUE, name],
-    );
-    removed += r.rowCount ?? 0;
-  }
-  return removed;
+export function dropQueuedJobs(c: pg.PoolClient, name: string): Promise<number> {
+  return deleteQueuedSyncJobs(c, name);
 }
 
-/** A paused tenant is not synced by hand either, unless forced: pausing is how an operator freezes it. */
+/** A paused tenant is not synced by hand either, unless forced: pausing is how an operator freezes it (canSyncNow). */
 export function assertSyncAllowed(dep: Deployment, force: boolean): void {
-  if (dep.status === 'paused' && !force) {
+  const refusal = canSyncNow(dep, { clientName: dep.client_name, scheduled: false, force });
+  if (refusal?.reason === SYNC_REFUSALS.paused) {
     throw new ConflictError(
-      `tenant "${dep.client_name}" has sync paused; run: syncctl client start ${dep.client_name} ` +
+      `${refusal.message}; run: syncctl client start ${dep.client_name} ` +
         '(or pass --force to sync it once while paused)',
     );
   }
+  if (refusal) throw new ConflictError(`${refusal.message}; register it again to sync it`);
 }

@@ -7,7 +7,8 @@ import { runDrill } from '../drill/drill.ts';
 import { sweepStaleDrillDirs } from '../drill/drill-files.ts';
 import { AppError, ERROR_CODES, errorMessage } from '../errors.ts';
 import type { SyncMetrics } from '../metrics.ts';
-import { bossSettings, clusterPriority } from './queue.ts';
+import { bossSettings } from '../queue/boss-settings.ts';
+import { clusterPriority } from '../queue/enqueue.ts';
 
 /**
  * Restore-drill workers: ordinary pg-boss jobs on the drill queue (enqueued by the leader's scheduler), one at a time

@@ -12,3 +12,4 @@ export * from './drill-worker.ts';
 export * from './config.ts';
 export * from './retry.ts';
 export * from './runtime.ts';
+export * from './status.ts';

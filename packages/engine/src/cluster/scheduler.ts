@@ -1,14 +1,15 @@
-import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
-import { DRILL_QUEUE, SYNC_QUEUE, type DrillJobPayload, type SyncJobPayload } from '@owui-sync/schema';
 import { LeadershipLostError, errorMessage } from '../errors.ts';
 import type { SyncMetrics } from '../metrics.ts';
+import { enqueueScheduledDrills, enqueueScheduledSyncs } from '../queue/enqueue.ts';
+import { claimDueDrills, claimDueTenants, forgetDrillSlots } from '../tenants/claim-due.ts';
 import { OFFLINE_AFTER_SECONDS, markSilentHostsOffline } from './host-registry.ts';
 import type { LeaderElector, Lease } from './leader-election.ts';
-import { bossExecutor, clusterPriority } from './queue.ts';
+
+export { ISOLATED_FAILURES } from '../tenants/claim-due.ts';
 
 /**
  * The scheduler runs on every node and acts only while its node leads. Each tick, in one fenced transaction:
@@ -18,9 +19,7 @@ import { bossExecutor, clusterPriority } from './queue.ts';
  * tenants whose SQLite file is large, or whose last run failed, carry a fairness group (SYNC_GROUPS) that workers
  * cap, so small healthy tenants always find a free slot.
  *
- * Slots: a tenant with interval I and offset o (derived from its deployment id, 0 ≤ o < I) is due at the instants
- * t with (t − o) mod I = 0, so tenants sharing an interval spread evenly over it and every leader agrees on them. A
- * tenant never scheduled is due at once if it never synced, else one interval after its last sync.
+ * Slots: see ../tenants/claim-due.ts (the claim on due tenants and drills).
  *
  * Restore drills (drillIntervalSeconds > 0) follow the same scheme in the same transaction, with their own offset
  * and next_drill_at: every tenant with a backup (synced once, not deregistered) is drilled once per drill interval,
@@ -81,81 +80,12 @@ export type SchedulerTickOptions = {
   readonly metrics?: SyncMetrics;
 };
 
-/**
- * Failing tenants are capped only while few fail: at most this many, or this share of the cluster's scheduled
- * tenants. When more fail at once the cause is shared (storage, network, the database) and a cap would only slow
- * the whole fleet's recovery down to one slot, so their jobs then run ungrouped.
- */
-export const ISOLATED_FAILURES = { count: 10, share: 0.05 } as const;
-
-// The recorded size is one primary-key look-up per due tenant (sync_state.source_pages); the failing count is one
-// pass over the cluster's deployments per scheduler pass.
-const CLAIM_DUE_SQL = `
-  WITH fleet AS (
-    SELECT count(*) FILTER (WHERE d.last_sync_status = 'failed') <= greatest(
-             ${ISOLATED_FAILURES.count}, count(*) * ${ISOLATED_FAILURES.share}) AS isolated
-      FROM sync_metadata.client_deployments d
-      JOIN sync_metadata.hosts h ON h.host_id = d.host_id
-     WHERE h.cluster_name = $1::text AND d.sync_enabled AND d.status NOT IN ('paused', 'deregistered')
-  ),
-  due AS (
-    SELECT d.deployment_id,
-           (hashtext(d.deployment_id::text)::bigint & 2147483647) % d.sync_interval AS slot_offset,
-           coalesce(sp.page_size::bigint * sp.page_count >= $3::bigint, false) AS large,
-           coalesce(d.last_sync_status = 'failed' AND (SELECT isolated FROM fleet), false) AS failing
-      FROM sync_metadata.client_deployments d
-      JOIN sync_metadata.hosts h ON h.host_id = d.host_id
-      LEFT JOIN sync_state.source_pages sp ON sp.deployment_id = d.deployment_id
-     WHERE h.cluster_name = $1::text
-       AND d.sync_enabled
-       AND d.status NOT IN ('paused', 'deregistered')
-       AND coalesce(d.next_sync_at, d.last_sync_at + make_interval(secs => d.sync_interval), '-infinity')
-           <= now()
-     ORDER BY coalesce(d.next_sync_at, d.last_sync_at + make_interval(secs => d.sync_interval), '-infinity')
-     LIMIT $2::integer
-     FOR UPDATE OF d SKIP LOCKED
-  )
-  UPDATE sync_metadata.client_deployments d
-     SET next_sync_at = to_timestamp(
-           (floor((extract(epoch FROM now()) + d.sync_interval / 2.0 - due.slot_offset) / d.sync_interval) + 1)
-             * d.sync_interval + due.slot_offset)
-    FROM due
-   WHERE d.deployment_id = due.deployment_id
-  RETURNING d.deployment_id::text AS deployment_id, d.client_name, due.large, due.failing`;
-
 /** The fairness group of a due tenant's job, or undefined for an ordinary one (failing wins over large). */
 function groupOf(row: { large: boolean; failing: boolean }): { id: SyncGroup; tier: SyncGroup } | undefined {
   if (row.failing) return { id: SYNC_GROUPS.failing, tier: SYNC_GROUPS.failing };
   if (row.large) return { id: SYNC_GROUPS.large, tier: SYNC_GROUPS.large };
   return undefined;
 }
-
-const CLAIM_DRILLS_SQL = `
-  WITH due AS (
-    SELECT d.deployment_id, d.next_drill_at,
-           (hashtext('drill:' || d.deployment_id::text)::bigint & 2147483647) % $3::integer AS slot_offset
-      FROM sync_metadata.client_deployments d
-      JOIN sync_metadata.hosts h ON h.host_id = d.host_id
-     WHERE h.cluster_name = $1::text
-       AND d.status <> 'deregistered'
-       AND d.last_sync_at IS NOT NULL
-       AND (d.next_drill_at IS NULL OR d.next_drill_at <= now())
-     ORDER BY d.next_drill_at NULLS FIRST
-     LIMIT $2::integer
-     FOR UPDATE OF d SKIP LOCKED
-  )
-  UPDATE sync_metadata.client_deployments d
-     SET next_drill_at = to_timestamp(
-           (floor((extract(epoch FROM now()) - due.slot_offset) / $3::integer) + 1) * $3::integer + due.slot_offset),
-         drills_since = coalesce(d.drills_since, now())
-    FROM due
-   WHERE d.deployment_id = due.deployment_id
-  RETURNING d.deployment_id::text AS deployment_id, d.client_name, due.next_drill_at IS NOT NULL AS due`;
-
-const FORGET_DRILLS_SQL = `
-  UPDATE sync_metadata.client_deployments d SET next_drill_at = NULL, drills_since = NULL
-    FROM sync_metadata.hosts h
-   WHERE h.host_id = d.host_id AND h.cluster_name = $1::text AND d.drills_since IS NOT NULL`;
 
 /** Plans and enqueues the due restore drills of one pass, inside the pass's fenced transaction. */
 async function scheduleDrills(
@@ -166,30 +96,17 @@ async function scheduleDrills(
 ): Promise<{ claimed: number; enqueued: number }> {
   const interval = Math.floor(opts.drillIntervalSeconds ?? 0);
   if (interval <= 0) {
-    await client.query(FORGET_DRILLS_SQL, [opts.cluster]);
+    await forgetDrillSlots(client, opts.cluster);
     return { claimed: 0, enqueued: 0 };
   }
-  const claimed = await client.query<{ deployment_id: string; client_name: string; due: boolean }>(CLAIM_DRILLS_SQL, [
-    opts.cluster,
-    batchSize,
-    interval,
-  ]);
-  const requestedAt = new Date().toISOString();
-  const jobs = claimed.rows
-    .filter((row) => row.due)
-    .map((row) => {
-      const data: DrillJobPayload = {
-        deployment_id: row.deployment_id,
-        client_name: row.client_name,
-        triggered_by: 'scheduler',
-        requested_at: requestedAt,
-        epoch,
-      };
-      return { id: randomUUID(), data, singletonKey: row.client_name, priority: clusterPriority(opts.cluster) };
-    });
-  if (jobs.length === 0) return { claimed: claimed.rows.length, enqueued: 0 };
-  const ids = await opts.boss.insert(DRILL_QUEUE, jobs, { db: bossExecutor(client), returnId: true });
-  return { claimed: claimed.rows.length, enqueued: ids?.length ?? 0 };
+  const claimed = await claimDueDrills(client, { cluster: opts.cluster, batchSize, intervalSeconds: interval });
+  const enqueued = await enqueueScheduledDrills(
+    opts.boss,
+    client,
+    claimed.filter((row) => row.due),
+    { cluster: opts.cluster, epoch },
+  );
+  return { claimed: claimed.length, enqueued };
 }
 
 /**
@@ -202,36 +119,17 @@ export async function runSchedulerTick(opts: SchedulerTickOptions): Promise<Sche
   const batchSize = opts.batchSize ?? SCHEDULER_BATCH_SIZE;
   const result = await opts.elector.fenced(
     async (client: pg.PoolClient, lease: Lease) => {
-      const claimed = await client.query<{
-        deployment_id: string;
-        client_name: string;
-        large: boolean;
-        failing: boolean;
-      }>(CLAIM_DUE_SQL, [cluster, batchSize, Math.round((opts.largeTenantMb ?? LARGE_TENANT_MB) * 1024 * 1024)]);
-      let enqueued = 0;
-      if (claimed.rows.length > 0) {
-        const requestedAt = new Date().toISOString();
-        const jobs = claimed.rows.map((row) => {
-          const data: SyncJobPayload = {
-            deployment_id: row.deployment_id,
-            client_name: row.client_name,
-            full_sync: false,
-            triggered_by: 'scheduler',
-            requested_at: requestedAt,
-            epoch: lease.epoch,
-          };
-          const group = groupOf(row);
-          return {
-            id: randomUUID(),
-            data,
-            singletonKey: row.client_name,
-            priority: clusterPriority(cluster),
-            ...(group ? { group } : {}),
-          };
-        });
-        const ids = await boss.insert(SYNC_QUEUE, jobs, { db: bossExecutor(client), returnId: true });
-        enqueued = ids?.length ?? 0;
-      }
+      const claimed = await claimDueTenants(client, {
+        cluster,
+        batchSize,
+        largeBytes: Math.round((opts.largeTenantMb ?? LARGE_TENANT_MB) * 1024 * 1024),
+      });
+      const enqueued = await enqueueScheduledSyncs(
+        boss,
+        client,
+        claimed.map((row) => ({ ...row, group: groupOf(row) })),
+        { cluster, epoch: lease.epoch },
+      );
       const drills = await scheduleDrills(client, opts, lease.epoch, batchSize);
       const offlineHosts = await markSilentHostsOffline(
         client,
@@ -239,9 +137,9 @@ export async function runSchedulerTick(opts: SchedulerTickOptions): Promise<Sche
         opts.offlineAfterSeconds ?? OFFLINE_AFTER_SECONDS,
       );
       return {
-        due: claimed.rows.length,
+        due: claimed.length,
         enqueued,
-        coalesced: claimed.rows.length - enqueued,
+        coalesced: claimed.length - enqueued,
         offlineHosts,
         drillsEnqueued: drills.enqueued,
         drillsMore: drills.claimed >= batchSize,

@@ -1,12 +1,15 @@
 import type pg from 'pg';
 import type { Job, PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
-import { SYNC_QUEUE, quoteLiteral, syncJobPayloadSchema, type SyncJobPayload } from '@owui-sync/schema';
-import { beginScoped, withClient, type DbScope } from '../db.ts';
+import { SYNC_QUEUE, syncJobPayloadSchema, type SyncJobPayload } from '@owui-sync/schema';
+import type { DbScope } from '../db.ts';
 import { errorMessage } from '../errors.ts';
 import type { SyncMetrics } from '../metrics.ts';
 import type { RunTenantSyncOptions } from '../sync/run.ts';
-import { bossSettings, clusterPriority } from './queue.ts';
+import { bossSettings } from '../queue/boss-settings.ts';
+import { clusterPriority } from '../queue/enqueue.ts';
+import { canSyncNow, SYNC_REFUSALS, type SyncSwitch } from '../tenants/can-sync-now.ts';
+import { readSyncSwitch } from '../tenants/find.ts';
 import { SYNC_GROUPS } from './scheduler.ts';
 
 /**
@@ -87,38 +90,23 @@ export function syncGroupConcurrency(limits: SyncGroupLimits): {
   };
 }
 
-type TenantState = { sync_enabled: boolean; status: string } | undefined;
+type TenantState = SyncSwitch | undefined;
 
 /**
- * The tenant's sync switch and status, read in one round trip (BEGIN with the RLS scope, the SELECT and COMMIT as one
- * simple-protocol query): every job pays for this check, including the many that find nothing to do.
+ * Why a job is skipped instead of run, or null to run it (canSyncNow; a job queued by hand was checked when it was
+ * queued, so it runs as forced).
  */
-async function tenantState(pool: pg.Pool, clientName: string, scope: DbScope): Promise<TenantState> {
-  return withClient(pool, async (client) => {
-    const sql =
-      `${beginScoped(scope)}; ` +
-      `SELECT sync_enabled, status FROM sync_metadata.client_deployments WHERE client_name = ${quoteLiteral(clientName)}; ` +
-      'COMMIT';
-    try {
-      const results = (await client.query(sql)) as unknown as pg.QueryResult<{
-        sync_enabled: boolean;
-        status: string;
-      }>[];
-      return results[results.length - 2]?.rows[0];
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    }
-  });
-}
-
-/** Why a job is skipped instead of run, or null to run it. */
 function skipReason(payload: SyncJobPayload, state: TenantState): string | null {
-  if (!state || state.status === 'deregistered') return `tenant "${payload.client_name}" is not registered`;
-  if (payload.triggered_by === 'scheduler') {
-    if (state.status === 'paused' || !state.sync_enabled) return `tenant "${payload.client_name}" has sync paused`;
-  }
-  return null;
+  const refusal = canSyncNow(state, {
+    clientName: payload.client_name,
+    scheduled: payload.triggered_by === 'scheduler',
+    force: true,
+  });
+  if (!refusal) return null;
+  // To the worker a deregistered tenant is one that is not registered (the job's tenant is gone).
+  return refusal.reason === SYNC_REFUSALS.deregistered
+    ? `tenant "${payload.client_name}" is not registered`
+    : refusal.message;
 }
 
 /**
@@ -166,7 +154,7 @@ export async function startSyncWorker(opts: SyncWorkerOptions): Promise<SyncWork
       throw new Error(`invalid sync job payload: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
     }
     const payload = parsed.data;
-    const state = await tenantState(opts.pool, payload.client_name, scope);
+    const state = await readSyncSwitch(opts.pool, payload.client_name, scope);
     const skip = skipReason(payload, state);
     if (skip) {
       logger.info({ client: payload.client_name, job: job.id }, `skipped sync job: ${skip}`);

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { withTransaction, type Queryable } from '../db.ts';
 import { errorMessage, InvalidInputError, NotFoundError } from '../errors.ts';
 import type { SyncMetrics } from '../metrics.ts';
+import { applySyncSwitch } from '../tenants/sync-switch.ts';
 import { systemClock, type Clock } from '../types.ts';
 import {
   deploymentStatePatchSchema,
@@ -142,21 +143,17 @@ async function writeDeployment(
 ): Promise<DeploymentRow> {
   const current = (await db.query<DeploymentRow>(`${DEPLOYMENT_SQL} FOR UPDATE OF d`, [client, cluster])).rows[0];
   if (!current) throw notRegistered(client, cluster);
-  let status = patch.status ?? current.status;
-  let enabled = patch.sync_enabled ?? current.sync_enabled;
-  if (patch.sync_enabled !== undefined && patch.status === undefined) status = enabled ? 'active' : 'paused';
-  if (patch.status === 'active') enabled = true;
-  if (patch.status === 'paused') enabled = false;
+  // Start / pause: the one writer of sync_enabled and status (they follow each other, see ../tenants/sync-switch.ts).
+  await applySyncSwitch(db, current, patch);
   const intervalChanged = patch.sync_interval !== undefined && patch.sync_interval !== current.sync_interval;
   const res = await db.query<DeploymentRow>(
     `UPDATE sync_metadata.client_deployments d
-        SET status = $2::text, sync_enabled = $3::boolean,
-            sync_interval = coalesce($4::int, d.sync_interval),
-            conflict_strategy = coalesce($5::text, d.conflict_strategy),
-            conflict_config = CASE WHEN $6::boolean THEN $7::jsonb ELSE d.conflict_config END,
-            container_name = CASE WHEN $8::boolean THEN $9::text ELSE d.container_name END,
+        SET sync_interval = coalesce($2::int, d.sync_interval),
+            conflict_strategy = coalesce($3::text, d.conflict_strategy),
+            conflict_config = CASE WHEN $4::boolean THEN $5::jsonb ELSE d.conflict_config END,
+            container_name = CASE WHEN $6::boolean THEN $7::text ELSE d.container_name END,
             -- next_sync_at was computed from the old interval: the leader re-spreads the tenant on its next tick.
-            next_sync_at = CASE WHEN $10::boolean THEN NULL ELSE d.next_sync_at END,
+            next_sync_at = CASE WHEN $8::boolean THEN NULL ELSE d.next_sync_at END,
             updated_at = now()
       WHERE d.deployment_id = $1::uuid
       RETURNING d.deployment_id, d.client_name, d.status, d.sync_enabled, d.sync_interval, d.last_sync_at,
@@ -164,8 +161,6 @@ async function writeDeployment(
                 d.container_name, d.sqlite_path, d.schema_name, d.openwebui_version, d.updated_at`,
     [
       current.deployment_id,
-      status,
-      enabled,
       patch.sync_interval ?? null,
       patch.conflict_strategy ?? null,
       patch.conflict_config !== undefined,

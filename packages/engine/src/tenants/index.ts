@@ -1,0 +1,35 @@
+/**
+ * Tenants: the questions asked of sync_metadata.client_deployments in many places, each answered in one module —
+ * finding and listing tenants, whether one may be synced now, starting and pausing, and the scheduler's claim on
+ * due tenants.
+ */
+export { findTenant, readSyncSwitch, tenantClusterOf, type Tenant } from './find.ts';
+export {
+  listTenants,
+  clusterDeploymentIds,
+  tenantStatuses,
+  type ListTenantsFilter,
+  type TenantSummary,
+  type TenantStatusFilter,
+  type TenantStatusRow,
+  type TenantDrillColumns,
+} from './list.ts';
+export {
+  canSyncNow,
+  schedulableSql,
+  SYNC_REFUSALS,
+  UNSCHEDULED_STATUSES,
+  type SyncRefusal,
+  type SyncRefusalReason,
+  type SyncRequest,
+  type SyncSwitch,
+} from './can-sync-now.ts';
+export { applySyncSwitch, nextSyncSwitch, syncSwitchChanged, type SyncSwitchPatch } from './sync-switch.ts';
+export {
+  claimDueTenants,
+  claimDueDrills,
+  forgetDrillSlots,
+  ISOLATED_FAILURES,
+  type DueTenant,
+  type DrillSlot,
+} from './claim-due.ts';
