@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { withTransaction, type DbScope, type Queryable } from '../db.ts';
-import type { DrillChecks, DrillResult } from './drill.ts';
+import type { DrillChecks, DrillResult } from './drill-result.ts';
 
 /** sync_state.restore_drills: recording drills and reading them back (API, CLI, dashboard). */
 

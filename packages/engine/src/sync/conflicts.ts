@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { quoteIdent, type ConflictConfig, type MergeRule, type TableStrategy } from '@owui-sync/schema';
 import { ConflictError, InvalidInputError, NotFoundError } from '../errors.ts';
 import { withTransaction, type DbScope } from '../db.ts';
-import type { RunContext } from './table-sync.ts';
+import type { RunContext } from './run-context.ts';
 import { STAGE, keyExpression, type TablePlan } from './table-plan.ts';
 import { HISTORY_INSERT, historyDataSql } from './row-history.ts';
 import { readTargetSchema } from './target-schema.ts';
@@ -14,17 +14,6 @@ import { readTargetSchema } from './target-schema.ts';
  */
 
 export type Resolution = 'source' | 'target' | 'merged' | 'pending';
-
-export type ConflictTally = {
-  detected: number;
-  resolved: Record<string, number>;
-  pending: number;
-  byTable: Record<string, number>;
-};
-
-export function emptyTally(): ConflictTally {
-  return { detected: 0, resolved: {}, pending: 0, byTable: {} };
-}
 
 export function strategyFor(config: ConflictConfig, table: string): TableStrategy {
   return config.table_strategies[table] ?? { strategy: config.default_strategy };

@@ -23,7 +23,7 @@ import {
   type JobOutcome,
   type RunCounts,
 } from './bookkeeping.ts';
-import { emptyTally } from './conflicts.ts';
+import { emptyStats, type RunContext, type RunStats } from './run-context.ts';
 import { assertRegisteredSource } from './source-path.ts';
 import {
   LockHoldExceededError,
@@ -33,7 +33,7 @@ import {
   type SqliteTable,
 } from './sqlite-reader.ts';
 import { Lookahead } from './lookahead.ts';
-import { chunkSettings, serverHasLz4, type RunContext, type RunStats } from './table-sync.ts';
+import { chunkSettings, serverHasLz4 } from './table-sync.ts';
 import { fullTable, incrementalTable } from './table-runs.ts';
 import { captureChanges, walMarkUsable, type Capture } from './change-capture.ts';
 import type { Btree } from './page-state.ts';
@@ -124,15 +124,7 @@ export async function runTenantSync(opts: RunTenantSyncOptions): Promise<SyncRun
   if (claim.reapedJobs > 0) {
     logger.warn({ reaped: claim.reapedJobs }, 'marked sync jobs of a stopped worker as failed; resuming their work');
   }
-  const stats: RunStats = {
-    rowsSynced: 0,
-    rowsRead: 0,
-    rowsFailed: 0,
-    rowsDeleted: 0,
-    nulStripped: 0,
-    conflicts: emptyTally(),
-    failures: [],
-  };
+  const stats: RunStats = emptyStats();
   let claimLost = false;
   const internal = new AbortController();
   const onAbort = () => internal.abort(opts.signal?.reason);

@@ -2,15 +2,12 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type pg from 'pg';
-import type { Logger } from 'pino';
 import copyStreams from 'pg-copy-streams';
-import type { ConflictConfig } from '@owui-sync/schema';
 import { AbortedError, errorMessage } from '../errors.ts';
 import { isConnectionError } from '../db.ts';
 import { saveProgress, type ProgressUpdate } from './bookkeeping.ts';
-import type { Lookahead } from './lookahead.ts';
-import { resolveChunkConflicts, type ConflictTally } from './conflicts.ts';
-import type { SqliteSnapshot } from './sqlite-reader.ts';
+import { resolveChunkConflicts } from './conflicts.ts';
+import type { RunContext } from './run-context.ts';
 import { encodeKeyValues, rowKeyText, type TablePlan } from './table-plan.ts';
 import { CopyEncoder, ValueError, copyHeader, copyTrailer, stripNul } from './value-codec.ts';
 
@@ -20,42 +17,6 @@ import { CopyEncoder, ValueError, copyHeader, copyTrailer, stripNul } from './va
  * the bookkeeping (unchanged / changed / changed on both sides), upserts the changed ones, records their hashes and
  * the table's progress. Reading the next chunk overlaps with PostgreSQL working on the previous one.
  */
-
-export type RunContext = {
-  readonly client: pg.PoolClient;
-  /** A second connection for bookkeeping that can run while the next chunk loads (absent on small pools). */
-  readonly side: pg.PoolClient | undefined;
-  readonly snapshot: SqliteSnapshot;
-  readonly deploymentId: string;
-  readonly clientName: string;
-  readonly jobId: string;
-  readonly conflictConfig: ConflictConfig;
-  readonly batchSize: number;
-  readonly chunkBytes: number;
-  readonly signal: AbortSignal | undefined;
-  readonly logger: Logger;
-  /** Snapshot reads for later tables, done while waiting for PostgreSQL. */
-  readonly lookahead: Lookahead;
-  /** `chunkSettings(…)` for this server: run at the start of every chunk transaction. */
-  readonly txSettings: string;
-  /** When this run's SQLite snapshot was taken. */
-  readonly snapshotAt: Date;
-  readonly stats: RunStats;
-};
-
-export type RunStats = {
-  rowsSynced: number;
-  rowsRead: number;
-  rowsFailed: number;
-  rowsDeleted: number;
-  nulStripped: number;
-  conflicts: ConflictTally;
-  failures: { table: string; key: string; error: string }[];
-  /** Tables whose deletes needed every key compared (the others were found from the changed pages alone). */
-  keySetComparisons?: number;
-  /** How change capture found this incremental run's changes. */
-  capture?: { mode: string; changedPages: number; unknownPages: number; tables: number };
-};
 
 export type ChunkMode = 'bulk' | 'compare';
 

@@ -6,7 +6,7 @@ import { qualified, quoteIdent } from '@owui-sync/schema';
 import { withTransaction } from '../db.ts';
 import { NotFoundError } from '../errors.ts';
 import { saveProgress } from './bookkeeping.ts';
-import type { RunContext } from './table-sync.ts';
+import type { RunContext } from './run-context.ts';
 import { keyExpression, type TablePlan } from './table-plan.ts';
 import { readTargetSchema } from './target-schema.ts';
 import { tenantSchemaName } from './tenant-ddl.ts';
