@@ -19,7 +19,7 @@ export {
   type SyncRunResult,
   type RunTenantSyncOptions,
 } from './run.ts';
-export { resolveConflict, strategyFor, combine, mergeRow, compareValues } from './conflicts.ts';
+export { resolveConflict, strategyFor, combine, mergeRow, compareValues } from './conflicts/index.ts';
 export { reapStaleSyncJobs, SyncAlreadyRunningError, STOPPED_WORKER_ERROR } from './bookkeeping.ts';
 export { purgeTombstones, notTombstonedSql } from './tombstones.ts';
 export { sourceFingerprint, assertSourceFiles } from './sqlite-reader.ts';

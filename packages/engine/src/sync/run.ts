@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { CONFIG_DEFAULTS, DEFAULT_CONFLICT_CONFIG, conflictConfigSchema, type ConflictConfig } from '@owui-sync/schema';
+import { CONFIG_DEFAULTS } from '@owui-sync/schema';
 import {
   AbortedError,
   AppError,
@@ -23,6 +23,7 @@ import {
   type JobOutcome,
   type RunCounts,
 } from './bookkeeping.ts';
+import { parseConflictConfig } from './conflicts/index.ts';
 import { emptyStats, type RunContext, type RunStats } from './run-context.ts';
 import { assertRegisteredSource } from './source-path.ts';
 import {
@@ -290,21 +291,6 @@ function recordMetrics(metrics: SyncMetrics | undefined, o: JobOutcome, stats: R
   if (o.rowsFailed) metrics.rowsFailed.inc(o.rowsFailed);
   for (const [table, n] of Object.entries(stats.conflicts.byTable)) metrics.conflictsDetected.inc({ table }, n);
   for (const [strategy, n] of Object.entries(stats.conflicts.resolved)) metrics.conflictsResolved.inc({ strategy }, n);
-}
-
-function parseConflictConfig(dep: Deployment): ConflictConfig {
-  if (dep.conflictConfig) {
-    const parsed = conflictConfigSchema.safeParse(dep.conflictConfig);
-    if (!parsed.success) {
-      throw new InvalidInputError(
-        `tenant "${dep.clientName}" has an invalid conflict_config: ${parsed.error.issues
-          .map((i) => `${i.path.join('.')}: ${i.message}`)
-          .join('; ')}`,
-      );
-    }
-    return parsed.data;
-  }
-  return { ...DEFAULT_CONFLICT_CONFIG, default_strategy: dep.conflictStrategy as ConflictConfig['default_strategy'] };
 }
 
 type SyncOutcome = {

@@ -6,7 +6,7 @@ import copyStreams from 'pg-copy-streams';
 import { AbortedError, errorMessage } from '../errors.ts';
 import { isConnectionError } from '../db.ts';
 import { saveProgress, type ProgressUpdate } from './bookkeeping.ts';
-import { resolveChunkConflicts } from './conflicts.ts';
+import { resolveChunkConflicts } from './conflicts/index.ts';
 import type { RunContext } from './run-context.ts';
 import { encodeKeyValues, rowKeyText, type TablePlan } from './table-plan.ts';
 import { CopyEncoder, ValueError, copyHeader, copyTrailer, stripNul } from './value-codec.ts';
