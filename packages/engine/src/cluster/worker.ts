@@ -6,7 +6,7 @@ import { beginScoped, withClient, type DbScope } from '../db.ts';
 import { quoteLiteral } from '../../../schema/src/sql.ts';
 import { errorMessage } from '../errors.ts';
 import type { SyncMetrics } from '../metrics.ts';
-import type { RunTenantSyncOptions } from '../sync/run.ts';
+import type { RunTenantSyncOptions } from '../sync/run-options.ts';
 import { bossSettings, clusterPriority } from './queue.ts';
 import { SYNC_GROUPS } from './scheduler.ts';
 

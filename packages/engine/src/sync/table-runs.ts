@@ -1,4 +1,4 @@
-import type { ProgressRow } from './bookkeeping.ts';
+import type { ProgressRow } from './progress.ts';
 import type { TableChanges } from './change-capture.ts';
 import type { RunContext } from './run-context.ts';
 import { ChunkWriter } from './table-sync.ts';

@@ -5,7 +5,7 @@ import type pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import { AbortedError, errorMessage } from '../errors.ts';
 import { isConnectionError } from '../db.ts';
-import { saveProgress, type ProgressUpdate } from './bookkeeping.ts';
+import { saveProgress, type ProgressUpdate } from './progress.ts';
 import { resolveChunkConflicts } from './conflicts/index.ts';
 import type { RunContext } from './run-context.ts';
 import { encodeKeyValues, rowKeyText, type TablePlan } from './table-plan.ts';

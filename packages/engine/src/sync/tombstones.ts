@@ -5,7 +5,7 @@ import copyStreams from 'pg-copy-streams';
 import { qualified, quoteIdent } from '@owui-sync/schema';
 import { withTransaction } from '../db.ts';
 import { NotFoundError } from '../errors.ts';
-import { saveProgress } from './bookkeeping.ts';
+import { saveProgress } from './progress.ts';
 import type { RunContext } from './run-context.ts';
 import { keyExpression, type TablePlan } from './table-plan.ts';
 import { readTargetSchema } from './target-schema.ts';
