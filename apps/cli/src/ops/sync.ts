@@ -10,11 +10,11 @@ import { createMetrics } from '../../../../packages/engine/src/metrics.ts';
 import type { Logger } from '../../../../packages/engine/src/logger.ts';
 import { runTenantSync, type SyncProgress, type SyncRunResult } from '../../../../packages/engine/src/sync/index.ts';
 import { bar } from '../format.ts';
-import { assertSyncAllowed, findDeployment, inCluster, validName, type Deployment } from './tenants.ts';
+import { assertSyncAllowed, findDeployment, inCluster, validName, type TenantRegistration } from './tenants.ts';
 
 /** Manual syncs: in this process (sync-client-to-supabase) or through the cluster's queue. */
 
-export async function loadDeployment(pool: pg.Pool, cluster: string, name: string): Promise<Deployment> {
+export async function loadDeployment(pool: pg.Pool, cluster: string, name: string): Promise<TenantRegistration> {
   validName(name);
   return inCluster(pool, cluster, (c) => findDeployment(c, name, cluster));
 }

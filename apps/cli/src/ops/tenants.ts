@@ -35,7 +35,8 @@ export type TenantStatus = {
   next_sync_at?: Date | null;
 };
 
-export type Deployment = {
+/** A tenant's client_deployments row (with its cluster), as the CLI's tenant commands read it. */
+export type TenantRegistration = {
   deployment_id: string;
   client_name: string;
   host_id: string;
@@ -60,8 +61,8 @@ export function inCluster<T>(pool: pg.Pool, cluster: string, fn: (c: pg.PoolClie
   return withTransaction(pool, fn, { cluster });
 }
 
-export async function findDeployment(db: Queryable, name: string, cluster: string): Promise<Deployment> {
-  const r = await db.query<Deployment>(
+export async function findDeployment(db: Queryable, name: string, cluster: string): Promise<TenantRegistration> {
+  const r = await db.query<TenantRegistration>(
     `SELECT d.deployment_id, d.client_name, d.host_id, d.schema_name, d.container_name, d.sqlite_path,
             d.sync_enabled, d.status, d.sync_interval, d.conflict_strategy, h.cluster_name
        FROM sync_metadata.client_deployments d
@@ -223,7 +224,7 @@ export async function describeRemoval(
   cluster: string,
   name: string,
 ): Promise<{
-  registered: Deployment | null;
+  registered: TenantRegistration | null;
   schema_name: string;
   schema_exists: boolean;
   tables: number;
@@ -232,7 +233,7 @@ export async function describeRemoval(
   validName(name);
   const schema = schemaNameFor(name);
   return inCluster(adminPool, cluster, async (c) => {
-    let registered: Deployment | null = null;
+    let registered: TenantRegistration | null = null;
     try {
       registered = await findDeployment(c, name, cluster);
     } catch (error) {
@@ -276,7 +277,7 @@ export async function deregisterTenant(
 ): Promise<DeregisterResult> {
   validName(name);
   return inCluster(adminPool, cluster, async (c) => {
-    let dep: Deployment | null = null;
+    let dep: TenantRegistration | null = null;
     try {
       dep = await findDeployment(c, name, cluster);
     } catch (error) {
@@ -346,7 +347,7 @@ export async function dropQueuedJobs(c: pg.PoolClient, name: string): Promise<nu
 }
 
 /** A paused tenant is not synced by hand either, unless forced: pausing is how an operator freezes it. */
-export function assertSyncAllowed(dep: Deployment, force: boolean): void {
+export function assertSyncAllowed(dep: TenantRegistration, force: boolean): void {
   if (dep.status === 'paused' && !force) {
     throw new ConflictError(
       `tenant "${dep.client_name}" has sync paused; run: syncctl client start ${dep.client_name} ` +

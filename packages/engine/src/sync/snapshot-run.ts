@@ -16,7 +16,7 @@ import {
   type SqliteTable,
 } from './sqlite-reader.ts';
 import { Lookahead } from './lookahead.ts';
-import { chunkSettings, serverHasLz4 } from './table-sync.ts';
+import { chunkSettings, serverHasLz4 } from './chunk-tx.ts';
 import { fullTable, incrementalTable } from './table-runs.ts';
 import { captureChanges, walMarkUsable, type Capture } from './change-capture.ts';
 import type { Btree } from './page-state.ts';
