@@ -99,7 +99,7 @@ describe('service role security', () => {
     await expectDenied('ALTER TABLE sync_metadata.hosts DISABLE ROW LEVEL SECURITY');
   });
 
-  it('cannot read or change the install bookkeeping', async () => {
+  it('cannot read or change the install records', async () => {
     await expectDenied('SELECT * FROM sync_admin.schema_migrations');
   });
 

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type pg from 'pg';
 import { CATCH_UP } from './migration-catch-up.ts';
 
-/** Schema that holds install bookkeeping; kept out of sync_metadata, which has exactly the documented tables. */
+/** Schema that holds the install records (applied migrations); kept out of sync_metadata, which has exactly the documented tables. */
 export const ADMIN_SCHEMA = 'sync_admin';
 
 /** Advisory lock key shared by every migrating process (transaction-scoped, so it is pooler-safe). */

@@ -5,11 +5,11 @@ import { createMetrics } from '@owui-sync/engine';
 import type { Logger } from '@owui-sync/engine';
 import { runTenantSync, type SyncProgress, type SyncRunResult } from '@owui-sync/engine/sync';
 import { bar } from '../format.ts';
-import { assertSyncAllowed, findDeployment, inCluster, validName, type Deployment } from './tenants.ts';
+import { assertSyncAllowed, findDeployment, inCluster, validName, type TenantRegistration } from './tenants.ts';
 
 /** Manual syncs: in this process (sync-client-to-supabase) or through the cluster's queue. */
 
-export async function loadDeployment(pool: pg.Pool, cluster: string, name: string): Promise<Deployment> {
+export async function loadDeployment(pool: pg.Pool, cluster: string, name: string): Promise<TenantRegistration> {
   validName(name);
   return inCluster(pool, cluster, (c) => findDeployment(c, name, cluster));
 }

@@ -46,7 +46,8 @@ export type TenantStatus = {
   next_sync_at?: Date | null;
 };
 
-export type Deployment = {
+/** A tenant's client_deployments row (with its cluster), as the CLI's tenant commands read it. */
+export type TenantRegistration = {
   deployment_id: string;
   client_name: string;
   host_id: string;
@@ -71,7 +72,7 @@ export function inCluster<T>(pool: pg.Pool, cluster: string, fn: (c: pg.PoolClie
   return withTransaction(pool, fn, { cluster });
 }
 
-export async function findDeployment(db: Queryable, name: string, cluster: string): Promise<Deployment> {
+export async function findDeployment(db: Queryable, name: string, cluster: string): Promise<TenantRegistration> {
   const row = await findTenant(db, name, cluster);
   if (row) return row;
   // An admin session sees every cluster: say where the tenant is when it is elsewhere.
@@ -207,7 +208,7 @@ export async function describeRemoval(
   cluster: string,
   name: string,
 ): Promise<{
-  registered: Deployment | null;
+  registered: TenantRegistration | null;
   schema_name: string;
   schema_exists: boolean;
   tables: number;
@@ -216,7 +217,7 @@ export async function describeRemoval(
   validName(name);
   const schema = schemaNameFor(name);
   return inCluster(adminPool, cluster, async (c) => {
-    let registered: Deployment | null = null;
+    let registered: TenantRegistration | null = null;
     try {
       registered = await findDeployment(c, name, cluster);
     } catch (error) {
@@ -260,7 +261,7 @@ export async function deregisterTenant(
 ): Promise<DeregisterResult> {
   validName(name);
   return inCluster(adminPool, cluster, async (c) => {
-    let dep: Deployment | null = null;
+    let dep: TenantRegistration | null = null;
     try {
       dep = await findDeployment(c, name, cluster);
     } catch (error) {
@@ -313,7 +314,7 @@ export function dropQueuedJobs(c: pg.PoolClient, name: string): Promise<number> 
 }
 
 /** A paused tenant is not synced by hand either, unless forced: pausing is how an operator freezes it (canSyncNow). */
-export function assertSyncAllowed(dep: Deployment, force: boolean): void {
+export function assertSyncAllowed(dep: TenantRegistration, force: boolean): void {
   const refusal = canSyncNow(dep, { clientName: dep.client_name, scheduled: false, force });
   if (refusal?.reason === SYNC_REFUSALS.paused) {
     throw new ConflictError(

@@ -5,7 +5,7 @@ import { SYNC_QUEUE, syncJobPayloadSchema, type SyncJobPayload } from '@owui-syn
 import type { DbScope } from '../db.ts';
 import { errorMessage } from '../errors.ts';
 import type { SyncMetrics } from '../metrics.ts';
-import type { RunTenantSyncOptions } from '../sync/run.ts';
+import type { RunTenantSyncOptions } from '../sync/run-options.ts';
 import { bossSettings } from '../queue/boss-settings.ts';
 import { clusterPriority } from '../queue/enqueue.ts';
 import { canSyncNow, SYNC_REFUSALS, type SyncSwitch } from '../tenants/can-sync-now.ts';

@@ -18,6 +18,7 @@ import { checkBookkeeping, type BookkeepingCheck } from './bookkeeping-check.ts'
 import { processDrillDir, removeDrillFile } from './drill-files.ts';
 import { BackupDigest, type FileCompareTable } from './file-compare.ts';
 import { recordDrill } from './drill-store.ts';
+import type { DrillChecks, DrillResult } from './drill-result.ts';
 
 /**
  * A restore drill proves that a tenant's backup turns back into a database Open WebUI can run on, without touching
@@ -36,9 +37,6 @@ import { recordDrill } from './drill-store.ts';
  * committing meanwhile cannot look like a difference. The result is recorded in sync_state.restore_drills; the
  * temporary file is removed whatever happens.
  */
-
-export type { DrillCheckName, DrillChecks, DrillResult } from './drill-result.ts';
-import type { DrillChecks, DrillResult } from './drill-result.ts';
 
 export type DrillOptions = {
   /** Service-role pool (needs INSERT on sync_state.restore_drills to record). */

@@ -2,7 +2,8 @@
  * Restore drills: scheduled proof that each tenant's backup restores into a working Open WebUI database. See
  * docs/restore.md, "Restore drills".
  */
-export { runDrill, failureOf, type DrillChecks, type DrillOptions, type DrillResult } from './drill.ts';
+export { runDrill, failureOf, type DrillOptions } from './drill.ts';
+export type { DrillCheckName, DrillChecks, DrillResult } from './drill-result.ts';
 export { listDrills, recordDrill, type DrillRecord } from './drill-store.ts';
 export { defaultDrillDir, processDrillDir, sweepStaleDrillDirs } from './drill-files.ts';
 export type { BookkeepingCheck, BookkeepingTable } from './bookkeeping-check.ts';

@@ -6,7 +6,7 @@ import { resolvePointInTime, rowsAtSql, type PointInTime } from './history.ts';
 import { keyExpression } from '../sync/table-plan.ts';
 import { readTargetSchema, type TargetTable } from '../sync/target-schema.ts';
 import { binaryCopyTuples } from './copy-out.ts';
-import { findDeployment, type Deployment } from './source-schema.ts';
+import { findDeployment, type TenantSource } from './source-schema.ts';
 import { decodeField, restoreKindFor, selectExpression, type RestoreKind, type SqliteValue } from './values.ts';
 
 /**
@@ -23,7 +23,7 @@ const FUTURE_TOLERANCE_MS = 60_000;
 
 /** What recovery reads from: the tenant's registration and its backup tables (one snapshot's view of them). */
 export type RecoverSource = {
-  readonly dep: Deployment;
+  readonly dep: TenantSource;
   readonly tables: ReadonlyMap<string, TargetTable>;
 };
 

@@ -20,7 +20,7 @@ import {
   findDeployment,
   loadSourceSchema,
   reconstructTableDdl,
-  type Deployment,
+  type TenantSource,
   type SourceObject,
 } from './source-schema.ts';
 import { decodeField, restoreKindFor, selectExpression, type RestoreKind, type SqliteValue } from './values.ts';
@@ -270,7 +270,12 @@ function lstatOrNull(p: string): fs.Stats | null {
  * Restoring onto the tenant's own registered file replaces the database Open WebUI and the sync read: refused unless
  * the tenant is paused (sync disabled, no sync running) and `force` is given.
  */
-async function assertNotLiveTarget(client: pg.ClientBase, dep: Deployment, to: string, force: boolean): Promise<void> {
+async function assertNotLiveTarget(
+  client: pg.ClientBase,
+  dep: TenantSource,
+  to: string,
+  force: boolean,
+): Promise<void> {
   const res = await client.query<{ sync_enabled: boolean; sqlite_realpath: string | null; claim_live: boolean }>(
     `SELECT sync_enabled, sqlite_realpath, coalesce(sync_claim_expires_at > now(), false) AS claim_live
        FROM sync_metadata.client_deployments WHERE deployment_id = $1::uuid`,
@@ -350,7 +355,7 @@ function tableColumns(db: Database.Database, table: string): string[] {
 async function createTables(
   client: pg.ClientBase,
   db: Database.Database,
-  dep: Deployment,
+  dep: TenantSource,
   captured: SourceObject[] | null,
   targets: ReadonlyMap<string, TargetTable>,
   logger: Logger,
@@ -419,7 +424,7 @@ export function copyOutSql(
 async function copyTable(
   client: pg.ClientBase,
   db: Database.Database,
-  dep: Deployment,
+  dep: TenantSource,
   plan: TablePlanR,
   opts: {
     pit: PointInTime | null;

@@ -21,10 +21,11 @@ export type SourceSchemaRecord = {
   capturedAt: Date;
 };
 
-export type Deployment = { deploymentId: string; clientName: string; schemaName: string; sqlitePath: string };
+/** Where a registered tenant's backup and source live, as restore reads them. */
+export type TenantSource = { deploymentId: string; clientName: string; schemaName: string; sqlitePath: string };
 
 /** The tenant's registration (honours RLS: run inside a scoped transaction for the service role). */
-export async function findDeployment(client: Queryable, clientName: string): Promise<Deployment> {
+export async function findDeployment(client: Queryable, clientName: string): Promise<TenantSource> {
   const res = await client.query<{ deployment_id: string; schema_name: string; sqlite_path: string }>(
     `SELECT deployment_id, schema_name, sqlite_path FROM sync_metadata.client_deployments WHERE client_name = $1::text`,
     [clientName],

@@ -1,3 +1,4 @@
+// Stays whole (over 400 lines): finding changed pages and attributing them to rows is one algorithm over shared page-state invariants.
 import {
   HASH_BYTES,
   LEAF_MARK,

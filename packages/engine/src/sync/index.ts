@@ -11,16 +11,10 @@ export {
   type ProvisionResult,
   type TenantDdlOptions,
 } from './tenant-ddl.ts';
-export {
-  runTenantSync,
-  exitCodeFor,
-  DEFAULT_BATCH_SIZE,
-  type SyncProgress,
-  type SyncRunResult,
-  type RunTenantSyncOptions,
-} from './run.ts';
-export { resolveConflict, strategyFor, combine, mergeRow, compareValues } from './conflicts.ts';
-export { reapStaleSyncJobs, SyncAlreadyRunningError, STOPPED_WORKER_ERROR } from './bookkeeping.ts';
+export { runTenantSync, exitCodeFor, type SyncRunResult } from './job.ts';
+export { DEFAULT_BATCH_SIZE, type SyncProgress, type RunTenantSyncOptions } from './run-options.ts';
+export { resolveConflict, strategyFor, combine, mergeRow, compareValues } from './conflicts/index.ts';
+export { reapStaleSyncJobs, SyncAlreadyRunningError, STOPPED_WORKER_ERROR } from './claim.ts';
 export { purgeTombstones, notTombstonedSql } from './tombstones.ts';
 export { sourceFingerprint, assertSourceFiles } from './sqlite-reader.ts';
 export { assertRegisteredSource, assertSqliteFileUnclaimed, checkRegisteredSource, realPathOf } from './source-path.ts';

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { CHUNK_PAGES, type PageHeader, type PageState } from './page-state.ts';
-import { copyInto } from './table-sync.ts';
+import { copyInto } from './chunk-tx.ts';
 
 /** sync_state.source_pages / source_page_chunks: the page state change capture compares the next snapshot with. */
 

@@ -1,6 +1,7 @@
-import type { ProgressRow } from './bookkeeping.ts';
+import type { ProgressRow } from './progress.ts';
 import type { TableChanges } from './change-capture.ts';
-import { ChunkWriter, type RunContext } from './table-sync.ts';
+import type { RunContext } from './run-context.ts';
+import { ChunkWriter } from './chunk-writer.ts';
 import { cursorBind, decodeKeyValues, encodeKeyValues, rowKeyText, type TablePlan } from './table-plan.ts';
 import { detectDeletes } from './tombstones.ts';
 

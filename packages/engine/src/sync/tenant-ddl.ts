@@ -1,3 +1,4 @@
+// Stays whole (over 400 lines): provisioning and upgrading share the DDL builders, and a tenant schema is created in one place.
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { assertRoleName, checkClientName, qualified, quoteIdent, schemaNameFor } from '@owui-sync/schema';

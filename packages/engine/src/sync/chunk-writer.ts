@@ -1,18 +1,13 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
-import type pg from 'pg';
-import type { Logger } from 'pino';
-import copyStreams from 'pg-copy-streams';
-import type { ConflictConfig } from '@owui-sync/schema';
 import { AbortedError, errorMessage } from '../errors.ts';
 import { isConnectionError } from '../db.ts';
-import { saveProgress, type ProgressUpdate } from './bookkeeping.ts';
-import type { Lookahead } from './lookahead.ts';
-import { resolveChunkConflicts, type ConflictTally } from './conflicts.ts';
-import type { SqliteSnapshot } from './sqlite-reader.ts';
-import { encodeKeyValues, rowKeyText, type TablePlan } from './table-plan.ts';
-import { CopyEncoder, ValueError, copyHeader, copyTrailer, stripNul } from './value-codec.ts';
+import { saveProgress, type ProgressUpdate } from './progress.ts';
+import { resolveChunkConflicts } from './conflicts/index.ts';
+import type { RunContext } from './run-context.ts';
+import { rowKeyText, type TablePlan } from './table-plan.ts';
+import { CopyEncoder, ValueError, stripNul } from './value-codec.ts';
+import { copyInto } from './chunk-tx.ts';
+import { describeRowError, isRowError, recordFailures, type Failure } from './failed-rows.ts';
 
 /**
  * Moves rows of one table from the SQLite snapshot into PostgreSQL in chunks, one transaction per chunk:
@@ -21,72 +16,13 @@ import { CopyEncoder, ValueError, copyHeader, copyTrailer, stripNul } from './va
  * the table's progress. Reading the next chunk overlaps with PostgreSQL working on the previous one.
  */
 
-export type RunContext = {
-  readonly client: pg.PoolClient;
-  /** A second connection for bookkeeping that can run while the next chunk loads (absent on small pools). */
-  readonly side: pg.PoolClient | undefined;
-  readonly snapshot: SqliteSnapshot;
-  readonly deploymentId: string;
-  readonly clientName: string;
-  readonly jobId: string;
-  readonly conflictConfig: ConflictConfig;
-  readonly batchSize: number;
-  readonly chunkBytes: number;
-  readonly signal: AbortSignal | undefined;
-  readonly logger: Logger;
-  /** Snapshot reads for later tables, done while waiting for PostgreSQL. */
-  readonly lookahead: Lookahead;
-  /** `chunkSettings(…)` for this server: run at the start of every chunk transaction. */
-  readonly txSettings: string;
-  /** When this run's SQLite snapshot was taken. */
-  readonly snapshotAt: Date;
-  readonly stats: RunStats;
-};
-
-export type RunStats = {
-  rowsSynced: number;
-  rowsRead: number;
-  rowsFailed: number;
-  rowsDeleted: number;
-  nulStripped: number;
-  conflicts: ConflictTally;
-  failures: { table: string; key: string; error: string }[];
-  /** Tables whose deletes needed every key compared (the others were found from the changed pages alone). */
-  keySetComparisons?: number;
-  /** How change capture found this incremental run's changes. */
-  capture?: { mode: string; changedPages: number; unknownPages: number; tables: number };
-};
-
 export type ChunkMode = 'bulk' | 'compare';
-
-/**
- * Settings of every chunk transaction (transaction-local, so safe behind a transaction-mode pooler). A chunk's commit
- * need not wait for the WAL flush: its progress row is in the same transaction, so a chunk lost in a server crash is
- * simply redone. Large values (chat bodies) are compressed with lz4 when the server supports it: several times
- * faster than the default pglz, for both writing and reading.
- */
-export function chunkSettings(lz4: boolean): string {
-  return `SELECT set_config('synchronous_commit', 'off', true)${
-    lz4 ? ", set_config('default_toast_compression', 'lz4', true)" : ''
-  }`;
-}
-
-/** Whether the server was built with lz4 (PostgreSQL 14+ built --with-lz4, as Debian's and Supabase's are). */
-export async function serverHasLz4(client: pg.ClientBase): Promise<boolean> {
-  const res = await client.query<{ lz4: boolean }>(
-    `SELECT coalesce(bool_or('lz4' = ANY(enumvals)), false) AS lz4 FROM pg_settings
-      WHERE name = 'default_toast_compression'`,
-  );
-  return res.rows[0]?.lz4 ?? false;
-}
 
 /** A buffer that grew for a huge row is let go rather than kept for the next chunk. */
 const RECYCLE_MAX_BYTES = 16 << 20;
 
 /** Only the key is kept per row; a refused chunk is re-read from the snapshot by key (memory stays bounded). */
 type PendingRow = { keyValues: unknown[]; key: string };
-
-type Failure = { key: string; keyValues: unknown[]; error: string };
 
 /** Accumulates rows, encodes them, and flushes chunks; progress fields are written with each chunk. */
 export class ChunkWriter {
@@ -421,48 +357,4 @@ export class ChunkWriter {
 
 function quoteCol(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
-}
-
-/** SQLSTATE classes that mean "this data", not "this run": data exceptions and integrity violations. */
-export function isRowError(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
-}
-
-function describeRowError(error: unknown): string {
-  const e = error as { message?: string; detail?: string; column?: string; where?: string };
-  const parts = [errorMessage(error)];
-  if (e.detail) parts.push(e.detail);
-  if (e.where && /COPY/.test(e.where)) parts.push(e.where);
-  return parts.join(' — ').slice(0, 1000);
-}
-
-async function recordFailures(
-  client: pg.ClientBase,
-  ctx: RunContext,
-  table: string,
-  failures: Failure[],
-): Promise<void> {
-  if (failures.length === 0) return;
-  await client.query(
-    `INSERT INTO sync_state.failed_rows AS f (deployment_id, table_name, row_key, key_values, error, job_id)
-     SELECT $1::uuid, $2::text, k, v, e, $3::uuid FROM unnest($4::text[], $5::text[], $6::text[]) AS x(k, v, e)
-     ON CONFLICT (deployment_id, table_name, row_key) DO UPDATE
-       SET error = EXCLUDED.error, job_id = EXCLUDED.job_id, attempts = f.attempts + 1, last_failed_at = now(),
-           resolved_at = NULL, key_values = EXCLUDED.key_values`,
-    [
-      ctx.deploymentId,
-      table,
-      ctx.jobId,
-      failures.map((f) => f.key),
-      failures.map((f) => encodeKeyValues(f.keyValues)),
-      failures.map((f) => f.error.replaceAll('\u0000', '')),
-    ],
-  );
-}
-
-/** Streams a binary COPY payload (header + tuples + trailer) into `sql`. */
-export async function copyInto(client: pg.ClientBase, sql: string, tuples: Buffer): Promise<void> {
-  const stream = client.query(copyStreams.from(sql));
-  await pipeline(Readable.from([copyHeader(), tuples, copyTrailer()]), stream);
 }

@@ -1,29 +1,12 @@
 import { statSync } from 'node:fs';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { CONFIG_DEFAULTS, DEFAULT_CONFLICT_CONFIG, conflictConfigSchema, type ConflictConfig } from '@owui-sync/schema';
-import {
-  AbortedError,
-  AppError,
-  InvalidInputError,
-  SchemaDriftError,
-  SourceUnusableError,
-  errorMessage,
-} from '../errors.ts';
-import { isConnectionError, type DbScope } from '../db.ts';
-import { silentLogger } from '../logger.ts';
-import type { SyncMetrics } from '../metrics.ts';
-import {
-  claimTenant,
-  finishJob,
-  loadProgress,
-  renewClaim,
-  saveProgress,
-  type Deployment,
-  type JobOutcome,
-  type RunCounts,
-} from './bookkeeping.ts';
-import { emptyTally } from './conflicts.ts';
+import { AbortedError, SchemaDriftError, SourceUnusableError, errorMessage } from '../errors.ts';
+import type { ClaimedTenant } from './claim.ts';
+import { parseConflictConfig } from './conflicts/index.ts';
+import { loadProgress, saveProgress } from './progress.ts';
+import type { RunContext, RunStats } from './run-context.ts';
+import { DEFAULT_BATCH_SIZE, type RunTenantSyncOptions } from './run-options.ts';
 import { assertRegisteredSource } from './source-path.ts';
 import {
   LockHoldExceededError,
@@ -33,7 +16,7 @@ import {
   type SqliteTable,
 } from './sqlite-reader.ts';
 import { Lookahead } from './lookahead.ts';
-import { chunkSettings, serverHasLz4, type RunContext, type RunStats } from './table-sync.ts';
+import { chunkSettings, serverHasLz4 } from './chunk-tx.ts';
 import { fullTable, incrementalTable } from './table-runs.ts';
 import { captureChanges, walMarkUsable, type Capture } from './change-capture.ts';
 import type { Btree } from './page-state.ts';
@@ -44,305 +27,56 @@ import { buildPlan, decodeKeyValues, type TablePlan } from './table-plan.ts';
 import { describeDrift, findDrift, parentsFirst, readTargetSchema, schemaExists } from './target-schema.ts';
 import { assertOpenWebUI } from './tenant-ddl.ts';
 import { sourceDdl, type SourceDdl } from './row-history.ts';
+/**
+ * The run over one snapshot of the tenant's SQLite file: open it (in place or from a copy), check it is the Open
+ * WebUI database the tenant schema was built from, decide full or incremental, run every table parents first (with
+ * change capture for an incremental run), and record the snapshot's page state for the next run.
+ */
 
-export type SyncProgress = {
-  table: string;
-  rowsDone: number;
-  rowsTotal: number | null;
-  tableIndex: number;
-  tableCount: number;
-};
-
-export type SyncRunResult = RunCounts & {
-  jobId: string;
-  status: 'success' | 'failed' | 'conflict';
-  error?: string;
-  exitCode: 0 | 1 | 2;
-};
-
-export type RunTenantSyncOptions = {
-  pool: pg.Pool;
-  clientName: string;
-  scope: DbScope;
-  fullSync?: boolean;
-  triggeredBy: string;
-  queueJobId?: string;
-  workerId?: string;
-  /** Rows per transaction (BATCH_SIZE; a chunk also closes at ~4 MB of encoded data). */
-  batchSize?: number;
-  signal?: AbortSignal;
-  logger?: Logger;
-  metrics?: SyncMetrics;
-  onProgress?: (p: SyncProgress) => void;
-  /** Claim lifetime, seconds (SYNC_CLAIM_TTL); renewed every third of it while the run is alive. */
-  claimTtlSeconds?: number;
-  /** Skip an incremental run whose SQLite file has not committed anything since the last run (default true). */
-  skipUnchangedSource?: boolean;
-  /** How long to retry a locked SQLite file (default 10 s). */
-  lockRetryMs?: number;
-  /**
-   * Rollback-journal files: how long (ms) an incremental run may read the file in place, holding the shared lock
-   * that delays Open WebUI's commits, before it continues from a copy (default 250 ms + 1 ms per MB of file, at
-   * most 1 s; 0 always copies).
-   */
-  inPlaceLockBudgetMs?: number;
-};
-
-/** The configuration's defaults (CONFIG_DEFAULTS), for callers that pass no BATCH_SIZE / SYNC_CLAIM_TTL. */
-export const DEFAULT_BATCH_SIZE = CONFIG_DEFAULTS.BATCH_SIZE;
 const CHUNK_BYTES = 4 << 20;
 
-/** The exit code a CLI should use for a run result: 0 success, 1 failed, 2 unresolved manual conflicts. */
-export function exitCodeFor(status: SyncRunResult['status']): 0 | 1 | 2 {
-  return status === 'success' ? 0 : status === 'conflict' ? 2 : 1;
-}
-
 /**
- * Runs one sync of one tenant with the service-role pool: claims the tenant (a second concurrent run is refused
- * with SyncAlreadyRunningError), reads one consistent snapshot of its SQLite file, syncs every table parents first
- * (full, or incremental: the rows on the pages that changed since the last run), detects deletions and conflicts,
- * records the snapshot's page state for the next run, and records sync_jobs,
- * sync_progress and last_sync_*. Sync failures are returned as status 'failed' with the error (never thrown);
- * only misuse (unknown tenant, concurrent run, bad options) throws.
+ * How a run over a snapshot ended: synced (every table applied), skipped (the file is unchanged since the last run
+ * and no row waits for a retry), or failed with the error that stopped it. The sync type is the one the run settled
+ * on (an incremental run of a tenant with no full sync yet, or a full sync to resume, runs as full).
  */
-export async function runTenantSync(opts: RunTenantSyncOptions): Promise<SyncRunResult> {
-  if (!opts.clientName) throw new InvalidInputError('clientName is required');
-  if (!opts.triggeredBy) throw new InvalidInputError('triggeredBy is required (who or what started the sync)');
-  const logger = (opts.logger ?? silentLogger()).child({ client: opts.clientName });
-  const started = process.hrtime.bigint();
-  const claimTtl = opts.claimTtlSeconds ?? CONFIG_DEFAULTS.SYNC_CLAIM_TTL;
-  const requestedType = opts.fullSync ? 'full' : 'incremental';
-  const claim = await claimTenant(opts.pool, opts.scope, {
-    clientName: opts.clientName,
-    syncType: requestedType,
-    triggeredBy: opts.triggeredBy,
-    queueJobId: opts.queueJobId,
-    workerId: opts.workerId,
-    claimTtlSeconds: claimTtl,
-  });
-  const { jobId, deployment } = claim;
-  if (claim.reapedJobs > 0) {
-    logger.warn({ reaped: claim.reapedJobs }, 'marked sync jobs of a stopped worker as failed; resuming their work');
-  }
-  const stats: RunStats = {
-    rowsSynced: 0,
-    rowsRead: 0,
-    rowsFailed: 0,
-    rowsDeleted: 0,
-    nulStripped: 0,
-    conflicts: emptyTally(),
-    failures: [],
-  };
-  let claimLost = false;
-  const internal = new AbortController();
-  const onAbort = () => internal.abort(opts.signal?.reason);
-  opts.signal?.addEventListener('abort', onAbort, { once: true });
-  if (opts.signal?.aborted) internal.abort(opts.signal.reason);
-  const renewer = setInterval(
-    () => {
-      renewClaim(opts.pool, opts.scope, deployment.deploymentId, jobId, claimTtl)
-        .then((ok) => {
-          if (!ok && !claimLost) {
-            claimLost = true;
-            internal.abort(new Error('claim lost'));
-          }
-        })
-        .catch((error: unknown) =>
-          logger.warn({ err: error }, `could not renew the sync claim: ${errorMessage(error)}`),
-        );
-    },
-    Math.max(200, (claimTtl * 1000) / 3),
-  );
-  renewer.unref();
-
-  let syncType: 'full' | 'incremental' = requestedType;
-  let error: string | null = null;
-  let fullSyncCompleted = false;
-  let fingerprint: string | null = null;
-  let history: SourceDdl | undefined;
-  const details: Record<string, unknown> = {};
-  try {
-    const out = await syncDeployment({ opts, dep: deployment, jobId, stats, signal: internal.signal, logger });
-    syncType = out.syncType;
-    fullSyncCompleted = out.fullSyncCompleted;
-    fingerprint = out.fingerprint;
-    history = out.history;
-    if (out.skipped) details.skipped = 'source unchanged since the last run';
-    if (stats.capture) details.capture = { ...stats.capture, keySetComparisons: stats.keySetComparisons ?? 0 };
-  } catch (e) {
-    syncType = (e as { syncType?: 'full' | 'incremental' }).syncType ?? syncType;
-    error = describeFailure(e, opts.clientName, claimLost);
-    logger.error({ err: e }, `sync of tenant "${opts.clientName}" failed: ${error}`);
-  } finally {
-    clearInterval(renewer);
-    opts.signal?.removeEventListener('abort', onAbort);
-  }
-  if (!error && stats.rowsFailed > 0) {
-    error =
-      `${stats.rowsFailed} row(s) could not be written (first: ${stats.failures[0]?.table} ${JSON.stringify(
-        stats.failures[0]?.key,
-      )}: ${stats.failures[0]?.error}); they are kept in sync_state.failed_rows and retried on every run — fix the ` +
-      'values in Open WebUI or see docs/engine.md';
-  }
-  let unresolved = 0;
-  try {
-    unresolved = await countUnresolved(opts.pool, deployment.deploymentId);
-  } catch {
-    unresolved = stats.conflicts.pending;
-  }
-  const status: SyncRunResult['status'] = error ? 'failed' : unresolved > 0 ? 'conflict' : 'success';
-  const durationSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-  if (stats.failures.length) details.failures = stats.failures;
-  if (stats.nulStripped) details.nulCharactersRemoved = stats.nulStripped;
-  if (stats.conflicts.detected) details.conflicts = stats.conflicts;
-  const counts: RunCounts = {
-    syncType,
-    rowsSynced: stats.rowsSynced,
-    rowsFailed: stats.rowsFailed,
-    rowsDeleted: stats.rowsDeleted,
-    conflictsDetected: stats.conflicts.detected,
-    conflictsUnresolved: unresolved,
-    durationSeconds,
-  };
-  const outcome: JobOutcome = {
-    status,
-    ...counts,
-    error,
-    details,
-    sourceFingerprint: fingerprint,
-    fullSyncCompleted,
-    history,
-  };
-  try {
-    await recordOutcome(opts, deployment.deploymentId, jobId, outcome, claimTtl, logger);
-  } catch (e) {
-    // PostgreSQL stayed away for the claim's lifetime: the claim expires and the next run marks this job failed
-    // and resumes the work.
-    logger.error(
-      { err: e },
-      `could not record the end of sync job ${jobId}: ${errorMessage(e)}; its claim expires and the next run ` +
-        'marks it failed and resumes its work',
-    );
-    if (!error) error = `the sync finished but its result could not be recorded: ${errorMessage(e)}`;
-  }
-  recordMetrics(opts.metrics, outcome, stats);
-  const result: SyncRunResult = {
-    jobId,
-    status: error ? 'failed' : status,
-    ...counts,
-    exitCode: exitCodeFor(error ? 'failed' : status),
-  };
-  if (error) result.error = error;
-  return result;
-}
-
-/**
- * Records the end of the run (sync_jobs row, the tenant's last_sync_*, and the claim released, in one transaction).
- * After a PostgreSQL restart the pool's connections are dead and the server may still be starting: each attempt
- * takes a fresh connection (a broken one is discarded), retrying with backoff for up to the claim's lifetime, so
- * the tenant is free for its next run as soon as the database is back instead of when the claim expires.
- */
-async function recordOutcome(
-  opts: RunTenantSyncOptions,
-  deploymentId: string,
-  jobId: string,
-  outcome: JobOutcome,
-  claimTtlSeconds: number,
-  logger: Logger,
-): Promise<void> {
-  const deadline = performance.now() + claimTtlSeconds * 1000;
-  let delayMs = 100;
-  for (let attempt = 1; ; attempt += 1) {
-    try {
-      await finishJob(opts.pool, opts.scope, deploymentId, jobId, outcome);
-      if (attempt > 1) logger.info({ attempt }, `recorded the end of sync job ${jobId} once the database answered`);
-      return;
-    } catch (e) {
-      if (!isConnectionError(e) || performance.now() + delayMs > deadline) throw e;
-      logger.warn(
-        { err: e, attempt },
-        `could not record the end of sync job ${jobId} yet (${errorMessage(e)}); retrying in ${delayMs} ms`,
-      );
-      await new Promise((resolve) => setTimeout(resolve, delayMs));
-      delayMs = Math.min(delayMs * 2, 2000);
+export type SnapshotOutcome =
+  | {
+      readonly kind: 'synced';
+      readonly syncType: SyncType;
+      readonly fullSyncCompleted: boolean;
+      /** The file's fingerprint, null when the next run must not be skipped as unchanged. */
+      readonly fingerprint: string | null;
+      readonly history: SourceDdl;
     }
-  }
-}
+  | { readonly kind: 'skipped'; readonly syncType: SyncType; readonly fingerprint: string }
+  | { readonly kind: 'failed'; readonly syncType: SyncType; readonly error: unknown };
 
-function describeFailure(e: unknown, clientName: string, claimLost: boolean): string {
-  if (claimLost) return 'the sync claim was lost (another run took the tenant over after this one stalled)';
-  if (isConnectionError(e)) {
-    return (
-      `the connection to PostgreSQL was lost during the sync (${errorMessage(e)}); the worker carried on and the ` +
-      `next run of "${clientName}" resumes from the last committed chunk`
-    );
-  }
-  if (e instanceof AbortedError) return `${e.message}`;
-  if (e instanceof AppError) return e.message;
-  return `${errorMessage(e)}; the next run of "${clientName}" resumes from the last committed chunk`;
-}
-
-async function countUnresolved(pool: pg.Pool, deploymentId: string): Promise<number> {
-  const res = await pool.query<{ n: number }>(
-    'SELECT count(*)::int AS n FROM sync_metadata.conflict_log WHERE deployment_id = $1::uuid AND resolved_at IS NULL',
-    [deploymentId],
-  );
-  return res.rows[0]?.n ?? 0;
-}
-
-function recordMetrics(metrics: SyncMetrics | undefined, o: JobOutcome, stats: RunStats): void {
-  if (!metrics) return;
-  metrics.operations.inc({ status: o.status, sync_type: o.syncType });
-  metrics.operationDuration.observe({ sync_type: o.syncType }, o.durationSeconds);
-  metrics.rowsSynced.inc(o.rowsSynced);
-  if (o.rowsFailed) metrics.rowsFailed.inc(o.rowsFailed);
-  for (const [table, n] of Object.entries(stats.conflicts.byTable)) metrics.conflictsDetected.inc({ table }, n);
-  for (const [strategy, n] of Object.entries(stats.conflicts.resolved)) metrics.conflictsResolved.inc({ strategy }, n);
-}
-
-function parseConflictConfig(dep: Deployment): ConflictConfig {
-  if (dep.conflictConfig) {
-    const parsed = conflictConfigSchema.safeParse(dep.conflictConfig);
-    if (!parsed.success) {
-      throw new InvalidInputError(
-        `tenant "${dep.clientName}" has an invalid conflict_config: ${parsed.error.issues
-          .map((i) => `${i.path.join('.')}: ${i.message}`)
-          .join('; ')}`,
-      );
-    }
-    return parsed.data;
-  }
-  return { ...DEFAULT_CONFLICT_CONFIG, default_strategy: dep.conflictStrategy as ConflictConfig['default_strategy'] };
-}
-
-type SyncOutcome = {
-  syncType: 'full' | 'incremental';
-  fullSyncCompleted: boolean;
-  fingerprint: string | null;
-  skipped: boolean;
-  history?: SourceDdl;
-};
+type SyncType = 'full' | 'incremental';
 
 /**
  * An incremental run of a rollback-journal file first reads the file in place (no copy: the cost follows the changes,
  * not the file's size) within a lock budget; when the budget runs out, the committed chunks stay and the run goes
  * on from a copy of the file, as a resumed run would.
  */
-async function syncDeployment(run: SyncRun): Promise<SyncOutcome> {
-  await assertRegisteredSource(run.opts.pool, run.opts.scope, run.dep);
+export async function runSnapshot(run: SnapshotRun): Promise<SnapshotOutcome> {
   try {
-    return await syncFromSnapshot(true, run);
-  } catch (e) {
-    if (!(e instanceof LockHoldExceededError)) throw e;
-    run.logger.info(`${e.message}; continuing from a copy of the file so Open WebUI's commits are not held up`);
-    return syncFromSnapshot(false, run);
+    await assertRegisteredSource(run.opts.pool, run.opts.scope, run.tenant);
+  } catch (error) {
+    return { kind: 'failed', syncType: run.opts.fullSync ? 'full' : 'incremental', error };
   }
+  const inPlace = await syncFromSnapshot(true, run);
+  if (inPlace.kind !== 'failed' || !(inPlace.error instanceof LockHoldExceededError)) return inPlace;
+  run.logger.info(
+    `${inPlace.error.message}; continuing from a copy of the file so Open WebUI's commits are not held up`,
+  );
+  return syncFromSnapshot(false, run);
 }
 
 /** One run's inputs, passed from runTenantSync down to the snapshot it reads. */
-type SyncRun = {
+export type SnapshotRun = {
   readonly opts: RunTenantSyncOptions;
-  readonly dep: Deployment;
+  readonly tenant: ClaimedTenant;
   readonly jobId: string;
   readonly stats: RunStats;
   readonly signal: AbortSignal;
@@ -361,8 +95,8 @@ function inPlaceBudgetMs(opts: RunTenantSyncOptions, sqlitePath: string): number
   return Math.round(Math.min(1000, 250 + mb));
 }
 
-async function syncFromSnapshot(inPlace: boolean, run: SyncRun): Promise<SyncOutcome> {
-  const { opts, dep, jobId, stats, signal, logger } = run;
+async function syncFromSnapshot(inPlace: boolean, run: SnapshotRun): Promise<SnapshotOutcome> {
+  const { opts, tenant: dep, jobId, stats, signal, logger } = run;
   if (!dep.sqlitePath) {
     throw new SourceUnusableError(
       `tenant "${dep.clientName}" has no sqlite_path registered; register the file path first`,
@@ -385,7 +119,7 @@ async function syncFromSnapshot(inPlace: boolean, run: SyncRun): Promise<SyncOut
         'SELECT count(*)::int AS n FROM sync_state.failed_rows WHERE deployment_id = $1::uuid AND resolved_at IS NULL',
         [dep.deploymentId],
       );
-      if ((open.rows[0]?.n ?? 0) === 0) return { syncType, fullSyncCompleted: false, fingerprint, skipped: true };
+      if ((open.rows[0]?.n ?? 0) === 0) return { kind: 'skipped', syncType, fingerprint };
     }
     const snapshotAt = new Date();
     try {
@@ -562,7 +296,7 @@ async function syncFromSnapshot(inPlace: boolean, run: SyncRun): Promise<SyncOut
       // keeps the state recorded before it began (older than any of its tables, so the next run finds at least
       // every change since), or none, and then the next run compares every table in full.
       // Its file fingerprint is not recorded either, so the next run is not skipped as "unchanged".
-      if (skippedDone) return { syncType, fullSyncCompleted: true, fingerprint: null, skipped: false, history };
+      if (skippedDone) return { kind: 'synced', syncType, fullSyncCompleted: true, fingerprint: null, history };
       const state = capture?.state ?? (builder as StateBuilder).finish();
       const tSave = performance.now();
       await savePageState(client, dep.deploymentId, jobId, state);
@@ -574,11 +308,10 @@ async function syncFromSnapshot(inPlace: boolean, run: SyncRun): Promise<SyncOut
     if (unmatched.length > 0) {
       throw new SchemaDriftError(`every table was synced except ${unmatched.join('; ')}`);
     }
-    return { syncType, fullSyncCompleted: syncType === 'full', fingerprint, skipped: false, history };
-  } catch (e) {
-    broken = isBrokenConnection(e);
-    if (e && typeof e === 'object') (e as { syncType?: string }).syncType = syncType;
-    throw e;
+    return { kind: 'synced', syncType, fullSyncCompleted: syncType === 'full', fingerprint, history };
+  } catch (error) {
+    broken = isBrokenConnection(error);
+    return { kind: 'failed', syncType, error };
   } finally {
     snapshot?.close();
     client.release(broken ? new Error('connection lost during sync') : undefined);
@@ -608,7 +341,7 @@ function keyReaders(
 }
 
 /** Why a table without a row key is not synced, and what makes it sync. */
-function unmatchedAdvice(dep: Deployment, table: string, source: SqliteTable): string {
+function unmatchedAdvice(dep: ClaimedTenant, table: string, source: SqliteTable): string {
   const sourceKeyed =
     source.columns.some((c) => c.pk > 0) ||
     source.indexes.some((ix) => ix.unique && !ix.partial && ix.columns.every((c) => c !== null));
