@@ -1,3 +1,4 @@
+// Stays whole (over 400 lines): `npm start` is one start-up and shutdown sequence of child processes that share their handles; the live feed is in demo-activity.ts.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
 import net from 'node:net';

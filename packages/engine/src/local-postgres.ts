@@ -1,3 +1,4 @@
+// Stays whole (over 400 lines): the embedded server's lifecycle (layout, system user when started by root, initdb, start, stop) is one sequence over private types.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';

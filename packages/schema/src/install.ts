@@ -1,3 +1,4 @@
+// Stays whole (over 400 lines): install and cluster roles share the grant builders, so that every role the installer creates gets the same grants.
 import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { PgBoss } from 'pg-boss';

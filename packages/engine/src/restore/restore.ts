@@ -1,3 +1,4 @@
+// Stays whole (over 400 lines): restoreTenant is one transaction-scoped pass (checks, tables, copy, indexes, integrity) whose steps share its snapshot; values, history, schema and COPY decoding live in their own modules.
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';

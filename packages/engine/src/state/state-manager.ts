@@ -1,3 +1,4 @@
+// Stays whole (over 400 lines): the cache-aside state manager's reads, writes and invalidation poll share one cache and must change together.
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { withTransaction, type Queryable } from '../db.ts';
