@@ -23,6 +23,7 @@ import {
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { withTransaction } from '@owui-sync/engine';
 import { provisionTenant, runTenantSync, sourceFingerprint, tenantSchemaName } from '@owui-sync/engine/sync';
 import { quoteIdent } from '@owui-sync/schema';
 
@@ -212,6 +213,32 @@ function schemaDdl(adminUrl: string, schemaName: string): string {
     .join('\n');
 }
 
+/**
+ * Runs `work` over `items` in batches of `batch`, `concurrency` batches at once, and reports how many items are
+ * done after each batch. Returns the number of batches.
+ */
+async function inBatches<T>(
+  items: readonly T[],
+  opts: { batch: number; concurrency: number; done?: number; progress?: (done: number) => void },
+  work: (batch: T[]) => Promise<void>,
+): Promise<number> {
+  const batches: T[][] = [];
+  for (let i = 0; i < items.length; i += opts.batch) batches.push(items.slice(i, i + opts.batch));
+  let next = 0;
+  let done = opts.done ?? 0;
+  await Promise.all(
+    Array.from({ length: opts.concurrency }, async () => {
+      while (next < batches.length) {
+        const batch = batches[next++]!;
+        await work(batch);
+        done += batch.length;
+        opts.progress?.(done);
+      }
+    }),
+  );
+  return batches.length;
+}
+
 export type ProvisionFigures = { readonly seconds: number; readonly batches: number };
 
 /**
@@ -255,33 +282,31 @@ export async function provisionFleet(opts: {
     const schema = tenantSchemaName(t.name);
     ddl.set(t.kind, { schema, text: schemaDdl(opts.adminUrl, schema) });
   }
-  const batches: Tenant[][] = [];
-  for (let i = 0; i < rest.length; i += opts.batch) batches.push(rest.slice(i, i + opts.batch));
-  let next = 0;
-  let done = opts.tenants.length - rest.length;
-  await Promise.all(
-    Array.from({ length: opts.concurrency }, async () => {
-      while (next < batches.length) {
-        const batch = batches[next++]!;
-        const sql = batch
-          .map((t) => {
-            const { schema, text } = ddl.get(t.kind)!;
-            return text.replace(new RegExp(`\\b${schema}\\b`, 'g'), tenantSchemaName(t.name));
-          })
-          .join('\n');
-        const client = await opts.adminPool.connect();
-        try {
-          await client.query(`BEGIN;\n${sql}\nCOMMIT;`);
-        } catch (error) {
-          await client.query('ROLLBACK').catch(() => undefined);
-          throw error;
-        } finally {
-          client.release();
-        }
-        done += batch.length;
-        opts.progress?.(done);
+  const batches = await inBatches(
+    rest,
+    {
+      batch: opts.batch,
+      concurrency: opts.concurrency,
+      done: opts.tenants.length - rest.length,
+      progress: opts.progress,
+    },
+    async (batch) => {
+      const sql = batch
+        .map((t) => {
+          const { schema, text } = ddl.get(t.kind)!;
+          return text.replace(new RegExp(`\\b${schema}\\b`, 'g'), tenantSchemaName(t.name));
+        })
+        .join('\n');
+      const client = await opts.adminPool.connect();
+      try {
+        await client.query(`BEGIN;\n${sql}\nCOMMIT;`);
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      } finally {
+        client.release();
       }
-    }),
+    },
   );
   await opts.adminPool.query(
     `INSERT INTO sync_metadata.client_deployments
@@ -297,7 +322,7 @@ export async function provisionFleet(opts: {
       opts.interval,
     ],
   );
-  return { seconds: (performance.now() - started) / 1000, batches: batches.length };
+  return { seconds: (performance.now() - started) / 1000, batches };
 }
 
 /** Private (unshared) memory of a process in bytes: what one PostgreSQL backend adds on its own. */
@@ -457,85 +482,70 @@ export async function warmByCopy(opts: {
         WHERE x.deployment_id = '${tdep.deployment_id}'::uuid`,
     );
   }
-  const batches: Tenant[][] = [];
-  for (let i = 0; i < todo.length; i += opts.batch) batches.push(todo.slice(i, i + opts.batch));
-  let next = 0;
-  let done = 0;
-  await Promise.all(
-    Array.from({ length: opts.concurrency }, async () => {
-      while (next < batches.length) {
-        const batch = batches[next++]!;
-        const clones = batch.map((t) => {
-          for (const suffix of ['', '-wal', '-shm']) {
-            if (existsSync(template.file + suffix)) copyFileSync(template.file + suffix, t.file + suffix);
-            else rmSync(t.file + suffix, { force: true });
-          }
-          const st = statSync(t.file, { bigint: true });
-          return {
-            name: t.name,
-            fileId: `${st.dev}:${st.ino}`,
-            fingerprint: sourceFingerprint(t.file),
-            realpath: realpathSync(t.file),
-            age: Math.random() * opts.interval,
-          };
-        });
-        const client = await adminPool.connect();
-        try {
-          await client.query('BEGIN');
-          await client.query(
-            `CREATE TEMP TABLE warm_clone ON COMMIT DROP AS
-             SELECT d.deployment_id, d.client_name, d.schema_name, c.file_id, c.fingerprint, c.realpath,
-                    (now() - c.age * interval '1 second') - $6::timestamptz AS shift
-               FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[])
-                      AS c(name, file_id, fingerprint, realpath, age)
-               JOIN sync_metadata.client_deployments d ON d.client_name = c.name`,
-            [
-              clones.map((c) => c.name),
-              clones.map((c) => c.fileId),
-              clones.map((c) => c.fingerprint),
-              clones.map((c) => c.realpath),
-              clones.map((c) => c.age),
-              tdep.last_sync_at,
-            ],
-          );
-          await client.query(
-            `CREATE TEMP TABLE warm_job ON COMMIT DROP AS
-             SELECT w.deployment_id, j.job_id AS template_job, gen_random_uuid() AS job_id
-               FROM warm_clone w CROSS JOIN sync_metadata.sync_jobs j WHERE j.deployment_id = $1::uuid`,
-            [tdep.deployment_id],
-          );
-          const data = batch.flatMap((t) =>
-            tables.map(
-              (name) =>
-                `INSERT INTO ${quoteIdent(tenantSchemaName(t.name))}.${quoteIdent(name)} ` +
-                `SELECT * FROM ${quoteIdent(tdep.schema_name)}.${quoteIdent(name)}`,
-            ),
-          );
-          // A copy of a consistent set of rows: foreign keys are not checked table by table while it lands.
-          await client.query(
-            `SET LOCAL session_replication_role = replica;\n${data.join(';\n')};\nSET LOCAL session_replication_role = origin`,
-          );
-          for (const sql of stateCopies) await client.query(sql);
-          await client.query(
-            `UPDATE sync_metadata.client_deployments d
-                SET last_sync_at = t.last_sync_at + w.shift, last_sync_status = t.last_sync_status,
-                    last_full_sync_at = t.last_full_sync_at + w.shift, openwebui_version = t.openwebui_version,
-                    source_fingerprint = w.fingerprint, sqlite_realpath = w.realpath, next_sync_at = NULL
-               FROM warm_clone w, sync_metadata.client_deployments t
-              WHERE d.deployment_id = w.deployment_id AND t.deployment_id = $1::uuid`,
-            [tdep.deployment_id],
-          );
-          await client.query('COMMIT');
-        } catch (error) {
-          await client.query('ROLLBACK').catch(() => undefined);
-          throw error;
-        } finally {
-          client.release();
+  await inBatches(
+    todo,
+    { batch: opts.batch, concurrency: opts.concurrency, progress: opts.progress },
+    async (batch) => {
+      const clones = batch.map((t) => {
+        for (const suffix of ['', '-wal', '-shm']) {
+          if (existsSync(template.file + suffix)) copyFileSync(template.file + suffix, t.file + suffix);
+          else rmSync(t.file + suffix, { force: true });
         }
-        done += batch.length;
-        opts.progress?.(done);
-      }
-    }),
+        const st = statSync(t.file, { bigint: true });
+        return {
+          name: t.name,
+          fileId: `${st.dev}:${st.ino}`,
+          fingerprint: sourceFingerprint(t.file),
+          realpath: realpathSync(t.file),
+          age: Math.random() * opts.interval,
+        };
+      });
+      await withTransaction(adminPool, async (client) => {
+        await client.query(
+          `CREATE TEMP TABLE warm_clone ON COMMIT DROP AS
+         SELECT d.deployment_id, d.client_name, d.schema_name, c.file_id, c.fingerprint, c.realpath,
+                (now() - c.age * interval '1 second') - $6::timestamptz AS shift
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[])
+                  AS c(name, file_id, fingerprint, realpath, age)
+           JOIN sync_metadata.client_deployments d ON d.client_name = c.name`,
+          [
+            clones.map((c) => c.name),
+            clones.map((c) => c.fileId),
+            clones.map((c) => c.fingerprint),
+            clones.map((c) => c.realpath),
+            clones.map((c) => c.age),
+            tdep.last_sync_at,
+          ],
+        );
+        await client.query(
+          `CREATE TEMP TABLE warm_job ON COMMIT DROP AS
+         SELECT w.deployment_id, j.job_id AS template_job, gen_random_uuid() AS job_id
+           FROM warm_clone w CROSS JOIN sync_metadata.sync_jobs j WHERE j.deployment_id = $1::uuid`,
+          [tdep.deployment_id],
+        );
+        const data = batch.flatMap((t) =>
+          tables.map(
+            (name) =>
+              `INSERT INTO ${quoteIdent(tenantSchemaName(t.name))}.${quoteIdent(name)} ` +
+              `SELECT * FROM ${quoteIdent(tdep.schema_name)}.${quoteIdent(name)}`,
+          ),
+        );
+        // A copy of a consistent set of rows: foreign keys are not checked table by table while it lands.
+        await client.query(
+          `SET LOCAL session_replication_role = replica;\n${data.join(';\n')};\nSET LOCAL session_replication_role = origin`,
+        );
+        for (const sql of stateCopies) await client.query(sql);
+        await client.query(
+          `UPDATE sync_metadata.client_deployments d
+            SET last_sync_at = t.last_sync_at + w.shift, last_sync_status = t.last_sync_status,
+                last_full_sync_at = t.last_full_sync_at + w.shift, openwebui_version = t.openwebui_version,
+                source_fingerprint = w.fingerprint, sqlite_realpath = w.realpath, next_sync_at = NULL
+           FROM warm_clone w, sync_metadata.client_deployments t
+          WHERE d.deployment_id = w.deployment_id AND t.deployment_id = $1::uuid`,
+          [tdep.deployment_id],
+        );
+      });
+    },
   );
   await adminPool.query('ANALYZE sync_metadata.sync_jobs, sync_metadata.sync_progress, sync_state.row_state');
   return {

@@ -1,29 +1,17 @@
 import type pg from 'pg';
 import { withTransaction } from '@owui-sync/engine';
-import { readClusterStatus } from '@owui-sync/engine/cluster';
+import { readClusterStatus, type ClusterLease, type ClusterNode } from '@owui-sync/engine/cluster';
 import { listTenants } from '@owui-sync/engine/tenants';
 import { dropQueuedJobs, inCluster } from './tenants.ts';
 
 /** Cluster-wide views and the deregistration safety flow (CLUSTER_LIFECYCLE_FAQ). */
 
-export type NodeRow = {
-  host_id: string;
-  hostname: string;
-  node_name: string;
-  role: string;
-  status: string;
-  last_heartbeat: Date;
-  seconds_since_heartbeat: number;
-  is_leader: boolean;
-  leader_id: string | null;
-  leader_epoch: string | null;
-  leader_lease_expires: Date | null;
-  lease_valid: boolean;
-};
+/** A node of the cluster as `cluster status` prints it (its cluster is the status's own). */
+export type NodeRow = Omit<ClusterNode, 'cluster_name' | 'version'>;
 
 export type ClusterStatus = {
   cluster_name: string;
-  leader: { leader_id: string; host_id: string | null; epoch: number; expires_at: Date; lease_valid: boolean } | null;
+  leader: ClusterLease | null;
   nodes: NodeRow[];
 };
 

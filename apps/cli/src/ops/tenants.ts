@@ -9,6 +9,8 @@ import {
   SYNC_REFUSALS,
   tenantClusterOf,
   tenantStatuses,
+  type Tenant,
+  type TenantStatusRow,
 } from '@owui-sync/engine/tenants';
 import {
   conflictConfigSchema,
@@ -20,46 +22,11 @@ import {
 
 /** Tenant lifecycle operations on sync_metadata.client_deployments, scoped to one cluster. */
 
-export type TenantStatus = {
-  client_name: string;
-  deployment_id: string;
-  schema_name: string;
-  container_name: string | null;
-  sqlite_path: string | null;
-  cluster_name: string;
-  hostname: string;
-  sync_enabled: boolean;
-  status: string;
-  sync_interval: number;
-  last_sync_at: Date | null;
-  last_sync_status: string | null;
-  lag_seconds: number | null;
-  last_job_id: string | null;
-  last_job_status: string | null;
-  last_job_type: string | null;
-  last_job_triggered_by: string | null;
-  last_job_started_at: Date | null;
-  last_job_duration_seconds: string | null;
-  last_job_rows_synced: string | null;
-  unresolved_conflicts: number;
-  conflict_strategy?: string;
-  next_sync_at?: Date | null;
-};
+/** A tenant's row of sync_metadata.v_sync_status, as `client list` and `client status` print it. */
+export type TenantStatus = TenantStatusRow;
 
 /** A tenant's client_deployments row (with its cluster), as the CLI's tenant commands read it. */
-export type TenantRegistration = {
-  deployment_id: string;
-  client_name: string;
-  host_id: string;
-  schema_name: string;
-  container_name: string | null;
-  sqlite_path: string | null;
-  sync_enabled: boolean;
-  status: string;
-  sync_interval: number;
-  conflict_strategy: string;
-  cluster_name: string;
-};
+export type TenantRegistration = Tenant;
 
 export function validName(name: string): string {
   const check = checkClientName(name);
