@@ -53,7 +53,7 @@ export default tseslint.config(
     // @owui-sync/schema, @owui-sync/fixtures, …): never a relative path into packages/*/src nor a …/src/… subpath.
     // An app never reaches into another app's files. The one allowed link between apps is a package entry:
     // apps/node composes the engine's node runtime with the API server from @owui-sync/api, and syncctl
-    // (apps/cli) starts @owui-sync/node, @owui-sync/worker and @owui-sync/scheduler; the API's Hono app stays in
+    // (apps/cli) starts @owui-sync/node, @owui-sync/worker, @owui-sync/scheduler and @owui-sync/api; the API's Hono app stays in
     // apps/api because the engine never serves HTTP. Inside a package, relative imports are the rule.
     files: ['apps/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts', 'packages/**/*.ts'],
     rules: { 'no-restricted-imports': boundaryRule([]) },
@@ -62,7 +62,7 @@ export default tseslint.config(
     files: ['apps/node/**/*.ts'],
     rules: { 'no-restricted-imports': boundaryRule(['cli', 'node', 'scheduler', 'worker']) },
   },
-  { files: ['apps/cli/**/*.ts'], rules: { 'no-restricted-imports': boundaryRule(['api', 'cli']) } },
+  { files: ['apps/cli/**/*.ts'], rules: { 'no-restricted-imports': boundaryRule(['cli']) } },
   ...['api', 'scheduler', 'worker'].map((app) => ({
     files: [`apps/${app}/**/*.ts`],
     rules: { 'no-restricted-imports': boundaryRule(APPS) },

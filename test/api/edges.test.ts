@@ -13,6 +13,9 @@ import { adminQuery, useTestDatabase } from '../support/db.ts';
 import { syncctl } from '../cli/support.ts';
 import { JWT_SECRET, bearer, jsonHeaders, seedCluster, tenantName, testApi, type SeededCluster } from './support.ts';
 
+/** The API-only process's configuration needs a service URL (nothing connects to it here). */
+const SERVICE_URL = 'postgresql://sync_service@127.0.0.1:5432/none';
+
 /** A raw HTTP request, so the Host header can be anything a browser could send. */
 function rawGet(port: number, urlPath: string, host: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -51,10 +54,10 @@ describe('API edges: empty secrets, open loopback, JWT lifetimes, bad merges, la
 
   it('an empty or whitespace API_TOKEN / API_TOKEN_FILE refuses to start instead of meaning “no token”', async () => {
     for (const value of ['', '   ', '\t\n']) {
-      expect(configProblems(() => loadApiConfig({ env: { API_TOKEN: value } }))).toMatch(
+      expect(configProblems(() => loadApiConfig({ env: { DATABASE_URL: SERVICE_URL, API_TOKEN: value } }))).toMatch(
         /API_TOKEN: is set but empty \(or only whitespace\)/,
       );
-      expect(configProblems(() => loadApiConfig({ env: { JWT_SECRET: value } }))).toMatch(
+      expect(configProblems(() => loadApiConfig({ env: { DATABASE_URL: SERVICE_URL, JWT_SECRET: value } }))).toMatch(
         /JWT_SECRET: is set but empty/,
       );
       expect(
@@ -63,10 +66,10 @@ describe('API edges: empty secrets, open loopback, JWT lifetimes, bad merges, la
         ),
       ).toMatch(/API_TOKEN: is set but empty/);
     }
-    expect(configProblems(() => loadApiConfig({ env: { API_TOKEN: '  short  ' } }))).toMatch(
+    expect(configProblems(() => loadApiConfig({ env: { DATABASE_URL: SERVICE_URL, API_TOKEN: '  short  ' } }))).toMatch(
       /API_TOKEN: must be at least 16 characters/,
     );
-    const spaced = loadApiConfig({ env: { API_TOKEN: '  a-token-of-enough-length  ' } });
+    const spaced = loadApiConfig({ env: { DATABASE_URL: SERVICE_URL, API_TOKEN: '  a-token-of-enough-length  ' } });
     expect(spaced.auth?.apiToken).toBe('a-token-of-enough-length');
 
     const empty = path.join(scratch, 'api_token');
@@ -140,18 +143,22 @@ describe('API edges: empty secrets, open loopback, JWT lifetimes, bad merges, la
   it('JWTs without exp are refused unless allowed; JWT_MAX_LIFETIME caps how long one may live', async () => {
     const jwt = (claims: Record<string, unknown>) =>
       sign({ sub: 'ops', scope: 'read', ...claims }, JWT_SECRET, 'HS256');
-    const strict = testApi({ db: db.current, seed, auth: loadApiConfig({ env: { JWT_SECRET } }).auth ?? {} });
+    const strict = testApi({
+      db: db.current,
+      seed,
+      auth: loadApiConfig({ env: { DATABASE_URL: SERVICE_URL, JWT_SECRET } }).auth ?? {},
+    });
     const lax = testApi({
       db: db.current,
       seed,
       pool: strict.pool,
-      auth: loadApiConfig({ env: { JWT_SECRET, JWT_REQUIRE_EXP: 'false' } }).auth ?? {},
+      auth: loadApiConfig({ env: { DATABASE_URL: SERVICE_URL, JWT_SECRET, JWT_REQUIRE_EXP: 'false' } }).auth ?? {},
     });
     const capped = testApi({
       db: db.current,
       seed,
       pool: strict.pool,
-      auth: loadApiConfig({ env: { JWT_SECRET, JWT_MAX_LIFETIME: '3600' } }).auth ?? {},
+      auth: loadApiConfig({ env: { DATABASE_URL: SERVICE_URL, JWT_SECRET, JWT_MAX_LIFETIME: '3600' } }).auth ?? {},
     });
     const status = async (api: typeof strict, token: string) => {
       const res = await api.app.request('/api/v1/cluster/status', { headers: bearer(token) });

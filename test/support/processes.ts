@@ -22,7 +22,7 @@ export class AppProcess {
 
   constructor(
     readonly name: string,
-    readonly app: 'node' | 'worker' | 'scheduler',
+    readonly app: 'node' | 'worker' | 'scheduler' | 'api',
     env: Record<string, string>,
   ) {
     this.child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, `apps/${app}/src/main.ts`)], {
@@ -84,7 +84,11 @@ export class AppProcess {
   }
 }
 
-export function startApp(name: string, app: 'node' | 'worker' | 'scheduler', env: Record<string, string>): AppProcess {
+export function startApp(
+  name: string,
+  app: 'node' | 'worker' | 'scheduler' | 'api',
+  env: Record<string, string>,
+): AppProcess {
   return new AppProcess(name, app, env);
 }
 

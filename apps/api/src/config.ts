@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { loadConfig } from '@owui-sync/engine';
+import { clusterConfigShape, refineClusterConfig } from '@owui-sync/engine/cluster';
 import { parseTenantLabels, type TenantLabels } from '@owui-sync/engine/fleet-metrics';
-import { CONFIG_DEFAULTS, baseConfigShape, booleanFromEnv, composeConfig, intFromEnv } from '@owui-sync/schema';
+import { CONFIG_DEFAULTS, booleanFromEnv, composeConfig, intFromEnv } from '@owui-sync/schema';
 
 /**
  * The API's settings. Environment variables (or .credentials):
@@ -82,15 +83,14 @@ export const apiOwnConfigShape = {
   DRILL_MAX_AGE_HOURS: intFromEnv(1, 87_600).optional(),
 } as const;
 
-export const apiConfigShape = {
-  ...baseConfigShape,
-  API_PORT: intFromEnv(0, 65_535).default(CONFIG_DEFAULTS.API_PORT),
-  API_HOST: z.string().trim().min(1).default(CONFIG_DEFAULTS.API_HOST),
-  ...apiOwnConfigShape,
-} as const;
+/**
+ * Every variable an API-serving process reads: base → cluster (the database, pool, queue and heartbeat settings an
+ * API-only process needs as much as a node) → the API's own. A node composes the same shape as kind 'node'.
+ */
+export const apiConfigShape = { ...clusterConfigShape, ...apiOwnConfigShape } as const;
 
-/** The API's settings (base → api) with the shared checks; a node composes base → cluster → api (apps/node). */
-export const apiConfigSchema = composeConfig('api', apiConfigShape);
+/** The API-only process's configuration (apps/api), with the shared checks and the cluster's own. */
+export const apiConfigSchema = composeConfig('api', apiConfigShape).superRefine(refineClusterConfig);
 export type ApiEnvConfig = z.infer<typeof apiConfigSchema>;
 
 /** HTTP settings of the API served by every node (what createApp/startApiServer take). */

@@ -26,6 +26,8 @@ export type ApiDeps = {
    * host alone decides.
    */
   readonly heldEpoch?: () => number | null;
+  /** An API-only process (apps/api main): /health answers role `api` and never claims the lease. */
+  readonly apiOnly?: boolean;
   readonly logger: Logger;
   readonly metrics: SyncMetrics;
   readonly startedAt: Date;

@@ -13,3 +13,4 @@ export {
 } from './config.ts';
 export { createAuthorizer, type Principal } from './auth.ts';
 export { firstUnsafeInteger } from './exact-json.ts';
+export { serveApi, startApiProcess, type ApiProcessConfig, type RunningApiProcess, type ServedApi } from './process.ts';

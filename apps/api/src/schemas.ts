@@ -34,7 +34,10 @@ export const healthSchema = z
   .object({
     status: z.enum(['healthy', 'degraded', 'unhealthy']),
     node_id: z.string().openapi({ example: 'node-a' }),
-    role: z.enum(['leader', 'follower', 'unknown']),
+    role: z.enum(['leader', 'follower', 'api', 'unknown']).openapi({
+      description:
+        'leader or follower (a node or scheduler), api (an API-only process: never leads), unknown (no database)',
+    }),
     is_leader: z.boolean(),
     leader_id: z.string().nullable().openapi({ example: 'node-a@host-1' }),
     leader_epoch: z.number().nullable().optional(),

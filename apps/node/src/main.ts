@@ -1,28 +1,21 @@
-import { apiConfigFromEnv, apiOwnConfigShape, startApiServer, type ApiEnvConfig } from '@owui-sync/api';
-import {
-  clusterConfigShape,
-  refineClusterConfig,
-  type ClusterConfig,
-  type ClusterRuntime,
-} from '@owui-sync/engine/cluster';
+import { apiConfigShape, serveApi, type ApiProcessConfig, type ServedApi } from '@owui-sync/api';
+import { refineClusterConfig, type ClusterRuntime } from '@owui-sync/engine/cluster';
 import { createLogger, loadConfig } from '@owui-sync/engine';
 import { isEntryPoint, runProcess, startClusterProcess, type ProcessDeps } from '@owui-sync/engine/process';
 import { composeConfig } from '@owui-sync/schema';
 
 /**
  * A full node (node-a, node-b): host registry, leader election, scheduler and maintenance (act while leading),
- * sync and drill workers, and the API, in one process: the engine's node runtime plus the API app's server (the
+ * sync and drill workers, and the API, in one process: the engine's node runtime plus the API app's serveApi (the
  * one app this app depends on, through its package entry).
  *
  *   ROLE=node-a API_PORT=9443 DATABASE_URL=postgres://sync_service:…@db:5432/postgres tsx apps/node/src/main.ts
  */
 
 /** The cluster runtime's variables plus the API's own (API_TOKEN, JWT_SECRET, API_PUBLIC_READS, …). */
-export type NodeConfig = ClusterConfig & Partial<Pick<ApiEnvConfig, keyof typeof apiOwnConfigShape>>;
-/** base → cluster → api, with the shared checks and the cluster's own. */
-export const nodeConfigSchema = composeConfig('node', { ...clusterConfigShape, ...apiOwnConfigShape }).superRefine(
-  refineClusterConfig,
-);
+export type NodeConfig = ApiProcessConfig;
+/** base → cluster → api, with the shared checks (as kind node) and the cluster's own. */
+export const nodeConfigSchema = composeConfig('node', apiConfigShape).superRefine(refineClusterConfig);
 
 export type RunningNode = {
   readonly runtime: ClusterRuntime;
@@ -32,23 +25,11 @@ export type RunningNode = {
 };
 
 export async function startNode(config: NodeConfig, deps: ProcessDeps = {}): Promise<RunningNode> {
-  const { runtime, logger, metrics, startedAt } = await startClusterProcess(config, 'node', deps);
-  let api: { port: number; close(): Promise<void> } | undefined;
+  const running = await startClusterProcess(config, 'node', deps);
+  const { runtime } = running;
+  let api: ServedApi | undefined;
   try {
-    if (config.ENABLE_API) {
-      api = await startApiServer({
-        pool: runtime.pool,
-        boss: runtime.boss,
-        cluster: config.CLUSTER_NAME,
-        nodeName: runtime.nodeName,
-        hostId: runtime.hostId,
-        ...(runtime.elector ? { heldEpoch: () => runtime.elector?.epoch() ?? null } : {}),
-        logger,
-        metrics,
-        startedAt,
-        config: apiConfigFromEnv(config),
-      });
-    }
+    if (config.ENABLE_API) api = await serveApi(running, config);
   } catch (error) {
     await runtime.stop();
     throw error;

@@ -1,4 +1,4 @@
-import { clusterConfigSchema, type ClusterConfig } from '@owui-sync/engine/cluster';
+import { clusterConfigSchemaFor, type ClusterConfig } from '@owui-sync/engine/cluster';
 import { createLogger, loadConfig } from '@owui-sync/engine';
 import {
   isEntryPoint,
@@ -18,7 +18,8 @@ import {
  */
 
 export type SchedulerConfig = ClusterConfig;
-export const schedulerConfigSchema = clusterConfigSchema;
+/** base → cluster, with the shared checks (as kind scheduler) and the cluster's own. */
+export const schedulerConfigSchema = clusterConfigSchemaFor('scheduler');
 
 export function startSchedulerProcess(config: SchedulerConfig, deps: ProcessDeps = {}): Promise<RunningProcess> {
   return startClusterProcess(config, 'scheduler', deps);

@@ -186,13 +186,30 @@ describe('loadConfig', () => {
     expect(ok.DATABASE_URL).toContain('sync_service');
   });
 
-  it('node and worker need DATABASE_URL; the CLI and the API settings do not', () => {
-    expect(
-      problemsOf(() => loadConfig(composeConfig('worker', baseConfigShape), { env: {}, cwd: noCredentials() })),
-    ).toEqual([expect.stringMatching(/^DATABASE_URL: is required/)]);
-    expect(loadConfig(composeConfig('api', baseConfigShape), { env: {}, cwd: noCredentials() }).DATABASE_URL).toBe(
+  it('every long-running process needs DATABASE_URL; the CLI does not', () => {
+    for (const kind of ['node', 'worker', 'scheduler', 'api'] as const) {
+      expect(
+        problemsOf(() => loadConfig(composeConfig(kind, baseConfigShape), { env: {}, cwd: noCredentials() })),
+      ).toEqual([expect.stringMatching(/^DATABASE_URL: is required/)]);
+    }
+    expect(loadConfig(composeConfig('cli', baseConfigShape), { env: {}, cwd: noCredentials() }).DATABASE_URL).toBe(
       undefined,
     );
+  });
+
+  it('names the kind of process that must not run as the admin', () => {
+    const env = {
+      DATABASE_URL: 'postgresql://postgres:pw@db:5432/postgres',
+      ADMIN_URL: 'postgresql://postgres:pw@db:5432/postgres',
+    };
+    expect(
+      problemsOf(() => loadConfig(composeConfig('api', baseConfigShape), { env, cwd: noCredentials() })).join('\n'),
+    ).toMatch(/an API process must run as the restricted service role/);
+    expect(
+      problemsOf(() => loadConfig(composeConfig('scheduler', baseConfigShape), { env, cwd: noCredentials() })).join(
+        '\n',
+      ),
+    ).toMatch(/a scheduler must run as the restricted service role/);
   });
 
   it('takes every default from the one table', () => {

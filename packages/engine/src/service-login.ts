@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { quoteIdent } from '@owui-sync/schema';
+import { PROCESS_LABELS, quoteIdent, type ProcessKind } from '@owui-sync/schema';
 import { ConfigError } from './errors.ts';
 
 /**
@@ -28,12 +28,12 @@ async function loginFacts(db: Queryable): Promise<LoginFacts> {
  * Null when the connection's role is a restricted one; else why a service must not run with it (a superuser, or
  * the owner of sync_metadata, which the admin login is).
  */
-export async function serviceLoginProblem(db: Queryable, kind: string): Promise<string | null> {
+export async function serviceLoginProblem(db: Queryable, kind: ProcessKind): Promise<string | null> {
   const facts = await loginFacts(db);
   if (!facts.superuser && !facts.ownsMetadata) return null;
   const what = facts.superuser ? 'a superuser' : 'the owner of sync_metadata';
   return (
-    `DATABASE_URL logs in as "${facts.role}", ${what} (the admin login); a ${kind} must run as the restricted ` +
+    `DATABASE_URL logs in as "${facts.role}", ${what} (the admin login); ${PROCESS_LABELS[kind]} must run as the restricted ` +
     'service role: set DATABASE_URL to SYNC_URL from .credentials (syncctl init writes it)'
   );
 }

@@ -65,8 +65,17 @@ export const CONFIG_DEFAULTS = {
 } as const;
 
 /** The processes that read configuration. */
-export const PROCESS_KINDS = ['node', 'worker', 'api', 'cli'] as const;
+export const PROCESS_KINDS = ['node', 'worker', 'scheduler', 'api', 'cli'] as const;
 export type ProcessKind = (typeof PROCESS_KINDS)[number];
+
+/** How messages name a kind of process ("a worker must run as …"). */
+export const PROCESS_LABELS: Readonly<Record<ProcessKind, string>> = {
+  node: 'a node',
+  worker: 'a worker',
+  scheduler: 'a scheduler',
+  api: 'an API process',
+  cli: 'syncs and reads',
+};
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -133,7 +142,7 @@ export const baseConfigShape = {
 /**
  * The cross-field checks every process runs (composeConfig adds them to each process's schema):
  * LEASE_DURATION > HEARTBEAT_INTERVAL; DATABASE_URL never logs in as ADMIN_URL's role (services, and syncctl's
- * syncs, run as the restricted role); node and worker need DATABASE_URL.
+ * syncs, run as the restricted role); every long-running process (node, worker, scheduler, API) needs DATABASE_URL.
  */
 export function checkSharedConfig(cfg: Record<string, unknown>, ctx: z.RefinementCtx, kind: ProcessKind): void {
   const lease = cfg.LEASE_DURATION;
@@ -153,11 +162,11 @@ export function checkSharedConfig(cfg: Record<string, unknown>, ctx: z.Refinemen
       path: ['DATABASE_URL'],
       message:
         `is the admin login (it logs in as "${loginRole(admin)}", like ADMIN_URL); ` +
-        `${kind === 'cli' ? 'syncs and reads' : `a ${kind}`} must run as the restricted service role: set ` +
+        `${PROCESS_LABELS[kind]} must run as the restricted service role: set ` +
         'DATABASE_URL to SYNC_URL from .credentials (syncctl init writes it)',
     });
   }
-  if ((kind === 'node' || kind === 'worker') && !service) {
+  if (kind !== 'cli' && !service) {
     ctx.addIssue({
       code: 'custom',
       path: ['DATABASE_URL'],

@@ -18,7 +18,7 @@ import { initCommand } from './init.ts';
 import { clientPurgeDeletedCommand, clientUpgradeSchemaCommand } from './maintenance.ts';
 import { menuCommand } from './menu.ts';
 import { clientRegisterCommand, clientSyncCommand, conflictsResolveCommand } from './register-sync.ts';
-import { nodeCommand, schedulerCommand, workerCommand } from './processes.ts';
+import { apiCommand, nodeCommand, schedulerCommand, workerCommand } from './processes.ts';
 import { restoreCommand, verifyCommand } from './restore.ts';
 import { clientRetentionCommand } from './retention.ts';
 
@@ -52,5 +52,6 @@ export const COMMANDS: readonly Command[] = [
   nodeCommand,
   workerCommand,
   schedulerCommand,
+  apiCommand,
   demoCommand,
 ];

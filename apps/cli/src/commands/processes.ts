@@ -4,7 +4,7 @@ import type { Command } from '../command.ts';
 import type { CliContext } from '../context.ts';
 
 /**
- * `syncctl node` / `syncctl worker` / `syncctl scheduler`: the long-running processes, started from their apps'
+ * `syncctl node` / `syncctl worker` / `syncctl scheduler` / `syncctl api`: the long-running processes, started from their apps'
  * package entries and stopped cleanly by SIGTERM or Ctrl-C (the engine's one signal handler).
  */
 
@@ -95,5 +95,25 @@ export const schedulerCommand: Command = {
     const { schedulerConfigSchema, startSchedulerProcess } = await import('@owui-sync/scheduler');
     const config = loadConfig(schedulerConfigSchema, { env: processEnv(ctx, values), cwd: ctx.io.cwd });
     return runUntilStopped(ctx, 'scheduler', (signal) => startSchedulerProcess(config, { signal }));
+  },
+};
+
+export const apiCommand: Command = {
+  path: ['api'],
+  summary: 'run the API only: the REST API and the dashboard (no election, no scheduler, no worker)',
+  description:
+    "Registers as a host of role api and serves the cluster's REST API and dashboard, for more API replicas behind\n" +
+    'a load balancer or an API apart from the nodes; runs no sync and takes no part in the election (pair it with\n' +
+    'nodes, or with syncctl scheduler and syncctl worker). Same environment as syncctl node (API_PORT, API_TOKEN,\n' +
+    'JWT_SECRET, …). SIGTERM/Ctrl-C closes the listener, then marks the host stopped.',
+  options: {
+    role: { type: 'string', placeholder: 'NAME', description: 'process name (default: ROLE, else api-<hostname>)' },
+    port: { type: 'string', placeholder: 'PORT', description: 'API port (default: API_PORT, else 9443)' },
+  },
+  examples: ['syncctl api --port 9445', 'ROLE=api-2 API_PORT=9446 syncctl api'],
+  async run(ctx, { values }) {
+    const { apiConfigSchema, startApiProcess } = await import('@owui-sync/api');
+    const config = loadConfig(apiConfigSchema, { env: processEnv(ctx, values), cwd: ctx.io.cwd });
+    return runUntilStopped(ctx, 'api', (signal) => startApiProcess(config, { signal }));
   },
 };

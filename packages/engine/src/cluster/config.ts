@@ -1,6 +1,13 @@
 import os from 'node:os';
 import { z } from 'zod';
-import { CONFIG_DEFAULTS, baseConfigShape, booleanFromEnv, composeConfig, intFromEnv } from '@owui-sync/schema';
+import {
+  CONFIG_DEFAULTS,
+  baseConfigShape,
+  booleanFromEnv,
+  composeConfig,
+  intFromEnv,
+  type ProcessKind as ConfiguredKind,
+} from '@owui-sync/schema';
 
 /**
  * Environment of the node and worker processes: the shared variables (DATABASE_URL, CLUSTER_NAME, ROLE,
@@ -98,7 +105,12 @@ export function refineClusterConfig(
 }
 
 /** A worker's configuration (base → cluster); a node adds the API's variables (apps/node). */
-export const clusterConfigSchema = composeConfig('worker', clusterConfigShape).superRefine(refineClusterConfig);
+export const clusterConfigSchema = clusterConfigSchemaFor('worker');
+
+/** base → cluster as one kind of process: the shared checks (named for that kind) and the cluster's own. */
+export function clusterConfigSchemaFor(kind: ProcessKind) {
+  return composeConfig(kind, clusterConfigShape).superRefine(refineClusterConfig);
+}
 export type ClusterConfig = z.infer<typeof clusterConfigSchema>;
 
 /** True when connections go through a transaction-mode pooler (no LISTEN/NOTIFY, no session state). */
@@ -113,13 +125,16 @@ export function usesTransactionPooler(config: Pick<ClusterConfig, 'DATABASE_POOL
   }
 }
 
+/** The kinds of cluster process: full node, extra worker, scheduler only, API only (every configured kind but the CLI). */
+export type ProcessKind = Exclude<ConfiguredKind, 'cli'>;
+
 /** The process's identity in the host registry. */
 export function processIdentity(
   config: Pick<ClusterConfig, 'CLUSTER_NAME' | 'ROLE' | 'HOST_NAME'>,
-  kind: 'node' | 'worker' | 'scheduler',
+  kind: ProcessKind,
 ): { cluster: string; hostname: string; nodeName: string } {
   const hostname = config.HOST_NAME ?? os.hostname();
-  // Scaled worker (and scheduler) replicas share their environment; each one's container hostname keeps them apart.
+  // Scaled worker (scheduler, API) replicas share their environment; each one's container hostname keeps them apart.
   const nodeName = config.ROLE ?? (kind === 'node' ? 'node-a' : `${kind}-${os.hostname()}`.slice(0, 63).toLowerCase());
   return { cluster: config.CLUSTER_NAME, hostname, nodeName };
 }

@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
-import { AbortedError, errorMessage } from '../errors.ts';
+import { AbortedError, ConfigError, errorMessage } from '../errors.ts';
 
 /**
  * Retries `fn` until it succeeds or `signal` aborts, waiting 1 s after the first failure and doubling up to
  * `maxDelayMs` (default 5 s). Used at start-up so a process started before its database keeps trying instead of
- * exiting.
+ * exiting. A ConfigError is not retried: waiting does not fix a configuration.
  */
 export async function retryUntilReady<T>(
   what: string,
@@ -18,6 +18,7 @@ export async function retryUntilReady<T>(
       return await fn();
     } catch (error) {
       if (opts.signal?.aborted) throw new AbortedError(`${what}: stopped before it succeeded`);
+      if (error instanceof ConfigError) throw error;
       opts.logger.warn(
         { err: error, attempt },
         `${what} failed: ${errorMessage(error)}; retrying in ${Math.round(delay / 1000)} s`,

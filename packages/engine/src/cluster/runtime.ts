@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { createPool } from '../db.ts';
 import { ConfigError, errorMessage } from '../errors.ts';
 import type { SyncMetrics } from '../metrics.ts';
-import { processIdentity, usesTransactionPooler, type ClusterConfig } from './config.ts';
+import { processIdentity, usesTransactionPooler, type ClusterConfig, type ProcessKind } from './config.ts';
 import { startHostHeartbeat, type HostHeartbeat } from './host-registry.ts';
 import { LeaderElector } from './leader-election.ts';
 import { callerIdentity, createBoss, queueSchemaOf } from './queue.ts';
@@ -21,7 +21,8 @@ import { serviceLoginProblem } from '../service-login.ts';
  * Builds and starts the cluster side of a process: service-role pool, host registration and heartbeat, pg-boss,
  * and then what its kind runs: a full node everything (leader election + scheduler + maintenance + workers), a
  * worker the sync and drill workers alone, a scheduler the leader's part alone (election, scheduler, maintenance;
- * it registers as a node, since it takes part in the election, and runs no job). Waits for
+ * it registers as a node, since it takes part in the election, and runs no job), an API-only process nothing but
+ * its host row and a queue client to send jobs with (the caller serves the API on top). Waits for
  * the database at start-up instead of failing. `stop()` hands leadership over first, then finishes or hands back
  * running syncs, then closes connections.
  */
@@ -41,7 +42,7 @@ export type ClusterRuntime = {
 
 export type ClusterRuntimeOptions = {
   readonly config: ClusterConfig;
-  readonly kind: 'node' | 'worker' | 'scheduler';
+  readonly kind: ProcessKind;
   readonly runTenantSync: RunTenantSync;
   readonly logger: Logger;
   readonly metrics: SyncMetrics;
@@ -54,8 +55,9 @@ export async function startClusterRuntime(opts: ClusterRuntimeOptions): Promise<
   const { config, kind, logger, metrics } = opts;
   const identity = processIdentity(config, kind);
   const elects = kind === 'node' || kind === 'scheduler';
-  const runsJobs = kind !== 'scheduler';
-  const role = kind === 'worker' ? 'worker' : 'node';
+  const runsJobs = kind === 'node' || kind === 'worker';
+  // A scheduler registers as a node: it takes part in the election.
+  const role = kind === 'worker' ? 'worker' : kind === 'api' ? 'api' : 'node';
   const pooled = usesTransactionPooler(config);
   const connectionString = config.DATABASE_URL ?? '';
   const pool = createPool(connectionString, {

@@ -1,12 +1,11 @@
-import { processIdentity, type ClusterConfig } from '../cluster/config.ts';
+import { processIdentity, type ClusterConfig, type ProcessKind } from '../cluster/config.ts';
 import { startClusterRuntime, type ClusterRuntime } from '../cluster/runtime.ts';
 import type { RunTenantSync } from '../cluster/worker.ts';
 import { createLogger, type Logger } from '../logger.ts';
 import { createMetrics, type SyncMetrics } from '../metrics.ts';
 import { productVersion } from './version.ts';
 
-/** The kinds of cluster process: full node, extra worker, scheduler only. */
-export type ProcessKind = 'node' | 'worker' | 'scheduler';
+export type { ProcessKind };
 
 export type ProcessDeps = {
   readonly logger?: Logger;
@@ -30,15 +29,15 @@ export async function loadRunTenantSync(): Promise<RunTenantSync> {
   return mod.runTenantSync;
 }
 
-/** Stand-in for a process that runs no syncs (WORKER_CONCURRENCY=0, or a scheduler): it never receives a job. */
+/** Stand-in for a process that runs no syncs (WORKER_CONCURRENCY=0, a scheduler, an API-only process). */
 export const notRunningSyncs: RunTenantSync = async () => {
   throw new Error('this process runs no syncs');
 };
 
 /**
- * Starts the cluster side of a node, worker or scheduler process from its parsed configuration: a logger and
- * metrics registry (unless given), the sync engine where the process runs syncs, and the cluster runtime of that
- * kind. A worker always runs at least one sync at a time; a scheduler never runs one.
+ * Starts the cluster side of a node, worker, scheduler or API-only process from its parsed configuration: a logger
+ * and metrics registry (unless given), the sync engine where the process runs syncs, and the cluster runtime of
+ * that kind. A worker always runs at least one sync at a time; a scheduler or API-only process never runs one.
  */
 export async function startClusterProcess(
   config: ClusterConfig,
