@@ -67,7 +67,7 @@ describe('compose deployment', () => {
     const local = load('docker-compose.yml');
     const s = local.services;
     expect(Object.keys(s).sort()).toEqual(
-      ['db', 'init', 'prometheus', 'scheduler', 'sync-node-a', 'sync-node-b', 'syncctl', 'worker'].sort(),
+      ['api', 'db', 'init', 'prometheus', 'scheduler', 'sync-node-a', 'sync-node-b', 'syncctl', 'worker'].sort(),
     );
     expect(s.db?.image).toMatch(/supabase\/postgres:17\./);
     expect(s.db?.command).toBe('postgres -c config_file=/etc/postgresql/postgresql.conf');
@@ -83,7 +83,11 @@ describe('compose deployment', () => {
     expect(s.worker?.command).toEqual(['worker']);
     expect(s.scheduler).toMatchObject({ command: ['scheduler'], profiles: ['scheduler'] });
     expect(s.scheduler?.ports).toBeUndefined();
-    for (const name of ['sync-node-a', 'sync-node-b']) {
+    expect(s.api).toMatchObject({ command: ['api'], profiles: ['api'] });
+    expect(s.api?.environment).toMatchObject({ API_PORT: 9445, API_TOKEN_FILE: '/run/secrets/api_token' });
+    expect(s.api?.ports).toEqual(['${API_ONLY_PORT:-9445}:9445']);
+    expect(s.api?.healthcheck?.test.join(' ')).toMatch(/9445\/health/);
+    for (const name of ['sync-node-a', 'sync-node-b', 'api']) {
       expect(s[name]?.healthcheck?.test.join(' ')).toMatch(/\/health/);
       expect(s[name]?.depends_on?.init?.condition).toBe('service_completed_successfully');
     }

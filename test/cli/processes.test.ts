@@ -146,4 +146,41 @@ describe('syncctl node', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/DATABASE_URL/);
   });
+
+  it('syncctl api serves the API as host role api, never leads, and stops cleanly on SIGTERM', async () => {
+    const port = await freePort();
+    const cluster = 'api-test';
+    const child = spawn(process.execPath, [BIN, 'api', '--role', 'api-t', '--port', String(port)], {
+      env: {
+        PATH: process.env.PATH,
+        DATABASE_URL: db.current.serviceUrl,
+        CLUSTER_NAME: cluster,
+        HEARTBEAT_INTERVAL: '1',
+        LEASE_DURATION: '5',
+        API_HOST: '127.0.0.1',
+        LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    try {
+      const health = await until(async () => {
+        const res = await fetch(`http://127.0.0.1:${port}/health`);
+        return (await res.json()) as Record<string, unknown>;
+      }, 30_000);
+      expect(health).toMatchObject({ status: 'healthy', node_id: 'api-t', role: 'api', is_leader: false });
+      const status = await syncctl(['cluster', 'status', '--json'], {
+        env: { DATABASE_URL: db.current.serviceUrl, CLUSTER_NAME: cluster },
+      });
+      expect(status.json()).toMatchObject({ leader: null, nodes: [{ node_name: 'api-t', role: 'api' }] });
+    } catch (error) {
+      throw new Error(`${String(error)}\n${output}`);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(code, output).toBe(0);
+  });
 });

@@ -24,7 +24,7 @@ export type { ApiConfig, ApiAuthConfig } from './config.ts';
 const MAX_BODY_BYTES = 1024 * 1024;
 
 /**
- * The REST API every node serves, as a Hono app (use app.request() in tests): health and leadership, cluster
+ * The REST API every node (and every API-only process) serves, as a Hono app (use app.request() in tests): health and leadership, cluster
  * status, metrics, state, sync triggers, jobs, queue, conflicts, the OpenAPI document, docs and the dashboard.
  */
 export function createApp(deps: ApiDeps): ApiApp {
@@ -98,7 +98,7 @@ export function createApp(deps: ApiDeps): ApiApp {
     info: {
       title: 'owui-sync API',
       version: '1',
-      description: `Served by every node of cluster "${deps.cluster}" (node-a :9443, node-b :9444).`,
+      description: `Served by every node of cluster "${deps.cluster}" (node-a :9443, node-b :9444) and by its API-only processes.`,
     },
   });
   app.get('/docs', (c) => c.html(docsHtml()));
