@@ -164,7 +164,12 @@ describe('API authorisation', () => {
     expect(text).toMatch(/API_TOKEN_SCOPES.*root/);
     expect(text).toMatch(/API_PUBLIC_READS/);
     const ok = loadApiConfig({
-      env: { API_TOKEN: TEST_TOKEN, API_TOKEN_SCOPES: 'read sync:trigger', API_PORT: '9444' },
+      env: {
+        DATABASE_URL: 'postgresql://sync_service@127.0.0.1:5432/none',
+        API_TOKEN: TEST_TOKEN,
+        API_TOKEN_SCOPES: 'read sync:trigger',
+        API_PORT: '9444',
+      },
     });
     expect(ok.port).toBe(9444);
     expect(ok.auth?.apiTokenScopes).toEqual(['read', 'sync:trigger']);

@@ -142,8 +142,11 @@ describe('fleet metrics', () => {
     expect(parseTenantLabels('top-50')).toEqual({ mode: 'top', n: 50 });
     expect(parseTenantLabels(' TRUE ')).toEqual({ mode: 'all' });
     expect(parseTenantLabels('false')).toEqual({ mode: 'none' });
-    expect(loadApiConfig({ env: {} }).tenantLabels).toEqual({ mode: 'top', n: 50 });
-    expect(loadApiConfig({ env: {} }).rpoFactor).toBe(2);
+    expect(loadApiConfig({ env: { DATABASE_URL: db.current.serviceUrl } }).tenantLabels).toEqual({
+      mode: 'top',
+      n: 50,
+    });
+    expect(loadApiConfig({ env: { DATABASE_URL: db.current.serviceUrl } }).rpoFactor).toBe(2);
     const problems = (env: Record<string, string>) => {
       try {
         loadConfig(nodeConfigSchema, { env: { DATABASE_URL: db.current.serviceUrl, ...env } });

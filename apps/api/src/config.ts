@@ -163,7 +163,10 @@ export function apiConfigFromEnv(env: Partial<ApiEnvConfig>): ApiConfig {
   };
 }
 
-/** Reads the API settings from the environment (and .credentials in cwd); lists every problem at once. */
+/**
+ * Reads an API-only process's configuration from the environment (and .credentials in cwd) and returns its API
+ * settings; lists every problem at once (DATABASE_URL is required, as for every long-running process).
+ */
 export function loadApiConfig(opts: { env: NodeJS.ProcessEnv; cwd?: string }): ApiConfig {
   return apiConfigFromEnv(loadConfig(apiConfigSchema, opts));
 }
