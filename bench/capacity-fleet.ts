@@ -1,3 +1,4 @@
+// Stays whole (over 400 lines): provisioning, warm-up by copy, reuse and sweeping all act on one fleet layout (database, role, files) whose names they share.
 /**
  * The capacity benchmark's fleet: its database, role and SQLite files, provisioned fast and optionally kept for the
  * next run (`--reuse`), and swept when a killed run left them behind.

@@ -1,3 +1,4 @@
+// Stays whole (over 400 lines): one benchmark run (start the cluster, warm up, drive the writer, sample, report) whose phases share its measurements.
 /**
  * Steady-state capacity benchmark: N small tenants (copies of one generated Open WebUI database), a few big ones
  * and one that always fails, kept current by the real cluster (node-a, node-b and extra worker processes) while a

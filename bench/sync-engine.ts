@@ -1,3 +1,4 @@
+// Stays whole (over 400 lines): every scenario is measured against the same baseline in the same run, and the report puts them side by side.
 /**
  * Sync engine benchmark: full sync of a ~250 MB generated Open WebUI tenant into an empty schema, against a
  * baseline measured in the same run — the same tables piped through `sqlite3 -csv | psql \copy` into an identical

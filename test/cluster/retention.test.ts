@@ -1,3 +1,4 @@
+// Stays whole (over 400 lines): every retention rule is checked on one shared two-cluster fixture, so each proves it leaves the other cluster's rows alone.
 import pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';

@@ -1,3 +1,4 @@
+// Stays whole (over 400 lines): one attack surface (cluster A's credentials against cluster B), each attempt checked as admin on one shared fixture.
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
