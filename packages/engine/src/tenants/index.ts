@@ -1,7 +1,7 @@
 /**
  * Tenants: the questions asked of sync_metadata.client_deployments in many places, each answered in one module —
- * finding and listing tenants, whether one may be synced now, starting and pausing, and the scheduler's claim on
- * due tenants.
+ * finding and listing tenants, whether one may be synced now, starting and pausing, the scheduler's claim on due
+ * tenants and a sync run's claim on its tenant.
  */
 export { findTenant, readSyncSwitch, tenantClusterOf, type Tenant } from './find.ts';
 export {
@@ -33,3 +33,12 @@ export {
   type DueTenant,
   type DrillSlot,
 } from './claim-due.ts';
+export {
+  claimTenant,
+  renewClaim,
+  reapStaleSyncJobs,
+  SyncAlreadyRunningError,
+  STOPPED_WORKER_ERROR,
+  type ClaimedTenant,
+  type ClaimResult,
+} from './claim.ts';
