@@ -5,6 +5,7 @@ import { deleteQueuedSyncJobs } from '@owui-sync/engine/queue';
 import {
   applySyncSwitch,
   canSyncNow,
+  deleteTenant,
   findTenant,
   SYNC_REFUSALS,
   tenantClusterOf,
@@ -245,7 +246,7 @@ export async function deregisterTenant(
         [dep.deployment_id],
       );
       jobsRemoved = jobs.rows[0]?.n ?? 0;
-      await c.query('DELETE FROM sync_metadata.client_deployments WHERE deployment_id = $1::uuid', [dep.deployment_id]);
+      await deleteTenant(c, dep.deployment_id);
       queuedRemoved = await dropQueuedJobs(c, name);
     }
     const exists = await c.query<{ e: boolean }>(

@@ -1,9 +1,17 @@
 /**
  * Tenants: the questions asked of sync_metadata.client_deployments in many places, each answered in one module —
- * finding and listing tenants, whether one may be synced now, starting and pausing, the scheduler's claim on due
- * tenants and a sync run's claim on its tenant.
+ * finding and listing tenants, registering and removing them, whether one may be synced now, starting and pausing,
+ * the scheduler's claim on due tenants and a sync run's claim on its tenant.
  */
-export { findTenant, readSyncSwitch, tenantClusterOf, type Tenant } from './find.ts';
+export {
+  findTenant,
+  readSyncSwitch,
+  tenantClusterOf,
+  tenantExists,
+  tenantSource,
+  type Tenant,
+  type TenantSource,
+} from './find.ts';
 export {
   listTenants,
   clusterDeploymentIds,
@@ -42,3 +50,14 @@ export {
   type ClaimedTenant,
   type ClaimResult,
 } from './claim.ts';
+export {
+  hostForRegistration,
+  schemaOwner,
+  insertTenant,
+  deleteTenant,
+  clusterHistoryCounts,
+  orphanTenantCount,
+  TENANT_HOST_ROLES,
+  type NewTenant,
+  type RegistrationHost,
+} from './registration.ts';
