@@ -61,3 +61,10 @@ export {
   type NewTenant,
   type RegistrationHost,
 } from './registration.ts';
+export {
+  readTenantRow,
+  updateTenantSettings,
+  tenantRowVersions,
+  type TenantRow,
+  type TenantSettingsPatch,
+} from './settings.ts';
