@@ -68,3 +68,4 @@ export {
   type TenantRow,
   type TenantSettingsPatch,
 } from './settings.ts';
+export { lastSyncAt, LAST_SYNC_AT_SQL } from './last-sync.ts';
