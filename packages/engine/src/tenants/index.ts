@@ -69,3 +69,11 @@ export {
   type TenantSettingsPatch,
 } from './settings.ts';
 export { lastSyncAt, LAST_SYNC_AT_SQL } from './last-sync.ts';
+export { listSyncJobs, type JobHistoryFilter, type SyncJobRow } from './job-history.ts';
+export {
+  listConflictLog,
+  findConflict,
+  type ConflictLogFilter,
+  type ConflictLogRow,
+  type ConflictOwner,
+} from './conflict-log.ts';
