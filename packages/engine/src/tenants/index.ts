@@ -1,7 +1,9 @@
 /**
  * Tenants: the questions asked of sync_metadata.client_deployments in many places, each answered in one module —
- * finding and listing tenants, registering and removing them, whether one may be synced now, starting and pausing,
- * the scheduler's claim on due tenants and a sync run's claim on its tenant.
+ * finding and listing tenants, registering and removing them, their settings, whether one may be synced now,
+ * starting and pausing, the scheduler's claim on due tenants, a sync run's claim on its tenant, and the cluster's
+ * job history, conflict log and last sync (rows that are the cluster's through their tenant's host). The API,
+ * syncctl and the state cache all call these; none of them writes its own SQL on the table.
  */
 export {
   findTenant,
