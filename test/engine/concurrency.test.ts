@@ -3,13 +3,8 @@ import Database from 'better-sqlite3';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '@owui-sync/engine';
-import {
-  STOPPED_WORKER_ERROR,
-  SyncAlreadyRunningError,
-  provisionTenant,
-  reapStaleSyncJobs,
-  runTenantSync,
-} from '@owui-sync/engine/sync';
+import { provisionTenant, runTenantSync } from '@owui-sync/engine/sync';
+import { reapStaleSyncJobs, STOPPED_WORKER_ERROR, SyncAlreadyRunningError } from '@owui-sync/engine/tenants';
 import { useTestDatabase } from '../support/db.ts';
 import { makeMiniOpenWebUI, registerTenant, scratchDir } from './helpers.ts';
 

@@ -14,6 +14,7 @@ import {
   startLocalPostgres,
   type LocalPostgres,
 } from '@owui-sync/engine';
+import { tenantExists } from '@owui-sync/engine/tenants';
 import { DEFAULT_SERVICE_ROLE } from '@owui-sync/schema';
 import { DEMO_SCALE, generateOpenWebUIDatabase } from '@owui-sync/fixtures';
 import type { Command } from './command.ts';
@@ -268,10 +269,7 @@ async function runDemo(ctx: CliContext, s: DemoSettings): Promise<number> {
         `(pids: ${children.map((c) => `${c.name} ${c.proc.pid ?? '?'}`).join(', ')})`,
     );
 
-    const registered = await pool.query('SELECT 1 FROM sync_metadata.client_deployments WHERE client_name = $1::text', [
-      s.tenant,
-    ]);
-    if ((registered.rowCount ?? 0) === 0) {
+    if (!(await tenantExists(pool, s.tenant))) {
       say(`▶ syncctl client register ${s.tenant} --enable --interval 30`);
       await registerTenant({
         adminPool: pool,

@@ -1,5 +1,6 @@
 import { createRoute } from '@hono/zod-openapi';
 import { resolveConflict } from '@owui-sync/engine/sync';
+import { listConflictLog } from '@owui-sync/engine/tenants';
 import { actor } from '../auth.ts';
 import { iso, reply, type ApiApp, type RouteContext } from '../context.ts';
 import {
@@ -15,23 +16,6 @@ import { commonErrors, json } from './openapi.ts';
 /** GET /api/v1/conflicts, POST /api/v1/conflicts/{id}/resolve. */
 
 const errors = commonErrors;
-
-type ConflictRow = {
-  log_id: string;
-  client_id: string;
-  table_name: string;
-  row_key: unknown;
-  conflict_type: string;
-  source_data: unknown;
-  target_data: unknown;
-  resolution_strategy: string;
-  resolution: string | null;
-  resolved_data: unknown;
-  job_id: string | null;
-  detected_at: Date;
-  resolved_at: Date | null;
-  resolved_by: string | null;
-};
 
 export function registerConflictRoutes(app: ApiApp, ctx: RouteContext): void {
   const { deps, auth } = ctx;
@@ -51,24 +35,14 @@ export function registerConflictRoutes(app: ApiApp, ctx: RouteContext): void {
       const q = c.req.valid('query');
       const key = `conflicts:${q.client_name ?? ''}:${q.resolved}:${q.table ?? ''}:${q.limit}`;
       const rows = await ctx.shared(key, () =>
-        ctx.inCluster(async (client) => {
-          const res = await client.query<ConflictRow>(
-            `SELECT c.log_id::text AS log_id, c.client_id, c.table_name, c.row_key, c.conflict_type, c.source_data,
-                  c.target_data, c.resolution_strategy, c.resolution, c.resolved_data, c.job_id::text AS job_id,
-                  c.detected_at, c.resolved_at, c.resolved_by
-             FROM sync_metadata.conflict_log c
-             JOIN sync_metadata.client_deployments d ON d.deployment_id = c.deployment_id
-             JOIN sync_metadata.hosts h ON h.host_id = d.host_id
-            WHERE h.cluster_name = $1::text
-              AND ($2::text IS NULL OR d.client_name = $2::text)
-              AND ($3::text = 'all' OR ($3::text = 'true') = (c.resolved_at IS NOT NULL))
-              AND ($4::text IS NULL OR c.table_name = $4::text)
-            ORDER BY c.detected_at DESC, c.log_id DESC
-            LIMIT $5::int`,
-            [deps.cluster, q.client_name ?? null, q.resolved, q.table ?? null, q.limit],
-          );
-          return res.rows;
-        }),
+        ctx.inCluster((client) =>
+          listConflictLog(client, deps.cluster, {
+            clientName: q.client_name,
+            resolved: q.resolved === 'all' ? 'all' : q.resolved === 'true',
+            table: q.table,
+            limit: q.limit,
+          }),
+        ),
       );
       const conflicts = rows.map((r) => ({
         ...r,

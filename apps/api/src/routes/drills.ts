@@ -1,6 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { listDrills } from '@owui-sync/engine/drill';
 import { NotFoundError } from '@owui-sync/engine';
+import { tenantExists } from '@owui-sync/engine/tenants';
 import { reply, type ApiApp, type RouteContext } from '../context.ts';
 import { clientName, errorSchema } from '../schemas.ts';
 import { commonErrors, json } from './openapi.ts';
@@ -82,12 +83,7 @@ export function registerDrillRoutes(app: ApiApp, ctx: RouteContext): void {
       const { name } = c.req.valid('param');
       const { limit } = c.req.valid('query');
       const drills = await ctx.inCluster(async (client) => {
-        const known = await client.query(
-          `SELECT 1 FROM sync_metadata.client_deployments d JOIN sync_metadata.hosts h ON h.host_id = d.host_id
-            WHERE d.client_name = $1::text AND h.cluster_name = $2::text`,
-          [name, deps.cluster],
-        );
-        if (!known.rowCount) {
+        if (!(await tenantExists(client, name, deps.cluster))) {
           throw new NotFoundError(`tenant "${name}" is not registered in cluster "${deps.cluster}"`);
         }
         return listDrills(client, name, limit);

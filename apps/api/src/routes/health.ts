@@ -1,6 +1,7 @@
 import { createRoute } from '@hono/zod-openapi';
 import { errorMessage } from '@owui-sync/engine';
 import { queueProblem, readClusterStatus } from '@owui-sync/engine/cluster';
+import { LAST_SYNC_AT_SQL } from '@owui-sync/engine/tenants';
 import { iso, reply, type ApiApp, type RouteContext } from '../context.ts';
 import { clusterStatusSchema, errorSchema, healthSchema } from '../schemas.ts';
 import { json } from './openapi.ts';
@@ -45,7 +46,7 @@ export function registerHealthRoutes(app: ApiApp, ctx: RouteContext): void {
                        AND ($3::boolean OR le.epoch = $4::bigint)) IS TRUE AS is_leader,
                     CASE WHEN le.expires_at > now() THEN le.leader_id END AS leader_id,
                     le.epoch::text AS epoch,
-                    (SELECT max(d.last_sync_at) FROM sync_metadata.client_deployments d) AS last_sync
+                    ${LAST_SYNC_AT_SQL} AS last_sync
                FROM (SELECT 1) one
                LEFT JOIN sync_metadata.leader_election le ON le.cluster_name = $1::text`,
               [deps.cluster, deps.hostId, held === undefined, held ?? null],

@@ -1,7 +1,14 @@
 import { createRoute } from '@hono/zod-openapi';
 import { AppError, ConflictError, ERROR_CODES, NotFoundError } from '@owui-sync/engine';
 import { clusterQueueCounts, enqueueSync, listJobs, queueSchemaFor, type JobState } from '@owui-sync/engine/queue';
-import { canSyncNow, clusterDeploymentIds, findTenant, SYNC_REFUSALS, tenantStatuses } from '@owui-sync/engine/tenants';
+import {
+  canSyncNow,
+  clusterDeploymentIds,
+  findTenant,
+  listSyncJobs,
+  SYNC_REFUSALS,
+  tenantStatuses,
+} from '@owui-sync/engine/tenants';
 import { SYNC_DEAD_LETTER_QUEUE, SYNC_QUEUE } from '@owui-sync/schema';
 import { actor } from '../auth.ts';
 import { iso, reply, replyJsonText, type ApiApp, type RouteContext } from '../context.ts';
@@ -26,25 +33,6 @@ const errors = commonErrors;
 function clusterTenantIds(ctx: RouteContext): Promise<string[]> {
   return ctx.inCluster((client) => clusterDeploymentIds(client, ctx.deps.cluster));
 }
-
-type JobRow = {
-  job_id: string;
-  client_name: string;
-  queue_job_id: string | null;
-  worker_id: string | null;
-  status: string;
-  sync_type: string;
-  triggered_by: string;
-  rows_synced: string;
-  rows_failed: string;
-  rows_deleted: string;
-  conflicts_detected: number;
-  conflicts_unresolved: number;
-  duration_seconds: string | null;
-  error: string | null;
-  started_at: Date;
-  completed_at: Date | null;
-};
 
 export function registerSyncRoutes(app: ApiApp, ctx: RouteContext): void {
   const { deps, auth } = ctx;
@@ -135,24 +123,9 @@ export function registerSyncRoutes(app: ApiApp, ctx: RouteContext): void {
       const key = `jobs:${q.client_name ?? ''}:${q.status ?? ''}:${q.limit}`;
       // Identical concurrent requests share the query and the serialised answer.
       const body = await ctx.shared(key, async () => {
-        const rows = await ctx.inCluster(async (client) => {
-          const res = await client.query<JobRow>(
-            `SELECT j.job_id::text AS job_id, j.client_name, j.queue_job_id, j.worker_id, j.status, j.sync_type,
-                  j.triggered_by, j.rows_synced::text AS rows_synced, j.rows_failed::text AS rows_failed,
-                  j.rows_deleted::text AS rows_deleted, j.conflicts_detected, j.conflicts_unresolved,
-                  j.duration_seconds::text AS duration_seconds, j.error, j.started_at, j.completed_at
-             FROM sync_metadata.sync_jobs j
-             JOIN sync_metadata.client_deployments d ON d.deployment_id = j.deployment_id
-             JOIN sync_metadata.hosts h ON h.host_id = d.host_id
-            WHERE h.cluster_name = $1::text
-              AND ($2::text IS NULL OR j.client_name = $2::text)
-              AND ($3::text IS NULL OR j.status = $3::text)
-            ORDER BY j.started_at DESC
-            LIMIT $4::int`,
-            [deps.cluster, q.client_name ?? null, q.status ?? null, q.limit],
-          );
-          return res.rows;
-        });
+        const rows = await ctx.inCluster((client) =>
+          listSyncJobs(client, deps.cluster, { clientName: q.client_name, status: q.status, limit: q.limit }),
+        );
         const jobs = rows.map((r) => ({
           ...r,
           rows_synced: Number(r.rows_synced),

@@ -1,6 +1,7 @@
 import { NotFoundError, InvalidInputError } from '@owui-sync/engine';
 import { captureSourceSchema } from '@owui-sync/engine/restore';
 import { checkRegisteredSource, purgeTombstones, upgradeTenantSchema } from '@owui-sync/engine/sync';
+import { tenantSource } from '@owui-sync/engine/tenants';
 import type { Command } from '../command.ts';
 import { confirmTyped } from '../confirm.ts';
 import type { CliContext } from '../context.ts';
@@ -9,13 +10,7 @@ const NAME = { name: 'NAME', required: true, description: 'tenant (client) name,
 
 async function registeredSqlitePath(ctx: CliContext, name: string, override: string | undefined): Promise<string> {
   if (override) return override;
-  const r = await ctx
-    .pool('admin')
-    .query<{ deployment_id: string; sqlite_path: string | null }>(
-      'SELECT deployment_id, sqlite_path FROM sync_metadata.client_deployments WHERE client_name = $1::text',
-      [name],
-    );
-  const row = r.rows[0];
+  const row = await tenantSource(ctx.pool('admin'), name);
   if (!row) throw new NotFoundError(`tenant "${name}" is not registered; run: syncctl clients`);
   if (!row.sqlite_path) {
     throw new InvalidInputError(`tenant "${name}" has no SQLite path recorded; pass --sqlite PATH`);

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { withTransaction } from '@owui-sync/engine';
 import { readClusterStatus, type ClusterLease, type ClusterNode } from '@owui-sync/engine/cluster';
-import { listTenants } from '@owui-sync/engine/tenants';
+import { clusterHistoryCounts, listTenants, orphanTenantCount } from '@owui-sync/engine/tenants';
 import { dropQueuedJobs, inCluster } from './tenants.ts';
 
 /** Cluster-wide views and the deregistration safety flow (CLUSTER_LIFECYCLE_FAQ). */
@@ -70,17 +70,14 @@ export async function planClusterDeregistration(adminPool: pg.Pool, cluster: str
     );
     const enabled = await listTenants(c, cluster, { syncEnabled: true });
     const paused = await listTenants(c, cluster, { syncEnabled: false });
-    const counts = await c.query<{ jobs: number; conflicts: number; cache_events: number; leader_rows: number }>(
-      `WITH d AS (SELECT cd.deployment_id FROM sync_metadata.client_deployments cd
-                    JOIN sync_metadata.hosts h ON cd.host_id = h.host_id WHERE h.cluster_name = $1::text)
-       SELECT (SELECT count(*)::int FROM sync_metadata.sync_jobs WHERE deployment_id IN (SELECT deployment_id FROM d)) AS jobs,
-              (SELECT count(*)::int FROM sync_metadata.conflict_log WHERE deployment_id IN (SELECT deployment_id FROM d)) AS conflicts,
-              (SELECT count(*)::int FROM sync_metadata.cache_events e JOIN sync_metadata.hosts h ON h.host_id = e.host_id
+    const history = await clusterHistoryCounts(c, cluster);
+    const counts = await c.query<{ cache_events: number; leader_rows: number }>(
+      `SELECT (SELECT count(*)::int FROM sync_metadata.cache_events e JOIN sync_metadata.hosts h ON h.host_id = e.host_id
                 WHERE h.cluster_name = $1::text) AS cache_events,
               (SELECT count(*)::int FROM sync_metadata.leader_election WHERE cluster_name = $1::text) AS leader_rows`,
       [cluster],
     );
-    const n = counts.rows[0] ?? { jobs: 0, conflicts: 0, cache_events: 0, leader_rows: 0 };
+    const n = { ...history, ...(counts.rows[0] ?? { cache_events: 0, leader_rows: 0 }) };
     return {
       cluster_name: cluster,
       hosts: hosts.rows,
@@ -123,14 +120,17 @@ export async function deregisterCluster(adminPool: pg.Pool, cluster: string): Pr
     for (const { client_name } of tenants) await dropQueuedJobs(c, client_name);
     const deleted = await c.query('DELETE FROM sync_metadata.hosts WHERE cluster_name = $1::text', [cluster]);
     await c.query('DELETE FROM sync_metadata.leader_election WHERE cluster_name = $1::text', [cluster]);
-    const left = await c.query<{ hosts: number; deployments: number; leader_rows: number }>(
+    const left = await c.query<{ hosts: number; leader_rows: number }>(
       `SELECT (SELECT count(*)::int FROM sync_metadata.hosts WHERE cluster_name = $1::text) AS hosts,
-              (SELECT count(*)::int FROM sync_metadata.client_deployments cd
-                 WHERE NOT EXISTS (SELECT 1 FROM sync_metadata.hosts h WHERE h.host_id = cd.host_id)) AS deployments,
               (SELECT count(*)::int FROM sync_metadata.leader_election WHERE cluster_name = $1::text) AS leader_rows`,
       [cluster],
     );
-    const remaining = left.rows[0] ?? { hosts: 0, deployments: 0, leader_rows: 0 };
+    const hostsLeft = left.rows[0] ?? { hosts: 0, leader_rows: 0 };
+    const remaining = {
+      hosts: hostsLeft.hosts,
+      deployments: await orphanTenantCount(c),
+      leader_rows: hostsLeft.leader_rows,
+    };
     if (remaining.hosts || remaining.deployments || remaining.leader_rows) {
       throw new Error(
         `cluster "${cluster}" still has rows after deletion: ${JSON.stringify(remaining)}; nothing was changed`,

@@ -1,7 +1,8 @@
 import type pg from 'pg';
+import { findConflict, listConflictLog, listSyncJobs, type ConflictOwner } from '@owui-sync/engine/tenants';
 import { inCluster, validName } from './tenants.ts';
 
-/** Recent sync jobs and conflicts of one cluster (the seeds' monitoring queries). */
+/** Recent sync jobs and conflicts of one cluster (the seeds' monitoring queries), in the shape syncctl prints. */
 
 export type JobRow = {
   job_id: string;
@@ -26,22 +27,25 @@ export async function recentJobs(
   options: { client?: string | undefined; status?: string | undefined; limit: number },
 ): Promise<JobRow[]> {
   if (options.client) validName(options.client);
-  return inCluster(pool, cluster, async (c) => {
-    const r = await c.query<JobRow>(
-      `SELECT j.job_id, j.client_name, j.started_at, j.completed_at, j.status, j.sync_type, j.triggered_by,
-              j.rows_synced, j.rows_failed, j.conflicts_detected, j.conflicts_unresolved, j.duration_seconds,
-              j.worker_id, j.error
-         FROM sync_metadata.sync_jobs j
-         JOIN sync_metadata.client_deployments d ON d.deployment_id = j.deployment_id
-         JOIN sync_metadata.hosts h ON h.host_id = d.host_id
-        WHERE h.cluster_name = $1::text AND ($2::text IS NULL OR j.client_name = $2::text)
-          AND ($4::text IS NULL OR j.status = $4::text)
-        ORDER BY j.started_at DESC
-        LIMIT $3::int`,
-      [cluster, options.client ?? null, options.limit, options.status ?? null],
-    );
-    return r.rows;
-  });
+  const rows = await inCluster(pool, cluster, (c) =>
+    listSyncJobs(c, cluster, { clientName: options.client, status: options.status, limit: options.limit }),
+  );
+  return rows.map((j) => ({
+    job_id: j.job_id,
+    client_name: j.client_name,
+    started_at: j.started_at,
+    completed_at: j.completed_at,
+    status: j.status,
+    sync_type: j.sync_type,
+    triggered_by: j.triggered_by,
+    rows_synced: j.rows_synced,
+    rows_failed: j.rows_failed,
+    conflicts_detected: j.conflicts_detected,
+    conflicts_unresolved: j.conflicts_unresolved,
+    duration_seconds: j.duration_seconds,
+    worker_id: j.worker_id,
+    error: j.error,
+  }));
 }
 
 export type ConflictRow = {
@@ -65,40 +69,30 @@ export async function listConflicts(
   options: { client?: string | undefined; limit: number; includeResolved: boolean; withData: boolean },
 ): Promise<ConflictRow[]> {
   if (options.client) validName(options.client);
-  return inCluster(pool, cluster, async (c) => {
-    const r = await c.query<ConflictRow>(
-      `SELECT c.log_id, c.client_id, c.table_name, c.row_key, c.conflict_type, c.resolution_strategy, c.resolution,
-              c.detected_at, c.resolved_at, c.resolved_by
-              ${options.withData ? ', c.source_data, c.target_data' : ''}
-         FROM sync_metadata.conflict_log c
-         JOIN sync_metadata.client_deployments d ON d.deployment_id = c.deployment_id
-         JOIN sync_metadata.hosts h ON h.host_id = d.host_id
-        WHERE h.cluster_name = $1::text
-          AND ($2::text IS NULL OR c.client_id = $2::text)
-          AND ($3::boolean OR c.resolved_at IS NULL)
-        ORDER BY c.detected_at DESC, c.log_id DESC
-        LIMIT $4::int`,
-      [cluster, options.client ?? null, options.includeResolved, options.limit],
-    );
-    return r.rows;
-  });
+  const rows = await inCluster(pool, cluster, (c) =>
+    listConflictLog(c, cluster, {
+      clientName: options.client,
+      resolved: options.includeResolved ? 'all' : false,
+      limit: options.limit,
+      withData: options.withData,
+    }),
+  );
+  return rows.map((r) => ({
+    log_id: r.log_id,
+    client_id: r.client_id,
+    table_name: r.table_name,
+    row_key: r.row_key,
+    conflict_type: r.conflict_type,
+    resolution_strategy: r.resolution_strategy,
+    resolution: r.resolution,
+    detected_at: r.detected_at,
+    resolved_at: r.resolved_at,
+    resolved_by: r.resolved_by,
+    ...(options.withData ? { source_data: r.source_data, target_data: r.target_data } : {}),
+  }));
 }
 
 /** The conflict's tenant, so a resolution is only applied inside the operator's cluster. */
-export async function conflictOwner(
-  pool: pg.Pool,
-  cluster: string,
-  logId: number,
-): Promise<{ client_id: string; resolved_at: Date | null; resolution_strategy: string } | undefined> {
-  return inCluster(pool, cluster, async (c) => {
-    const r = await c.query<{ client_id: string; resolved_at: Date | null; resolution_strategy: string }>(
-      `SELECT c.client_id, c.resolved_at, c.resolution_strategy
-         FROM sync_metadata.conflict_log c
-         JOIN sync_metadata.client_deployments d ON d.deployment_id = c.deployment_id
-         JOIN sync_metadata.hosts h ON h.host_id = d.host_id
-        WHERE c.log_id = $1::bigint AND h.cluster_name = $2::text`,
-      [logId, cluster],
-    );
-    return r.rows[0];
-  });
+export async function conflictOwner(pool: pg.Pool, cluster: string, logId: number): Promise<ConflictOwner | undefined> {
+  return inCluster(pool, cluster, (c) => findConflict(c, cluster, logId));
 }

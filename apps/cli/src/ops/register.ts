@@ -1,11 +1,17 @@
 import os from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
-import { hostIdentity } from '@owui-sync/engine/cluster';
 import { withTransaction, ConflictError } from '@owui-sync/engine';
 import type { Logger } from '@owui-sync/engine';
 import { captureSourceSchema } from '@owui-sync/engine/restore';
 import { assertSqliteFileUnclaimed, inspectSqliteSource, provisionTenant } from '@owui-sync/engine/sync';
+import {
+  hostForRegistration,
+  insertTenant,
+  schemaOwner,
+  tenantExists,
+  type RegistrationHost,
+} from '@owui-sync/engine/tenants';
 import { grantTenantSchema, schemaNameFor } from '@owui-sync/schema';
 import { hasLiveLeader } from './cluster.ts';
 import { checkContainer, type ContainerCheck } from './docker.ts';
@@ -44,7 +50,7 @@ export type RegisterResult = {
   schema_existed: boolean;
   tables: number;
   openwebui_version: string | null;
-  host: { host_id: string; node_name: string; created: boolean };
+  host: RegistrationHost;
   container: ContainerCheck & { name: string };
   sqlite_path: string;
   sync_enabled: boolean;
@@ -56,7 +62,7 @@ export type RegisterResult = {
  * register-client (+ register-sync-client-to-supabase with `enable`): refuses an existing tenant, checks the SQLite
  * file is an Open WebUI database (and, when enabling, that the cluster has a live leader and the container runs),
  * creates the tenant schema and tables (an existing schema's tables and data are left untouched), and records the
- * deployment on the cluster's most recent host — sync disabled unless `enable`.
+ * deployment on the cluster's most recent node or worker (hostForRegistration) — sync disabled unless `enable`.
  */
 export async function registerTenant(opts: RegisterOptions): Promise<RegisterResult> {
   const say = opts.say ?? (() => undefined);
@@ -113,31 +119,29 @@ export async function registerTenant(opts: RegisterOptions): Promise<RegisterRes
   // The schema belongs to its cluster's role alone (other clusters' roles lose any access they had).
   await withTransaction(opts.adminPool, (c) => grantTenantSchema(c, schemaName, opts.cluster));
 
-  const host = await hostForRegistration(opts.adminPool, opts.cluster);
+  // The cluster's most recent node, else worker (never an API-only or admin host), else this machine's admin row.
+  const host = await hostForRegistration(opts.adminPool, {
+    cluster: opts.cluster,
+    hostname: os.hostname(),
+    adminNodeName: ADMIN_NODE_NAME,
+  });
   const status = opts.enable ? 'active' : 'registered';
   const interval = opts.intervalSeconds ?? 300;
   try {
-    await withTransaction(opts.adminPool, async (c) => {
-      await c.query(
-        `INSERT INTO sync_metadata.client_deployments
-           (client_name, host_id, container_name, sqlite_path, schema_name, sync_enabled, status, sync_interval,
-            openwebui_version, sqlite_realpath)
-         VALUES ($1::text, $2::uuid, $3::text, $4::text, $5::text, $6::boolean, $7::text, $8::int, $9::text,
-                 $10::text)`,
-        [
-          name,
-          host.host_id,
-          containerName,
-          sqlitePath,
-          schemaName,
-          opts.enable,
-          status,
-          interval,
-          source.openwebuiVersion,
-          sqliteRealpath,
-        ],
-      );
-    });
+    await withTransaction(opts.adminPool, (c) =>
+      insertTenant(c, {
+        clientName: name,
+        hostId: host.host_id,
+        containerName,
+        sqlitePath,
+        schemaName,
+        syncEnabled: opts.enable,
+        status,
+        syncInterval: interval,
+        openwebuiVersion: source.openwebuiVersion,
+        sqliteRealpath,
+      }),
+    );
   } catch (error) {
     const pgError = error as { code?: string; constraint?: string };
     if (pgError.code === '23505' && pgError.constraint?.includes('schema_name')) {
@@ -171,10 +175,7 @@ function alreadyRegistered(name: string): ConflictError {
 }
 
 async function assertNotRegistered(adminPool: pg.Pool, name: string): Promise<void> {
-  const r = await adminPool.query('SELECT 1 FROM sync_metadata.client_deployments WHERE client_name = $1::text', [
-    name,
-  ]);
-  if ((r.rowCount ?? 0) > 0) throw alreadyRegistered(name);
+  if (await tenantExists(adminPool, name)) throw alreadyRegistered(name);
 }
 
 /**
@@ -182,11 +183,7 @@ async function assertNotRegistered(adminPool: pg.Pool, name: string): Promise<vo
  * touched, a name whose schema already belongs to another tenant.
  */
 async function assertSchemaUnclaimed(adminPool: pg.Pool, name: string, schemaName: string): Promise<void> {
-  const r = await adminPool.query<{ client_name: string }>(
-    'SELECT client_name FROM sync_metadata.client_deployments WHERE schema_name = $1::text AND client_name <> $2::text',
-    [schemaName, name],
-  );
-  const owner = r.rows[0]?.client_name;
+  const owner = await schemaOwner(adminPool, schemaName, name);
   if (owner) {
     throw new ConflictError(
       `tenant name "${name}" maps to schema ${schemaName}, which already belongs to tenant "${owner}" ` +
@@ -203,31 +200,4 @@ async function existingSchemaTables(adminPool: pg.Pool, schemaName: string): Pro
     [schemaName],
   );
   return r.rows[0]?.n ?? 0;
-}
-
-/**
- * The host a new deployment is attached to: the cluster's most recent node (as the design documents' scripts
- * do), else any host of the cluster, else a host row for this machine registered by the admin (role `admin`),
- * so tenants can be registered before the nodes first start.
- */
-export async function hostForRegistration(
-  adminPool: pg.Pool,
-  cluster: string,
-): Promise<{ host_id: string; node_name: string; created: boolean }> {
-  const r = await adminPool.query<{ host_id: string; node_name: string }>(
-    `SELECT host_id, node_name FROM sync_metadata.hosts WHERE cluster_name = $1::text
-      ORDER BY (role = 'node') DESC, created_at DESC LIMIT 1`,
-    [cluster],
-  );
-  const found = r.rows[0];
-  if (found) return { ...found, created: false };
-  const hostname = os.hostname();
-  const hostId = hostIdentity({ cluster, hostname, nodeName: ADMIN_NODE_NAME });
-  await adminPool.query(
-    `INSERT INTO sync_metadata.hosts (host_id, hostname, cluster_name, node_name, role, status)
-     VALUES ($1::uuid, $2::text, $3::text, $4::text, 'admin', 'online')
-     ON CONFLICT (host_id) DO UPDATE SET updated_at = now()`,
-    [hostId, hostname, cluster, ADMIN_NODE_NAME],
-  );
-  return { host_id: hostId, node_name: ADMIN_NODE_NAME, created: true };
 }

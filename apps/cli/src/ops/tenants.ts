@@ -5,10 +5,12 @@ import { deleteQueuedSyncJobs } from '@owui-sync/engine/queue';
 import {
   applySyncSwitch,
   canSyncNow,
+  deleteTenant,
   findTenant,
   SYNC_REFUSALS,
   tenantClusterOf,
   tenantStatuses,
+  updateTenantSettings,
   type Tenant,
   type TenantStatusRow,
 } from '@owui-sync/engine/tenants';
@@ -108,13 +110,9 @@ export async function setSyncInterval(
   validName(name);
   return inCluster(pool, cluster, async (c) => {
     const before = await findDeployment(c, name, cluster);
-    await c.query(
-      // next_sync_at was computed from the old interval; clearing it makes the tenant due one new interval after
-      // its last sync, and the leader spreads it again on the next enqueue.
-      `UPDATE sync_metadata.client_deployments SET sync_interval = $2::int, next_sync_at = NULL, updated_at = now()
-        WHERE deployment_id = $1::uuid`,
-      [before.deployment_id, seconds],
-    );
+    // next_sync_at was computed from the old interval; clearing it makes the tenant due one new interval after its
+    // last sync, and the leader spreads it again on the next enqueue.
+    await updateTenantSettings(c, before.deployment_id, { sync_interval: seconds, clearNextSync: true });
     return { client_name: name, sync_interval: seconds, previous: before.sync_interval };
   });
 }
@@ -149,12 +147,10 @@ export async function setConflictConfig(
   validName(name);
   return inCluster(pool, cluster, async (c) => {
     const before = await findDeployment(c, name, cluster);
-    await c.query(
-      `UPDATE sync_metadata.client_deployments
-          SET conflict_config = $2::jsonb, conflict_strategy = $3::text, updated_at = now()
-        WHERE deployment_id = $1::uuid`,
-      [before.deployment_id, JSON.stringify(config), config.default_strategy],
-    );
+    await updateTenantSettings(c, before.deployment_id, {
+      conflict_config: config,
+      conflict_strategy: config.default_strategy,
+    });
     return { client_name: name, conflict_strategy: config.default_strategy, conflict_config: config };
   });
 }
@@ -245,7 +241,7 @@ export async function deregisterTenant(
         [dep.deployment_id],
       );
       jobsRemoved = jobs.rows[0]?.n ?? 0;
-      await c.query('DELETE FROM sync_metadata.client_deployments WHERE deployment_id = $1::uuid', [dep.deployment_id]);
+      await deleteTenant(c, dep.deployment_id);
       queuedRemoved = await dropQueuedJobs(c, name);
     }
     const exists = await c.query<{ e: boolean }>(

@@ -14,7 +14,7 @@ import { startScheduler, type SchedulerLoop } from './scheduler.ts';
 import { startSyncWorker, type RunTenantSync, type SyncWorker } from './worker.ts';
 import { startDrillWorker, type DrillWorker } from './drill-worker.ts';
 import { defaultDrillDir } from '../drill/drill-files.ts';
-import { reapStaleSyncJobs } from '../sync/claim.ts';
+import { reapStaleSyncJobs } from '../tenants/claim.ts';
 import { serviceLoginProblem } from '../service-login.ts';
 
 /**

@@ -1,9 +1,9 @@
-// Stays whole (over 400 lines): the cache-aside state manager's reads, writes and invalidation poll share one cache and must change together.
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { withTransaction, type Queryable } from '../db.ts';
 import { errorMessage, InvalidInputError, NotFoundError } from '../errors.ts';
 import type { SyncMetrics } from '../metrics.ts';
+import { readTenantRow, tenantRowVersions, updateTenantSettings, type TenantRow } from '../tenants/settings.ts';
 import { applySyncSwitch } from '../tenants/sync-switch.ts';
 import { systemClock, type Clock } from '../types.ts';
 import {
@@ -65,36 +65,9 @@ export type StateManager = {
   readonly cacheSize: number;
 };
 
-type DeploymentRow = {
-  client_name: string;
-  status: string;
-  sync_enabled: boolean;
-  sync_interval: number;
-  last_sync_at: Date | null;
-  last_sync_status: string | null;
-  last_full_sync_at: Date | null;
-  next_sync_at: Date | null;
-  conflict_strategy: string;
-  conflict_config: unknown;
-  container_name: string | null;
-  sqlite_path: string | null;
-  schema_name: string;
-  openwebui_version: string | null;
-  updated_at: Date;
-  deployment_id: string;
-};
-
-const DEPLOYMENT_SQL = `
-  SELECT d.deployment_id, d.client_name, d.status, d.sync_enabled, d.sync_interval, d.last_sync_at,
-         d.last_sync_status, d.last_full_sync_at, d.next_sync_at, d.conflict_strategy, d.conflict_config,
-         d.container_name, d.sqlite_path, d.schema_name, d.openwebui_version, d.updated_at
-    FROM sync_metadata.client_deployments d
-    JOIN sync_metadata.hosts h ON h.host_id = d.host_id
-   WHERE d.client_name = $1::text AND h.cluster_name = $2::text`;
-
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
 
-function deploymentState(row: DeploymentRow): DeploymentState {
+function deploymentState(row: TenantRow): DeploymentState {
   return {
     client_name: row.client_name,
     status: row.status,
@@ -123,8 +96,7 @@ function notRegistered(client: string, cluster: string): NotFoundError {
 
 async function readKey(db: Queryable, parsed: StateKey, cluster: string): Promise<StateValue | null> {
   if (parsed.kind === 'deployment') {
-    const res = await db.query<DeploymentRow>(DEPLOYMENT_SQL, [parsed.client, cluster]);
-    const row = res.rows[0];
+    const row = await readTenantRow(db, parsed.client, cluster);
     return row ? { key: parsed.key, value: deploymentState(row), updatedAt: row.updated_at.toISOString() } : null;
   }
   const res = await db.query<{ value: unknown; updated_at: Date }>(
@@ -141,39 +113,21 @@ async function writeDeployment(
   client: string,
   cluster: string,
   patch: DeploymentStatePatch,
-): Promise<DeploymentRow> {
-  const current = (await db.query<DeploymentRow>(`${DEPLOYMENT_SQL} FOR UPDATE OF d`, [client, cluster])).rows[0];
+): Promise<TenantRow> {
+  const current = await readTenantRow(db, client, cluster, { forUpdate: true });
   if (!current) throw notRegistered(client, cluster);
   // Start / pause: the one writer of sync_enabled and status (they follow each other, see ../tenants/sync-switch.ts).
   await applySyncSwitch(db, current, patch);
   const intervalChanged = patch.sync_interval !== undefined && patch.sync_interval !== current.sync_interval;
-  const res = await db.query<DeploymentRow>(
-    `UPDATE sync_metadata.client_deployments d
-        SET sync_interval = coalesce($2::int, d.sync_interval),
-            conflict_strategy = coalesce($3::text, d.conflict_strategy),
-            conflict_config = CASE WHEN $4::boolean THEN $5::jsonb ELSE d.conflict_config END,
-            container_name = CASE WHEN $6::boolean THEN $7::text ELSE d.container_name END,
-            -- next_sync_at was computed from the old interval: the leader re-spreads the tenant on its next tick.
-            next_sync_at = CASE WHEN $8::boolean THEN NULL ELSE d.next_sync_at END,
-            updated_at = now()
-      WHERE d.deployment_id = $1::uuid
-      RETURNING d.deployment_id, d.client_name, d.status, d.sync_enabled, d.sync_interval, d.last_sync_at,
-                d.last_sync_status, d.last_full_sync_at, d.next_sync_at, d.conflict_strategy, d.conflict_config,
-                d.container_name, d.sqlite_path, d.schema_name, d.openwebui_version, d.updated_at`,
-    [
-      current.deployment_id,
-      patch.sync_interval ?? null,
-      patch.conflict_strategy ?? null,
-      patch.conflict_config !== undefined,
-      patch.conflict_config === undefined || patch.conflict_config === null
-        ? null
-        : JSON.stringify(patch.conflict_config),
-      patch.container_name !== undefined,
-      patch.container_name ?? null,
-      intervalChanged,
-    ],
-  );
-  return res.rows[0] as DeploymentRow;
+  const written = await updateTenantSettings(db, current.deployment_id, {
+    sync_interval: patch.sync_interval,
+    conflict_strategy: patch.conflict_strategy,
+    conflict_config: patch.conflict_config,
+    container_name: patch.container_name,
+    // next_sync_at was computed from the old interval: the leader re-spreads the tenant on its next tick.
+    clearNextSync: intervalChanged,
+  });
+  return written as TenantRow;
 }
 
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
@@ -278,20 +232,7 @@ export function createStateManager(opts: StateManagerOptions): StateManager {
     const cached = cache.keys().filter((k) => k.startsWith('deployment.'));
     if (cached.length === 0) return 0;
     const clients = cached.map((k) => k.slice('deployment.'.length));
-    const rows = await withTransaction(
-      opts.pool,
-      async (c) =>
-        (
-          await c.query<{ client_name: string; updated_at: Date }>(
-            `SELECT d.client_name, d.updated_at
-               FROM sync_metadata.client_deployments d
-               JOIN sync_metadata.hosts h ON h.host_id = d.host_id
-              WHERE h.cluster_name = $1::text AND d.client_name = ANY($2::text[])`,
-            [opts.cluster, clients],
-          )
-        ).rows,
-      scope,
-    );
+    const rows = await withTransaction(opts.pool, (c) => tenantRowVersions(c, opts.cluster, clients), scope);
     const current = new Map(rows.map((r) => [`deployment.${r.client_name}`, r.updated_at.toISOString()]));
     let dropped = 0;
     for (const key of cached) {

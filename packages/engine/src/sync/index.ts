@@ -14,7 +14,6 @@ export {
 export { runTenantSync, exitCodeFor, type SyncRunResult } from './job.ts';
 export { DEFAULT_BATCH_SIZE, type SyncProgress, type RunTenantSyncOptions } from './run-options.ts';
 export { resolveConflict, strategyFor, combine, mergeRow, compareValues } from './conflicts/index.ts';
-export { reapStaleSyncJobs, SyncAlreadyRunningError, STOPPED_WORKER_ERROR } from './claim.ts';
 export { purgeTombstones, notTombstonedSql } from './tombstones.ts';
 export { sourceFingerprint, assertSourceFiles } from './sqlite-reader.ts';
 export { assertRegisteredSource, assertSqliteFileUnclaimed, checkRegisteredSource, realPathOf } from './source-path.ts';

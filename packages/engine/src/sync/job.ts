@@ -5,7 +5,7 @@ import { AbortedError, AppError, InvalidInputError, errorMessage } from '../erro
 import { isConnectionError } from '../db.ts';
 import { silentLogger } from '../logger.ts';
 import type { SyncMetrics } from '../metrics.ts';
-import { claimTenant, renewClaim } from './claim.ts';
+import { claimTenant, renewClaim } from '../tenants/claim.ts';
 import { finishJob, type JobRecord, type RunCounts } from './job-record.ts';
 import { emptyStats, type RunStats } from './run-context.ts';
 import type { RunTenantSyncOptions } from './run-options.ts';

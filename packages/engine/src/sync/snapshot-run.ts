@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { AbortedError, SchemaDriftError, SourceUnusableError, errorMessage } from '../errors.ts';
-import type { ClaimedTenant } from './claim.ts';
+import type { ClaimedTenant } from '../tenants/claim.ts';
 import { parseConflictConfig } from './conflicts/index.ts';
 import { loadProgress, saveProgress } from './progress.ts';
 import type { RunContext, RunStats } from './run-context.ts';

@@ -6,7 +6,7 @@ import { schedulableSql } from './can-sync-now.ts';
  * passes never take the same tenant), moves each one's next slot on, and returns them to be enqueued, all inside
  * the pass's fenced transaction. Restore drills are claimed the same way with their own slots. (A sync run's own
  * claim on its tenant, the one that keeps two runs apart, is a different thing: see claimTenant in
- * ../sync/claim.ts.)
+ * ./claim.ts.)
  *
  * Slots: a tenant with interval I and offset o (derived from its deployment id, 0 ≤ o < I) is due at the instants
  * t with (t − o) mod I = 0, so tenants sharing an interval spread evenly over it and every leader agrees on them. A

@@ -5,8 +5,8 @@ import type { SyncSwitch } from './can-sync-now.ts';
 
 /**
  * Finding one tenant: by name within a cluster (what every API handler and CLI command that takes a tenant name
- * starts with), and the cluster a name belongs to when it is not in the caller's (an admin session sees every
- * cluster, and an error that names the right one saves the operator a guess).
+ * starts with), whether a name is registered at all, and the cluster a name belongs to when it is not in the
+ * caller's (an admin session sees every cluster, and an error that names the right one saves the operator a guess).
  */
 
 /** A tenant's registration (sync_metadata.client_deployments) with the cluster of its host. */
@@ -37,6 +37,41 @@ const TENANT_CLUSTER_SQL = `
     FROM sync_metadata.client_deployments d
     JOIN sync_metadata.hosts h ON h.host_id = d.host_id
    WHERE d.client_name = $1::text`;
+
+const TENANT_IN_CLUSTER_EXISTS_SQL = `
+  SELECT 1 FROM sync_metadata.client_deployments d JOIN sync_metadata.hosts h ON h.host_id = d.host_id
+   WHERE d.client_name = $1::text AND h.cluster_name = $2::text`;
+
+const TENANT_EXISTS_SQL = 'SELECT 1 FROM sync_metadata.client_deployments WHERE client_name = $1::text';
+
+const TENANT_SOURCE_SQL =
+  'SELECT deployment_id, sqlite_path FROM sync_metadata.client_deployments WHERE client_name = $1::text';
+
+/**
+ * Whether `name` is registered: in `cluster` when given (GET /api/v1/tenants/{name}/drills answers 404 otherwise),
+ * else in any cluster the session sees (names are unique across clusters, so `syncctl client register` refuses a
+ * name taken anywhere, and the demo registers its tenant only once). Cheaper than findTenant when the row itself is
+ * not needed.
+ */
+export async function tenantExists(db: Queryable, name: string, cluster?: string): Promise<boolean> {
+  const res =
+    cluster === undefined
+      ? await db.query(TENANT_EXISTS_SQL, [name])
+      : await db.query(TENANT_IN_CLUSTER_EXISTS_SQL, [name, cluster]);
+  return (res.rowCount ?? 0) > 0;
+}
+
+/** A tenant's registered SQLite file, as the admin commands that read it by name see it. */
+export type TenantSource = { deployment_id: string; sqlite_path: string | null };
+
+/**
+ * The deployment id and registered SQLite path of `name` in any cluster the session sees, or undefined
+ * (`syncctl client upgrade-schema` on the admin connection; the caller then checks the path as a sync would).
+ */
+export async function tenantSource(db: Queryable, name: string): Promise<TenantSource | undefined> {
+  const res = await db.query<TenantSource>(TENANT_SOURCE_SQL, [name]);
+  return res.rows[0];
+}
 
 /**
  * The tenant registered under `name` in `cluster`, or undefined. Row-level security applies: run it inside the

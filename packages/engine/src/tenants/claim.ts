@@ -5,7 +5,9 @@ import { withTransaction, type DbScope, type Queryable } from '../db.ts';
 /**
  * The tenant's sync claim: one running sync per tenant (a claim row on client_deployments with an expiry, renewed
  * while the run is alive, not a session lock). Claiming opens the run's sync_jobs row; jobs whose claim expired (their
- * worker stopped) are marked failed. The claim is released when the run's end is recorded (job-record.ts).
+ * worker stopped) are marked failed. The claim is released when the run's end is recorded (../sync/job-record.ts).
+ * It lives with the tenants because it is a question about the tenant's row (is a run holding it?) that the sync job
+ * and the scheduler's reaper both ask; it imports nothing from ../sync/, which imports it.
  */
 
 /** The tenant as a sync run reads it when it claims it. */
