@@ -124,5 +124,13 @@ describe('compose deployment', () => {
     const supa = load('docker-compose.supabase.yml');
     expect(supa.services.db).toBeUndefined();
     expect(String(supa.services['sync-node-a']?.environment?.DATABASE_URL)).toMatch(/supabase\.co:5432/);
+    // The same processes as the local file, the local database and Prometheus aside.
+    expect(Object.keys(supa.services).sort()).toEqual(
+      Object.keys(s)
+        .filter((name) => name !== 'db' && name !== 'prometheus')
+        .sort(),
+    );
+    expect(supa.services.api).toMatchObject({ command: ['api'], profiles: ['api'] });
+    expect(supa.services.scheduler).toMatchObject({ command: ['scheduler'], profiles: ['scheduler'] });
   });
 });
