@@ -33,29 +33,51 @@ async function until<T>(probe: () => Promise<T | undefined>, timeoutMs: number):
   }
 }
 
+/** syncctl as a long-running process (node, worker, api), its stdout and stderr collected. */
+function startSyncctl(args: string[], env: Record<string, string | undefined>) {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { PATH: process.env.PATH, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const collect = (d: Buffer) => (output += d.toString());
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
+  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  return {
+    get output() {
+      return output;
+    },
+    /** Runs `body` while the process runs (a failure carries its output), then SIGTERMs it: its exit code. */
+    async during(body: () => Promise<void>): Promise<number | null> {
+      try {
+        await body();
+      } catch (error) {
+        throw new Error(`${String(error)}\n${output}`);
+      } finally {
+        child.kill('SIGTERM');
+      }
+      return exited;
+    },
+  };
+}
+
 describe('syncctl node', () => {
   const db = useTestDatabase();
 
   it('runs a full node that leads, answers /health and hands leadership back on SIGTERM', async () => {
     const port = await freePort();
     const cluster = 'proc-test';
-    const child = spawn(process.execPath, [BIN, 'node', '--role', 'node-a', '--port', String(port)], {
-      env: {
-        PATH: process.env.PATH,
-        DATABASE_URL: db.current.serviceUrl,
-        CLUSTER_NAME: cluster,
-        WORKER_CONCURRENCY: '0',
-        HEARTBEAT_INTERVAL: '1',
-        LEASE_DURATION: '5',
-        API_HOST: '127.0.0.1',
-        LOG_LEVEL: 'warn',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const proc = startSyncctl(['node', '--role', 'node-a', '--port', String(port)], {
+      DATABASE_URL: db.current.serviceUrl,
+      CLUSTER_NAME: cluster,
+      WORKER_CONCURRENCY: '0',
+      HEARTBEAT_INTERVAL: '1',
+      LEASE_DURATION: '5',
+      API_HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
     });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    try {
+    const code = await proc.during(async () => {
       const health = await until(async () => {
         const res = await fetch(`http://127.0.0.1:${port}/health`);
         const body = (await res.json()) as { is_leader: boolean };
@@ -68,13 +90,8 @@ describe('syncctl node', () => {
       expect(status.json()).toMatchObject({
         leader: { leader_id: expect.stringMatching(/^node-a@/), lease_valid: true },
       });
-    } catch (error) {
-      throw new Error(`${String(error)}\n${output}`);
-    } finally {
-      child.kill('SIGTERM');
-    }
-    const [code] = (await once(child, 'exit')) as [number | null];
-    expect(code, output).toBe(0);
+    });
+    expect(code, proc.output).toBe(0);
     const lease = await withConnection(
       db.current.adminUrl,
       async (c) =>
@@ -92,53 +109,45 @@ describe('syncctl node', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'syncctl-worker-'));
     const cluster = 'worker-test';
     const env = { ADMIN_URL: db.current.adminUrl, DATABASE_URL: db.current.serviceUrl, CLUSTER_NAME: cluster };
-    const child = spawn(process.execPath, [BIN, 'worker', '--role', 'worker-t', '--concurrency', '1'], {
-      env: {
-        PATH: process.env.PATH,
-        ...env,
-        DATABASE_URL: db.current.serviceUrl,
-        HEARTBEAT_INTERVAL: '1',
-        LEASE_DURATION: '5',
-        LOG_LEVEL: 'warn',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const proc = startSyncctl(['worker', '--role', 'worker-t', '--concurrency', '1'], {
+      ...env,
+      HEARTBEAT_INTERVAL: '1',
+      LEASE_DURATION: '5',
+      LOG_LEVEL: 'warn',
     });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
     try {
-      const file = path.join(dir, 'webui.db');
-      makeTenantDb(file, 4);
-      const reg = await syncctl(['client', 'register', 'queued', '--sqlite', file], { env });
-      expect(reg.code, reg.stderr).toBe(0);
-      const q = await syncctl(['client', 'sync', 'queued', '--via-queue', '--full', '--triggered-by', 'ops'], { env });
-      expect(q.code, q.stderr).toBe(0);
-      const job = await until(async () => {
-        const rows = await withConnection(
-          db.current.adminUrl,
-          async (c) =>
-            (
-              await c.query<{ status: string; worker_id: string; triggered_by: string }>(
-                "SELECT status, worker_id, triggered_by FROM sync_metadata.sync_jobs WHERE client_name = 'queued' AND status = 'success'",
-              )
-            ).rows,
+      const code = await proc.during(async () => {
+        const file = path.join(dir, 'webui.db');
+        makeTenantDb(file, 4);
+        const reg = await syncctl(['client', 'register', 'queued', '--sqlite', file], { env });
+        expect(reg.code, reg.stderr).toBe(0);
+        const q = await syncctl(['client', 'sync', 'queued', '--via-queue', '--full', '--triggered-by', 'ops'], {
+          env,
+        });
+        expect(q.code, q.stderr).toBe(0);
+        const job = await until(async () => {
+          const rows = await withConnection(
+            db.current.adminUrl,
+            async (c) =>
+              (
+                await c.query<{ status: string; worker_id: string; triggered_by: string }>(
+                  "SELECT status, worker_id, triggered_by FROM sync_metadata.sync_jobs WHERE client_name = 'queued' AND status = 'success'",
+                )
+              ).rows,
+          );
+          return rows[0];
+        }, 30_000);
+        expect(job.triggered_by).toBe('ops');
+        expect(job.worker_id).toMatch(/^worker-t/);
+        const status = await syncctl(['cluster', 'status', '--json'], { env });
+        expect((status.json() as { nodes: { node_name: string; role: string }[] }).nodes).toContainEqual(
+          expect.objectContaining({ node_name: 'worker-t', role: 'worker' }),
         );
-        return rows[0];
-      }, 30_000);
-      expect(job.triggered_by).toBe('ops');
-      expect(job.worker_id).toMatch(/^worker-t/);
-      const status = await syncctl(['cluster', 'status', '--json'], { env });
-      expect((status.json() as { nodes: { node_name: string; role: string }[] }).nodes).toContainEqual(
-        expect.objectContaining({ node_name: 'worker-t', role: 'worker' }),
-      );
-    } catch (error) {
-      throw new Error(`${String(error)}\n${output}`);
+      });
+      expect(code, proc.output).toBe(0);
     } finally {
-      child.kill('SIGTERM');
       rmSync(dir, { recursive: true, force: true });
     }
-    const [code] = (await once(child, 'exit')) as [number | null];
-    expect(code, output).toBe(0);
   });
 
   it('refuses to start without a service URL and says where it comes from', async () => {
@@ -150,22 +159,15 @@ describe('syncctl node', () => {
   it('syncctl api serves the API as host role api, never leads, and stops cleanly on SIGTERM', async () => {
     const port = await freePort();
     const cluster = 'api-test';
-    const child = spawn(process.execPath, [BIN, 'api', '--role', 'api-t', '--port', String(port)], {
-      env: {
-        PATH: process.env.PATH,
-        DATABASE_URL: db.current.serviceUrl,
-        CLUSTER_NAME: cluster,
-        HEARTBEAT_INTERVAL: '1',
-        LEASE_DURATION: '5',
-        API_HOST: '127.0.0.1',
-        LOG_LEVEL: 'warn',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const proc = startSyncctl(['api', '--role', 'api-t', '--port', String(port)], {
+      DATABASE_URL: db.current.serviceUrl,
+      CLUSTER_NAME: cluster,
+      HEARTBEAT_INTERVAL: '1',
+      LEASE_DURATION: '5',
+      API_HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
     });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    try {
+    const code = await proc.during(async () => {
       const health = await until(async () => {
         const res = await fetch(`http://127.0.0.1:${port}/health`);
         return (await res.json()) as Record<string, unknown>;
@@ -175,12 +177,7 @@ describe('syncctl node', () => {
         env: { DATABASE_URL: db.current.serviceUrl, CLUSTER_NAME: cluster },
       });
       expect(status.json()).toMatchObject({ leader: null, nodes: [{ node_name: 'api-t', role: 'api' }] });
-    } catch (error) {
-      throw new Error(`${String(error)}\n${output}`);
-    } finally {
-      child.kill('SIGTERM');
-    }
-    const [code] = (await once(child, 'exit')) as [number | null];
-    expect(code, output).toBe(0);
+    });
+    expect(code, proc.output).toBe(0);
   });
 });

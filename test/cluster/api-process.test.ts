@@ -1,11 +1,10 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { provisionTenant, tenantSchemaName } from '@owui-sync/engine/sync';
 import { SYNC_QUEUE } from '@owui-sync/schema';
-import { makeMiniOpenWebUI, scratchDir } from '../engine/helpers.ts';
+import { scratchDir } from '../engine/helpers.ts';
 import { useTestDatabase } from '../support/db.ts';
 import { clusterUrl, type ClusterUrl } from '../support/pooler.ts';
-import { freePort, killAllProcesses, sleep, startApp } from '../support/processes.ts';
+import { freePort, killAllProcesses, seedTenantOnNode, sleep, startApp } from '../support/processes.ts';
 
 /**
  * The API-only process (apps/api): it registers as a host of role api, serves the cluster's API (health, tenants,
@@ -46,21 +45,14 @@ describe('API-only process', () => {
   beforeAll(async () => {
     url = await clusterUrl(db.current.serviceUrl);
     adminPool = new pg.Pool({ connectionString: db.current.adminUrl, max: 2 });
-    const file = scratch.file('acme.db');
-    makeMiniOpenWebUI(file, { chats: 3 });
-    await provisionTenant({ adminPool, clientName: 'acme', sqlitePath: file, serviceRole: db.current.serviceRole });
     // A node of the cluster, live (heartbeat now), that holds the tenant.
-    await adminPool.query(
-      `INSERT INTO sync_metadata.hosts (host_id, hostname, cluster_name, node_name)
-       VALUES (sync_metadata.host_identity($1, 'e2e-host', 'node-a'), 'e2e-host', $1, 'node-a')`,
-      [CLUSTER],
-    );
-    await adminPool.query(
-      `INSERT INTO sync_metadata.client_deployments
-         (client_name, host_id, sqlite_path, schema_name, sync_enabled, status, sync_interval)
-       VALUES ('acme', sync_metadata.host_identity($1, 'e2e-host', 'node-a'), $2, $3, true, 'active', 3600)`,
-      [CLUSTER, file, tenantSchemaName('acme')],
-    );
+    await seedTenantOnNode({
+      adminPool,
+      serviceRole: db.current.serviceRole,
+      cluster: CLUSTER,
+      clientName: 'acme',
+      file: scratch.file('acme.db'),
+    });
   });
 
   afterAll(async () => {

@@ -1,12 +1,11 @@
 import net from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { provisionTenant, tenantSchemaName } from '@owui-sync/engine/sync';
 import { SYNC_QUEUE } from '@owui-sync/schema';
-import { makeMiniOpenWebUI, scratchDir } from '../engine/helpers.ts';
+import { scratchDir } from '../engine/helpers.ts';
 import { useTestDatabase } from '../support/db.ts';
 import { clusterUrl, type ClusterUrl } from '../support/pooler.ts';
-import { freePort, killAllProcesses, sleep, startApp, waitUntil } from '../support/processes.ts';
+import { freePort, killAllProcesses, seedTenantOnNode, sleep, startApp, waitUntil } from '../support/processes.ts';
 
 /**
  * The scheduler-only process (apps/scheduler): it registers, wins the election and enqueues a due tenant's sync,
@@ -43,20 +42,13 @@ describe('scheduler-only process', () => {
 
   it('elects itself, enqueues a due tenant once, runs no sync and serves no API; SIGTERM hands the lease back', async () => {
     const cluster = 'e2e-scheduler';
-    const file = scratch.file('acme.db');
-    makeMiniOpenWebUI(file, { chats: 3 });
-    await provisionTenant({ adminPool, clientName: 'acme', sqlitePath: file, serviceRole: db.current.serviceRole });
-    await adminPool.query(
-      `INSERT INTO sync_metadata.hosts (host_id, hostname, cluster_name, node_name)
-       VALUES (sync_metadata.host_identity($1, 'e2e-host', 'node-a'), 'e2e-host', $1, 'node-a')`,
-      [cluster],
-    );
-    await adminPool.query(
-      `INSERT INTO sync_metadata.client_deployments
-         (client_name, host_id, sqlite_path, schema_name, sync_enabled, status, sync_interval)
-       VALUES ('acme', sync_metadata.host_identity($1, 'e2e-host', 'node-a'), $2, $3, true, 'active', 3600)`,
-      [cluster, file, tenantSchemaName('acme')],
-    );
+    await seedTenantOnNode({
+      adminPool,
+      serviceRole: db.current.serviceRole,
+      cluster,
+      clientName: 'acme',
+      file: scratch.file('acme.db'),
+    });
 
     const apiPort = await freePort();
     const scheduler = startApp('scheduler-a', 'scheduler', {

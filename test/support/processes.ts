@@ -1,6 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
+import type pg from 'pg';
+import { provisionTenant, tenantSchemaName } from '@owui-sync/engine/sync';
+import { makeMiniOpenWebUI } from '../engine/helpers.ts';
 
 /**
  * Real node/worker processes for cluster tests: `node --import tsx apps/<app>/src/main.ts` (one OS process, so
@@ -131,4 +134,32 @@ export async function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * A provisioned tenant `clientName` (a small generated Open WebUI file at `file`, hourly interval, enabled) held by
+ * node-a of `cluster` on host `e2e-host`: a node row with a fresh heartbeat, as a live node leaves it. For the
+ * single-process tests that start a scheduler, an API or a worker next to that node.
+ */
+export async function seedTenantOnNode(opts: {
+  readonly adminPool: pg.Pool;
+  readonly serviceRole: string;
+  readonly cluster: string;
+  readonly clientName: string;
+  readonly file: string;
+}): Promise<void> {
+  const { adminPool, cluster, clientName, file } = opts;
+  makeMiniOpenWebUI(file, { chats: 3 });
+  await provisionTenant({ adminPool, clientName, sqlitePath: file, serviceRole: opts.serviceRole });
+  await adminPool.query(
+    `INSERT INTO sync_metadata.hosts (host_id, hostname, cluster_name, node_name)
+     VALUES (sync_metadata.host_identity($1, 'e2e-host', 'node-a'), 'e2e-host', $1, 'node-a')`,
+    [cluster],
+  );
+  await adminPool.query(
+    `INSERT INTO sync_metadata.client_deployments
+       (client_name, host_id, sqlite_path, schema_name, sync_enabled, status, sync_interval)
+     VALUES ($2, sync_metadata.host_identity($1, 'e2e-host', 'node-a'), $3, $4, true, 'active', 3600)`,
+    [cluster, clientName, file, tenantSchemaName(clientName)],
+  );
 }

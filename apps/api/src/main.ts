@@ -1,5 +1,4 @@
-import { createLogger, loadConfig } from '@owui-sync/engine';
-import { isEntryPoint, runProcess } from '@owui-sync/engine/process';
+import { runIfEntryPoint } from '@owui-sync/engine/process';
 import { apiConfigSchema } from './config.ts';
 import { startApiProcess } from './process.ts';
 
@@ -11,12 +10,4 @@ import { startApiProcess } from './process.ts';
  *   API_PORT=9445 DATABASE_URL=postgres://sync_service:…@db:5432/postgres tsx apps/api/src/main.ts
  */
 
-if (isEntryPoint(import.meta.url)) {
-  void runProcess(
-    'api',
-    // The one pipeline: *_FILE secrets, .credentials, defaults, shared checks (as syncctl api reads them).
-    async (signal) =>
-      startApiProcess(loadConfig(apiConfigSchema, { env: process.env, cwd: process.cwd() }), { signal }),
-    createLogger({ level: process.env.LOG_LEVEL ?? 'info' }),
-  );
-}
+runIfEntryPoint(import.meta.url, 'api', apiConfigSchema, startApiProcess);

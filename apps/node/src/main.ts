@@ -1,7 +1,6 @@
 import { apiConfigShape, serveApi, type ApiProcessConfig, type ServedApi } from '@owui-sync/api';
 import { refineClusterConfig, type ClusterRuntime } from '@owui-sync/engine/cluster';
-import { createLogger, loadConfig } from '@owui-sync/engine';
-import { isEntryPoint, runProcess, startClusterProcess, type ProcessDeps } from '@owui-sync/engine/process';
+import { runIfEntryPoint, startClusterProcess, type ProcessDeps } from '@owui-sync/engine/process';
 import { composeConfig } from '@owui-sync/schema';
 
 /**
@@ -49,11 +48,4 @@ export async function startNode(config: NodeConfig, deps: ProcessDeps = {}): Pro
   };
 }
 
-if (isEntryPoint(import.meta.url)) {
-  void runProcess(
-    'node',
-    // The one pipeline: *_FILE secrets, .credentials, defaults, shared checks (as syncctl node reads them).
-    async (signal) => startNode(loadConfig(nodeConfigSchema, { env: process.env, cwd: process.cwd() }), { signal }),
-    createLogger({ level: process.env.LOG_LEVEL ?? 'info' }),
-  );
-}
+runIfEntryPoint(import.meta.url, 'node', nodeConfigSchema, startNode);

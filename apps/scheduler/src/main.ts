@@ -1,12 +1,5 @@
 import { clusterConfigSchemaFor, type ClusterConfig } from '@owui-sync/engine/cluster';
-import { createLogger, loadConfig } from '@owui-sync/engine';
-import {
-  isEntryPoint,
-  runProcess,
-  startClusterProcess,
-  type ProcessDeps,
-  type RunningProcess,
-} from '@owui-sync/engine/process';
+import { runIfEntryPoint, startClusterProcess, type ProcessDeps, type RunningProcess } from '@owui-sync/engine/process';
 
 /**
  * A scheduler only: registers as a host, takes part in the leader election and, while it leads, runs the
@@ -25,14 +18,4 @@ export function startSchedulerProcess(config: SchedulerConfig, deps: ProcessDeps
   return startClusterProcess(config, 'scheduler', deps);
 }
 
-if (isEntryPoint(import.meta.url)) {
-  void runProcess(
-    'scheduler',
-    // The one pipeline: *_FILE secrets, .credentials, defaults, shared checks.
-    async (signal) =>
-      startSchedulerProcess(loadConfig(schedulerConfigSchema, { env: process.env, cwd: process.cwd() }), {
-        signal,
-      }),
-    createLogger({ level: process.env.LOG_LEVEL ?? 'info' }),
-  );
-}
+runIfEntryPoint(import.meta.url, 'scheduler', schedulerConfigSchema, startSchedulerProcess);

@@ -1,12 +1,5 @@
 import { clusterConfigSchema, type ClusterConfig } from '@owui-sync/engine/cluster';
-import { createLogger, loadConfig } from '@owui-sync/engine';
-import {
-  isEntryPoint,
-  runProcess,
-  startClusterProcess,
-  type ProcessDeps,
-  type RunningProcess,
-} from '@owui-sync/engine/process';
+import { runIfEntryPoint, startClusterProcess, type ProcessDeps, type RunningProcess } from '@owui-sync/engine/process';
 
 /**
  * An extra worker: registers as a host and runs sync jobs, nothing else (no election, no scheduler, no API). Run
@@ -22,12 +15,4 @@ export function startWorkerProcess(config: WorkerConfig, deps: ProcessDeps = {})
   return startClusterProcess(config, 'worker', deps);
 }
 
-if (isEntryPoint(import.meta.url)) {
-  void runProcess(
-    'worker',
-    // The one pipeline: *_FILE secrets, .credentials, defaults, shared checks.
-    async (signal) =>
-      startWorkerProcess(loadConfig(workerConfigSchema, { env: process.env, cwd: process.cwd() }), { signal }),
-    createLogger({ level: process.env.LOG_LEVEL ?? 'info' }),
-  );
-}
+runIfEntryPoint(import.meta.url, 'worker', workerConfigSchema, startWorkerProcess);

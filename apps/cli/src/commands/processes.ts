@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import { loadConfig } from '@owui-sync/engine';
 import type { Stoppable } from '@owui-sync/engine/process';
 import type { Command } from '../command.ts';
@@ -8,14 +9,21 @@ import type { CliContext } from '../context.ts';
  * package entries and stopped cleanly by SIGTERM or Ctrl-C (the engine's one signal handler).
  */
 
-async function runUntilStopped(
+/**
+ * Reads `schema` from syncctl's environment (with the options applied) through the one configuration pipeline,
+ * starts the app's process and runs it until SIGTERM/Ctrl-C stops it.
+ */
+async function runApp<S extends z.ZodType>(
   ctx: CliContext,
+  values: Readonly<Record<string, string | boolean | undefined>>,
   what: string,
-  start: (signal: AbortSignal) => Promise<Stoppable>,
+  schema: S,
+  start: (config: Readonly<z.infer<S>>, deps: { signal: AbortSignal }) => Promise<Stoppable>,
 ): Promise<number> {
+  const config = loadConfig(schema, { env: processEnv(ctx, values), cwd: ctx.io.cwd });
   // Loaded here, like the apps: the cluster runtime (pg-boss, …) is not what every syncctl command needs.
   const { runUntilSignalled } = await import('@owui-sync/engine/process');
-  await runUntilSignalled(what, start, ctx.logger);
+  await runUntilSignalled(what, (signal) => start(config, { signal }), ctx.logger);
   return 0;
 }
 
@@ -50,8 +58,7 @@ export const nodeCommand: Command = {
   examples: ['syncctl node --role node-a --port 9443', 'ROLE=node-b API_PORT=9444 syncctl node'],
   async run(ctx, { values }) {
     const { nodeConfigSchema, startNode } = await import('@owui-sync/node');
-    const config = loadConfig(nodeConfigSchema, { env: processEnv(ctx, values), cwd: ctx.io.cwd });
-    return runUntilStopped(ctx, 'node', (signal) => startNode(config, { signal }));
+    return runApp(ctx, values, 'node', nodeConfigSchema, startNode);
   },
 };
 
@@ -71,8 +78,7 @@ export const workerCommand: Command = {
   examples: ['syncctl worker --concurrency 4'],
   async run(ctx, { values }) {
     const { workerConfigSchema, startWorkerProcess } = await import('@owui-sync/worker');
-    const config = loadConfig(workerConfigSchema, { env: processEnv(ctx, values), cwd: ctx.io.cwd });
-    return runUntilStopped(ctx, 'worker', (signal) => startWorkerProcess(config, { signal }));
+    return runApp(ctx, values, 'worker', workerConfigSchema, startWorkerProcess);
   },
 };
 
@@ -93,8 +99,7 @@ export const schedulerCommand: Command = {
   examples: ['syncctl scheduler', 'ROLE=scheduler-b syncctl scheduler'],
   async run(ctx, { values }) {
     const { schedulerConfigSchema, startSchedulerProcess } = await import('@owui-sync/scheduler');
-    const config = loadConfig(schedulerConfigSchema, { env: processEnv(ctx, values), cwd: ctx.io.cwd });
-    return runUntilStopped(ctx, 'scheduler', (signal) => startSchedulerProcess(config, { signal }));
+    return runApp(ctx, values, 'scheduler', schedulerConfigSchema, startSchedulerProcess);
   },
 };
 
@@ -113,7 +118,6 @@ export const apiCommand: Command = {
   examples: ['syncctl api --port 9445', 'ROLE=api-2 API_PORT=9446 syncctl api'],
   async run(ctx, { values }) {
     const { apiConfigSchema, startApiProcess } = await import('@owui-sync/api');
-    const config = loadConfig(apiConfigSchema, { env: processEnv(ctx, values), cwd: ctx.io.cwd });
-    return runUntilStopped(ctx, 'api', (signal) => startApiProcess(config, { signal }));
+    return runApp(ctx, values, 'api', apiConfigSchema, startApiProcess);
   },
 };

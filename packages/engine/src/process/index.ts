@@ -2,7 +2,7 @@
  * What every long-running process shares: starting the cluster side of a node, worker or scheduler, the product
  * version, and the one entry helper that handles signals and exit codes.
  */
-export { isEntryPoint, runProcess, runUntilSignalled, type Stoppable } from './run.ts';
+export { isEntryPoint, runIfEntryPoint, runProcess, runUntilSignalled, type Stoppable } from './run.ts';
 export { productVersion } from './version.ts';
 export {
   loadRunTenantSync,

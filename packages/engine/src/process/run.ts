@@ -1,6 +1,9 @@
 import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
+import type { z } from 'zod';
+import { loadConfig } from '../config.ts';
 import { ConfigError, errorMessage } from '../errors.ts';
+import { createLogger } from '../logger.ts';
 
 /** What a long-running process's start function returns. */
 export type Stoppable = { stop(): Promise<void> };
@@ -93,4 +96,23 @@ export async function runProcess(
 /** True when the module at `moduleUrl` is the file node was asked to run (`tsx apps/<app>/src/main.ts`). */
 export function isEntryPoint(moduleUrl: string, argv1: string | undefined = process.argv[1]): boolean {
   return argv1 !== undefined && moduleUrl === pathToFileURL(argv1).href;
+}
+
+/**
+ * A process's main file, in one call: when `moduleUrl` is the file node runs, reads `schema` through the one
+ * configuration pipeline (the environment, `*_FILE` secrets, `.credentials`, defaults, shared checks) and runs
+ * `start` under runProcess. Does nothing when the module is imported (by syncctl or a test).
+ */
+export function runIfEntryPoint<S extends z.ZodType>(
+  moduleUrl: string,
+  name: string,
+  schema: S,
+  start: (config: Readonly<z.infer<S>>, deps: { signal: AbortSignal }) => Promise<Stoppable>,
+): void {
+  if (!isEntryPoint(moduleUrl)) return;
+  void runProcess(
+    name,
+    async (signal) => start(loadConfig(schema, { env: process.env, cwd: process.cwd() }), { signal }),
+    createLogger({ level: process.env.LOG_LEVEL ?? 'info' }),
+  );
 }

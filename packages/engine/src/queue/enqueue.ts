@@ -135,54 +135,68 @@ export type ScheduledSync = {
   readonly group?: { readonly id: string; readonly tier: string } | undefined;
 };
 
+/** A scheduler pass's jobs of one queue, one per tenant, through the pass's fenced transaction `client`. */
+async function insertScheduledJobs<T extends { readonly client_name: string }, P extends object>(
+  boss: PgBoss,
+  client: Pick<pg.ClientBase, 'query'>,
+  queue: string,
+  tenants: readonly T[],
+  opts: { readonly cluster: string; readonly epoch: number },
+  build: (tenant: T, common: { readonly requested_at: string; readonly epoch: number }) => P,
+  group: (tenant: T) => { readonly group?: { readonly id: string; readonly tier: string } } = () => ({}),
+): Promise<number> {
+  if (tenants.length === 0) return 0;
+  const common = { requested_at: new Date().toISOString(), epoch: opts.epoch };
+  const priority = clusterPriority(opts.cluster);
+  const jobs = tenants.map((t) => ({
+    id: randomUUID(),
+    data: build(t, common),
+    singletonKey: t.client_name,
+    priority,
+    ...group(t),
+  }));
+  const ids = await boss.insert(queue, jobs, { db: bossExecutor(client), returnId: true });
+  return ids?.length ?? 0;
+}
+
 /**
  * Inserts the scheduler's sync jobs of one pass through `client` (the pass's fenced transaction), one per tenant;
  * a tenant that already has one queued coalesces with it (stately policy). Returns how many were inserted.
  */
-export async function enqueueScheduledSyncs(
+export function enqueueScheduledSyncs(
   boss: PgBoss,
   client: Pick<pg.ClientBase, 'query'>,
   tenants: readonly ScheduledSync[],
   opts: { readonly cluster: string; readonly epoch: number },
 ): Promise<number> {
-  if (tenants.length === 0) return 0;
-  const requestedAt = new Date().toISOString();
-  const priority = clusterPriority(opts.cluster);
-  const jobs = tenants.map((t) => {
-    const data: SyncJobPayload = {
+  return insertScheduledJobs(
+    boss,
+    client,
+    SYNC_QUEUE,
+    tenants,
+    opts,
+    (t, common): SyncJobPayload => ({
       deployment_id: t.deployment_id,
       client_name: t.client_name,
       full_sync: false,
       triggered_by: 'scheduler',
-      requested_at: requestedAt,
-      epoch: opts.epoch,
-    };
-    return { id: randomUUID(), data, singletonKey: t.client_name, priority, ...(t.group ? { group: t.group } : {}) };
-  });
-  const ids = await boss.insert(SYNC_QUEUE, jobs, { db: bossExecutor(client), returnId: true });
-  return ids?.length ?? 0;
+      ...common,
+    }),
+    (t) => (t.group ? { group: t.group } : {}),
+  );
 }
 
 /** The restore drill jobs of one scheduler pass, like enqueueScheduledSyncs. Returns how many were inserted. */
-export async function enqueueScheduledDrills(
+export function enqueueScheduledDrills(
   boss: PgBoss,
   client: Pick<pg.ClientBase, 'query'>,
   tenants: readonly { readonly deployment_id: string; readonly client_name: string }[],
   opts: { readonly cluster: string; readonly epoch: number },
 ): Promise<number> {
-  if (tenants.length === 0) return 0;
-  const requestedAt = new Date().toISOString();
-  const priority = clusterPriority(opts.cluster);
-  const jobs = tenants.map((t) => {
-    const data: DrillJobPayload = {
-      deployment_id: t.deployment_id,
-      client_name: t.client_name,
-      triggered_by: 'scheduler',
-      requested_at: requestedAt,
-      epoch: opts.epoch,
-    };
-    return { id: randomUUID(), data, singletonKey: t.client_name, priority };
-  });
-  const ids = await boss.insert(DRILL_QUEUE, jobs, { db: bossExecutor(client), returnId: true });
-  return ids?.length ?? 0;
+  return insertScheduledJobs(boss, client, DRILL_QUEUE, tenants, opts, (t, common): DrillJobPayload => ({
+    deployment_id: t.deployment_id,
+    client_name: t.client_name,
+    triggered_by: 'scheduler',
+    ...common,
+  }));
 }
