@@ -196,6 +196,9 @@ describe('fairness: slow and failing tenants do not hold up the others', () => {
     // Without the cap both slots would be busy with big runs for longer than a small tenant's interval.
     expect(slowest.rows[0]!.s, 'a big run takes longer than a small interval').toBeGreaterThan(SMALL_INTERVAL);
 
+    // The large group's cap held across the two workers (a run counts itself: 1 means none overlapped).
+    expect(bigRuns.rows[0]!.overlap, summary).toBeLessThanOrEqual(1);
+
     // Small tenants were never left waiting past two of their intervals.
     expect(worstSmallLag, `${worstTenant} waited ${worstSmallLag.toFixed(1)} s; runs ${summary}`).toBeLessThan(
       2 * SMALL_INTERVAL,

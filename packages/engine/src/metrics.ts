@@ -148,6 +148,12 @@ export function createMetrics(options: { readonly defaultMetrics?: boolean; read
       labelNames: ['triggered_by'] as const,
       registers,
     }),
+    jobsDeferred: new Counter({
+      name: 'sync_jobs_deferred_total',
+      help: 'Sync jobs queued again because their fairness group (large, failing) already ran its cap of syncs',
+      labelNames: ['group'] as const,
+      registers,
+    }),
     loopErrors: new Counter({
       name: 'sync_loop_errors_total',
       help: 'Errors caught in background loops',

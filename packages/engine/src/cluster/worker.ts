@@ -7,8 +7,9 @@ import { errorMessage } from '../errors.ts';
 import type { SyncMetrics } from '../metrics.ts';
 import type { RunTenantSyncOptions } from '../sync/run-options.ts';
 import { bossSettings } from '../queue/boss-settings.ts';
-import { clusterPriority } from '../queue/enqueue.ts';
+import { clusterPriority, requeueSync } from '../queue/enqueue.ts';
 import { canSyncNow, SYNC_REFUSALS, type SyncSwitch } from '../tenants/can-sync-now.ts';
+import { SyncGroupFullError, type ClaimGroup } from '../tenants/claim.ts';
 import { readSyncSwitch } from '../tenants/find.ts';
 import { SYNC_GROUPS } from './scheduler.ts';
 
@@ -19,8 +20,13 @@ import { SYNC_GROUPS } from './scheduler.ts';
  * a failed run throws so pg-boss retries it with backoff and, after the last retry, moves it to the dead-letter
  * queue. A job that stops heart-beating (its process died) is failed by pg-boss's monitor and retried elsewhere.
  * A job that starts while a retry of the same tenant waits takes that retry over (absorbWaitingRetries), so its
- * own retry always has a slot.
+ * own retry always has a slot. A job of a capped fairness group is queued again, a couple of seconds later, when
+ * its tenant's claim finds the group already at its cap (pg-boss's group count can let two workers past at once;
+ * the claim's count is exact): it waits its turn without failing or spending a retry.
  */
+
+/** Seconds a sync job whose fairness group was full waits before it is fetched again. */
+export const GROUP_DEFER_SECONDS = 2;
 
 /** The part of the engine's result the worker reads (see runTenantSync in ../sync/index.ts). */
 export type SyncRunOutcome = {
@@ -90,6 +96,13 @@ export function syncGroupConcurrency(limits: SyncGroupLimits): {
   };
 }
 
+/** The capped group of a job as its tenant's claim counts it, or undefined for an ungrouped job. */
+function claimGroupOf(job: Job<unknown>, limits: SyncGroupLimits): ClaimGroup | undefined {
+  if (!job.groupId) return undefined;
+  const caps = syncGroupConcurrency(limits);
+  return { id: job.groupId, limit: caps.tiers[job.groupTier ?? ''] ?? caps.default };
+}
+
 type TenantState = SyncSwitch | undefined;
 
 /**
@@ -146,6 +159,7 @@ export async function startSyncWorker(opts: SyncWorkerOptions): Promise<SyncWork
   const pollingIntervalSeconds = opts.pollingIntervalSeconds ?? bossSettings(boss).pollingIntervalSeconds;
   // Only this cluster's jobs (see clusterPriority).
   const priority = clusterPriority(opts.cluster);
+  const groupLimits = opts.groups ?? { large: 1, failing: 1 };
 
   const handle = async (job: Job<unknown>) => {
     const parsed = syncJobPayloadSchema.safeParse(job.data);
@@ -166,21 +180,46 @@ export async function startSyncWorker(opts: SyncWorkerOptions): Promise<SyncWork
       job.retryCount > 0 ? { fullSync: false } : await absorbWaitingRetries(boss, job.id, payload.client_name, logger);
     const stopper = new AbortController();
     running.set(job.id, stopper);
+    const group = claimGroupOf(job, groupLimits);
     try {
-      const result = await opts.runTenantSync({
-        pool: opts.pool,
-        clientName: payload.client_name,
-        scope,
-        fullSync: payload.full_sync || merged.fullSync,
-        triggeredBy: payload.triggered_by,
-        queueJobId: job.id,
-        workerId: opts.workerId,
-        signal: AbortSignal.any([job.signal, stopper.signal]),
-        logger: logger.child({ client: payload.client_name, job: job.id }),
-        ...(opts.metrics ? { metrics: opts.metrics } : {}),
-        ...(opts.claimTtlSeconds ? { claimTtlSeconds: opts.claimTtlSeconds } : {}),
-        ...(opts.batchSize ? { batchSize: opts.batchSize } : {}),
-      });
+      const result = await opts
+        .runTenantSync({
+          pool: opts.pool,
+          clientName: payload.client_name,
+          scope,
+          fullSync: payload.full_sync || merged.fullSync,
+          triggeredBy: payload.triggered_by,
+          queueJobId: job.id,
+          workerId: opts.workerId,
+          signal: AbortSignal.any([job.signal, stopper.signal]),
+          logger: logger.child({ client: payload.client_name, job: job.id }),
+          ...(opts.metrics ? { metrics: opts.metrics } : {}),
+          ...(opts.claimTtlSeconds ? { claimTtlSeconds: opts.claimTtlSeconds } : {}),
+          ...(opts.batchSize ? { batchSize: opts.batchSize } : {}),
+          ...(group ? { group } : {}),
+        })
+        .catch((error: unknown) => {
+          if (error instanceof SyncGroupFullError) return error;
+          throw error;
+        });
+      if (result instanceof SyncGroupFullError) {
+        const fullSync = payload.full_sync || merged.fullSync;
+        const requeued = await requeueSync(
+          boss,
+          { ...payload, full_sync: fullSync },
+          {
+            cluster: opts.cluster,
+            group: job.groupId ? { id: job.groupId, tier: job.groupTier ?? job.groupId } : undefined,
+            delaySeconds: GROUP_DEFER_SECONDS,
+          },
+        );
+        opts.metrics?.jobsDeferred.inc({ group: result.group });
+        logger.info(
+          { client: payload.client_name, job: job.id, requeued, group: result.group, running: result.running },
+          `deferred sync job: ${result.message}; queued again in ${GROUP_DEFER_SECONDS} s`,
+        );
+        return { deferred: result.message, requeued };
+      }
       if (result.status === 'failed') {
         throw new Error(result.error ?? `sync of "${payload.client_name}" failed`);
       }

@@ -128,6 +128,29 @@ async function sendCoalescing(
   return { jobId: null, coalesced: true, queuedAt: new Date().toISOString() };
 }
 
+/**
+ * Puts a sync job back on the queue, to start in `delaySeconds`, with its payload, fairness group and cluster
+ * priority: a job whose group was full when it started (SyncGroupFullError) waits its turn this way instead of
+ * failing or spending a retry. Returns the new job's id, or null when the tenant already has a job queued, which
+ * then does the work (stately policy, as for any coalesced request).
+ */
+export async function requeueSync(
+  boss: PgBoss,
+  payload: SyncJobPayload,
+  opts: {
+    readonly cluster: string;
+    readonly group?: { readonly id: string; readonly tier: string } | undefined;
+    readonly delaySeconds: number;
+  },
+): Promise<string | null> {
+  return boss.send(SYNC_QUEUE, syncJobPayloadSchema.parse(payload), {
+    singletonKey: payload.client_name,
+    priority: clusterPriority(opts.cluster),
+    startAfter: Math.max(1, Math.round(opts.delaySeconds)),
+    ...(opts.group ? { group: opts.group } : {}),
+  });
+}
+
 /** One due tenant of a scheduler pass, with the fairness group its job goes in (none for most). */
 export type ScheduledSync = {
   readonly deployment_id: string;

@@ -6,6 +6,7 @@ export {
   enqueueSync,
   enqueueScheduledSyncs,
   enqueueScheduledDrills,
+  requeueSync,
   clusterPriority,
   bossExecutor,
   QueueUnavailableError,

@@ -63,7 +63,7 @@ export async function finishJob(
             SET last_sync_at = now(), last_sync_status = $3::text,
                 last_full_sync_at = CASE WHEN $4::boolean THEN now() ELSE last_full_sync_at END,
                 source_fingerprint = CASE WHEN $3::text = 'failed' THEN NULL ELSE coalesce($5::text, source_fingerprint) END,
-                sync_claim_job_id = NULL, sync_claimed_by = NULL, sync_claim_expires_at = NULL,
+                sync_claim_job_id = NULL, sync_claimed_by = NULL, sync_claim_expires_at = NULL, sync_claim_group = NULL,
                 updated_at = now()
           WHERE deployment_id = $1::uuid AND sync_claim_job_id = $2::uuid`,
         [deploymentId, jobId, record.status, record.fullSyncCompleted, record.sourceFingerprint],

@@ -38,7 +38,7 @@ export function exitCodeFor(status: SyncRunResult['status']): 0 | 1 | 2 {
 
 /**
  * Runs one sync of one tenant with the service-role pool: claims the tenant (a second concurrent run is refused
- * with SyncAlreadyRunningError), reads one consistent snapshot of its SQLite file, syncs every table parents first
+ * with SyncAlreadyRunningError, a run over its fairness group's cap with SyncGroupFullError), reads one consistent snapshot of its SQLite file, syncs every table parents first
  * (full, or incremental: the rows on the pages that changed since the last run), detects deletions and conflicts,
  * records the snapshot's page state for the next run, and records sync_jobs,
  * sync_progress and last_sync_*. Sync failures are returned as status 'failed' with the error (never thrown);
@@ -58,6 +58,7 @@ export async function runTenantSync(opts: RunTenantSyncOptions): Promise<SyncRun
     queueJobId: opts.queueJobId,
     workerId: opts.workerId,
     claimTtlSeconds: claimTtl,
+    group: opts.group,
   });
   const { jobId, tenant } = claim;
   if (claim.reapedJobs > 0) {

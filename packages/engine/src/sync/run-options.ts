@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { CONFIG_DEFAULTS } from '@owui-sync/schema';
 import type { DbScope } from '../db.ts';
 import type { SyncMetrics } from '../metrics.ts';
+import type { ClaimGroup } from '../tenants/claim.ts';
 
 /** What a caller gives runTenantSync, read by the job lifecycle (job.ts) and the snapshot run (snapshot-run.ts). */
 
@@ -30,6 +31,11 @@ export type RunTenantSyncOptions = {
   onProgress?: (p: SyncProgress) => void;
   /** Claim lifetime, seconds (SYNC_CLAIM_TTL); renewed every third of it while the run is alive. */
   claimTtlSeconds?: number;
+  /**
+   * The capped fairness group of the run's queue job: the claim is refused with SyncGroupFullError while the
+   * cluster already runs `limit` syncs of the group.
+   */
+  group?: ClaimGroup;
   /** Skip an incremental run whose SQLite file has not committed anything since the last run (default true). */
   skipUnchangedSource?: boolean;
   /** How long to retry a locked SQLite file (default 10 s). */

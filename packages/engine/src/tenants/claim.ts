@@ -71,6 +71,55 @@ function toClaimedTenant(r: ClaimedTenantRow): ClaimedTenant {
   };
 }
 
+/**
+ * A capped fairness group a run belongs to (the pg-boss group of its job, see syncGroupConcurrency in
+ * ../cluster/worker.ts) and how many of the group's runs its cluster allows at once.
+ */
+export type ClaimGroup = { readonly id: string; readonly limit: number };
+
+/**
+ * The tenant's fairness group already has as many runs as its cap allows in the cluster. Not a failure: the run
+ * waits its turn (a worker queues the job again; see startSyncWorker).
+ */
+export class SyncGroupFullError extends ConflictError {
+  readonly group: string;
+  readonly running: number;
+  constructor(clientName: string, group: ClaimGroup, running: number) {
+    super(
+      `the ${group.id} group already has ${running} sync(s) running in this cluster (at most ${group.limit} at once); ` +
+        `"${clientName}" waits its turn`,
+      { clientName, group: group.id, limit: group.limit, running },
+    );
+    this.group = group.id;
+    this.running = running;
+  }
+}
+
+// One claimer of a group at a time per cluster: a transaction-scoped advisory lock (released at commit, so nothing
+// outlives the transaction behind a transaction-mode pooler), then the group's live claims are counted in a
+// statement that starts after the lock is held and so sees every claim committed before.
+const LOCK_GROUP_SQL = `SELECT pg_advisory_xact_lock(
+  hashtextextended('owui-sync sync group ' || coalesce(sync_metadata.deployment_cluster($1::uuid), '') || ' ' || $2::text, 0))`;
+const COUNT_GROUP_SQL = `
+  SELECT count(*)::int AS running
+    FROM sync_metadata.client_deployments d
+    JOIN sync_metadata.hosts h ON h.host_id = d.host_id
+   WHERE d.sync_claim_group = $2::text AND d.sync_claim_expires_at > now() AND d.deployment_id <> $1::uuid
+     AND h.cluster_name = sync_metadata.deployment_cluster($1::uuid)`;
+
+/** Refuses with SyncGroupFullError when the group is at its cap; call inside the claim's transaction. */
+async function checkGroupCapacity(
+  client: Queryable,
+  deploymentId: string,
+  clientName: string,
+  group: ClaimGroup,
+): Promise<void> {
+  await client.query(LOCK_GROUP_SQL, [deploymentId, group.id]);
+  const res = await client.query<{ running: number }>(COUNT_GROUP_SQL, [deploymentId, group.id]);
+  const running = res.rows[0]?.running ?? 0;
+  if (running >= group.limit) throw new SyncGroupFullError(clientName, group, running);
+}
+
 export const STOPPED_WORKER_ERROR =
   'the worker running this sync stopped, or could not reach PostgreSQL, before it recorded the end (its claim expired)';
 
@@ -91,8 +140,9 @@ async function failOrphanedJobs(client: Queryable, deploymentId: string, liveJob
 export type ClaimResult = { jobId: string; tenant: ClaimedTenant; reapedJobs: number };
 
 /**
- * Claims the tenant for one run: fails jobs of dead workers, refuses when another run holds a live claim, inserts
- * the sync_jobs row ('running') and sets last_sync_status = 'running'.
+ * Claims the tenant for one run: fails jobs of dead workers, refuses when another run holds a live claim (or, with
+ * `group`, when the group already runs its cap of syncs in the cluster: SyncGroupFullError), inserts the sync_jobs
+ * row ('running') and sets last_sync_status = 'running'.
  */
 export async function claimTenant(
   pool: pg.Pool,
@@ -104,6 +154,8 @@ export async function claimTenant(
     queueJobId?: string | undefined;
     workerId?: string | undefined;
     claimTtlSeconds: number;
+    /** The run's capped fairness group, counted exactly over the cluster's live claims. */
+    group?: ClaimGroup | undefined;
   },
 ): Promise<ClaimResult> {
   return withTransaction(
@@ -127,6 +179,7 @@ export async function claimTenant(
           row.sync_claim_expires_at as Date,
         );
       }
+      if (opts.group) await checkGroupCapacity(client, row.deployment_id, row.client_name, opts.group);
       const reapedJobs = await failOrphanedJobs(client, row.deployment_id, null);
       const job = await client.query<{ job_id: string }>(
         `INSERT INTO sync_metadata.sync_jobs
@@ -148,9 +201,9 @@ export async function claimTenant(
         `UPDATE sync_metadata.client_deployments
             SET sync_claim_job_id = $2::uuid, sync_claimed_by = $3::text,
                 sync_claim_expires_at = now() + make_interval(secs => $4::double precision),
-                last_sync_status = 'running', updated_at = now()
+                sync_claim_group = $5::text, last_sync_status = 'running', updated_at = now()
           WHERE deployment_id = $1::uuid`,
-        [row.deployment_id, jobId, opts.workerId ?? scope.hostId ?? null, opts.claimTtlSeconds],
+        [row.deployment_id, jobId, opts.workerId ?? scope.hostId ?? null, opts.claimTtlSeconds, opts.group?.id ?? null],
       );
       return { jobId, tenant: toClaimedTenant(row), reapedJobs };
     },
@@ -205,7 +258,7 @@ export async function reapStaleSyncJobs(pool: pg.Pool, scope: DbScope): Promise<
           await client.query(
             `UPDATE sync_metadata.client_deployments
                 SET last_sync_status = 'failed', sync_claim_job_id = NULL, sync_claimed_by = NULL,
-                    sync_claim_expires_at = NULL, updated_at = now()
+                    sync_claim_expires_at = NULL, sync_claim_group = NULL, updated_at = now()
               WHERE deployment_id = $1::uuid`,
             [d.deployment_id],
           );

@@ -48,7 +48,9 @@ export {
   renewClaim,
   reapStaleSyncJobs,
   SyncAlreadyRunningError,
+  SyncGroupFullError,
   STOPPED_WORKER_ERROR,
+  type ClaimGroup,
   type ClaimedTenant,
   type ClaimResult,
 } from './claim.ts';
