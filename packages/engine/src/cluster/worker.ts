@@ -97,10 +97,37 @@ export function syncGroupConcurrency(limits: SyncGroupLimits): {
 }
 
 /** The capped group of a job as its tenant's claim counts it, or undefined for an ungrouped job. */
-function claimGroupOf(job: Job<unknown>, limits: SyncGroupLimits): ClaimGroup | undefined {
+function claimGroupOf(job: Job<unknown>, caps: ReturnType<typeof syncGroupConcurrency>): ClaimGroup | undefined {
   if (!job.groupId) return undefined;
-  const caps = syncGroupConcurrency(limits);
   return { id: job.groupId, limit: caps.tiers[job.groupTier ?? ''] ?? caps.default };
+}
+
+/**
+ * Queues a job whose group was full again, GROUP_DEFER_SECONDS later, with its group and the sync type it asked for
+ * (`fullSync`, merged retries included); what the refused job is completed with.
+ */
+async function deferJob(
+  opts: SyncWorkerOptions,
+  job: Job<unknown>,
+  payload: SyncJobPayload,
+  fullSync: boolean,
+  refusal: SyncGroupFullError,
+): Promise<{ deferred: string; requeued: string | null }> {
+  const requeued = await requeueSync(
+    opts.boss,
+    { ...payload, full_sync: fullSync },
+    {
+      cluster: opts.cluster,
+      group: job.groupId ? { id: job.groupId, tier: job.groupTier ?? job.groupId } : undefined,
+      delaySeconds: GROUP_DEFER_SECONDS,
+    },
+  );
+  opts.metrics?.jobsDeferred.inc({ group: refusal.group });
+  opts.logger.info(
+    { client: payload.client_name, job: job.id, requeued, group: refusal.group, running: refusal.running },
+    `deferred sync job: ${refusal.message}; queued again in ${GROUP_DEFER_SECONDS} s`,
+  );
+  return { deferred: refusal.message, requeued };
 }
 
 type TenantState = SyncSwitch | undefined;
@@ -159,7 +186,7 @@ export async function startSyncWorker(opts: SyncWorkerOptions): Promise<SyncWork
   const pollingIntervalSeconds = opts.pollingIntervalSeconds ?? bossSettings(boss).pollingIntervalSeconds;
   // Only this cluster's jobs (see clusterPriority).
   const priority = clusterPriority(opts.cluster);
-  const groupLimits = opts.groups ?? { large: 1, failing: 1 };
+  const groupCaps = syncGroupConcurrency(opts.groups ?? { large: 1, failing: 1 });
 
   const handle = async (job: Job<unknown>) => {
     const parsed = syncJobPayloadSchema.safeParse(job.data);
@@ -180,14 +207,16 @@ export async function startSyncWorker(opts: SyncWorkerOptions): Promise<SyncWork
       job.retryCount > 0 ? { fullSync: false } : await absorbWaitingRetries(boss, job.id, payload.client_name, logger);
     const stopper = new AbortController();
     running.set(job.id, stopper);
-    const group = claimGroupOf(job, groupLimits);
+    const group = claimGroupOf(job, groupCaps);
+    const fullSync = payload.full_sync || merged.fullSync;
     try {
-      const result = await opts
-        .runTenantSync({
+      let result: SyncRunOutcome;
+      try {
+        result = await opts.runTenantSync({
           pool: opts.pool,
           clientName: payload.client_name,
           scope,
-          fullSync: payload.full_sync || merged.fullSync,
+          fullSync,
           triggeredBy: payload.triggered_by,
           queueJobId: job.id,
           workerId: opts.workerId,
@@ -197,28 +226,10 @@ export async function startSyncWorker(opts: SyncWorkerOptions): Promise<SyncWork
           ...(opts.claimTtlSeconds ? { claimTtlSeconds: opts.claimTtlSeconds } : {}),
           ...(opts.batchSize ? { batchSize: opts.batchSize } : {}),
           ...(group ? { group } : {}),
-        })
-        .catch((error: unknown) => {
-          if (error instanceof SyncGroupFullError) return error;
-          throw error;
         });
-      if (result instanceof SyncGroupFullError) {
-        const fullSync = payload.full_sync || merged.fullSync;
-        const requeued = await requeueSync(
-          boss,
-          { ...payload, full_sync: fullSync },
-          {
-            cluster: opts.cluster,
-            group: job.groupId ? { id: job.groupId, tier: job.groupTier ?? job.groupId } : undefined,
-            delaySeconds: GROUP_DEFER_SECONDS,
-          },
-        );
-        opts.metrics?.jobsDeferred.inc({ group: result.group });
-        logger.info(
-          { client: payload.client_name, job: job.id, requeued, group: result.group, running: result.running },
-          `deferred sync job: ${result.message}; queued again in ${GROUP_DEFER_SECONDS} s`,
-        );
-        return { deferred: result.message, requeued };
+      } catch (error) {
+        if (error instanceof SyncGroupFullError) return await deferJob(opts, job, payload, fullSync, error);
+        throw error;
       }
       if (result.status === 'failed') {
         throw new Error(result.error ?? `sync of "${payload.client_name}" failed`);
@@ -252,7 +263,7 @@ export async function startSyncWorker(opts: SyncWorkerOptions): Promise<SyncWork
         notifyPollingIntervalSeconds: Math.max(2, pollingIntervalSeconds),
         minPriority: priority,
         maxPriority: priority,
-        groupConcurrency: syncGroupConcurrency(opts.groups ?? { large: 1, failing: 1 }),
+        groupConcurrency: groupCaps,
       },
       async (jobs) => {
         const [job] = jobs;

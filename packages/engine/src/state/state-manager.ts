@@ -127,7 +127,9 @@ async function writeDeployment(
     // next_sync_at was computed from the old interval: the leader re-spreads the tenant on its next tick.
     clearNextSync: intervalChanged,
   });
-  return written as TenantRow;
+  // The row is locked since it was read, so it is still there.
+  if (!written) throw notRegistered(client, cluster);
+  return written;
 }
 
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;

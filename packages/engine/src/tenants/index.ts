@@ -61,7 +61,6 @@ export {
   deleteTenant,
   clusterHistoryCounts,
   orphanTenantCount,
-  TENANT_HOST_ROLES,
   type NewTenant,
   type RegistrationHost,
 } from './registration.ts';
@@ -72,7 +71,7 @@ export {
   type TenantRow,
   type TenantSettingsPatch,
 } from './settings.ts';
-export { lastSyncAt, LAST_SYNC_AT_SQL } from './last-sync.ts';
+export { LAST_SYNC_AT_SQL } from './last-sync.ts';
 export { listSyncJobs, type JobHistoryFilter, type SyncJobRow } from './job-history.ts';
 export {
   listConflictLog,

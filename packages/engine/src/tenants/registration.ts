@@ -9,14 +9,8 @@ import type { Queryable } from '../db.ts';
  * the caller.
  */
 
-/**
- * Roles of the hosts a tenant may be attached to, most preferred first: a full node, else a worker. Never a host
- * that cannot run syncs (an API-only process, role `api`) nor syncctl's own `admin` row while a node or worker
- * exists.
- */
-export const TENANT_HOST_ROLES = ['node', 'worker'] as const;
-
-// The roles are spelled out (not built from TENANT_HOST_ROLES) so the statement reads as what it picks.
+// The host a tenant is attached to runs its syncs: a full node, else a worker. Never a host that cannot run syncs (an
+// API-only process, role `api`), nor syncctl's own `admin` row while a node or worker exists.
 const PICK_HOST_SQL = `
   SELECT host_id, node_name FROM sync_metadata.hosts
    WHERE cluster_name = $1::text AND role IN ('node', 'worker')
@@ -32,9 +26,9 @@ const ADMIN_HOST_SQL = `
 export type RegistrationHost = { host_id: string; node_name: string; created: boolean };
 
 /**
- * The host a new tenant is attached to: the cluster's most recent node, else its most recent worker (see
- * TENANT_HOST_ROLES), else this machine's `admin` host row (created, or revived when it exists) so tenants can be
- * registered before the nodes first start. `created` says whether that admin row is new.
+ * The host a new tenant is attached to: the cluster's most recent node, else its most recent worker, else this
+ * machine's `admin` host row (created, or revived when it exists) so tenants can be registered before the nodes
+ * first start. `created` says whether that admin row is new.
  */
 export async function hostForRegistration(
   db: Queryable,
